@@ -1,0 +1,88 @@
+/**
+ * The compute-device interface (ggml-style: a small set of ops). TypeScript decides what runs;
+ * each device decides how fast. All activations are f32; weights may be quantized.
+ *
+ * Weight matrices are row-major [rows = out, cols = in]: y = W x.
+ * Quantized layouts match GGUF blocks of 32 along a row, with the scales kept in their own array
+ * so a safetensors checkpoint maps onto them without repacking:
+ *  - q8: data = int8 [rows*cols]; scales = f16 [rows*cols/32]; value = q * d        (== GGUF Q8_0)
+ *  - q4: data = u8 [rows*cols/2], per block of 32: byte j holds element j (low nibble) and
+ *        element j+16 (high nibble); scales = f16 [rows*cols/32]; value = (nib - 8) * d (== GGUF Q4_0)
+ */
+export type WeightDType = "f32" | "f16" | "bf16" | "q8" | "q4";
+
+export interface Weight {
+  dtype: WeightDType;
+  rows: number;
+  cols: number;
+  /** Raw element bytes (see layouts above). Device-owned memory when the device allocated it. */
+  data: Uint8Array;
+  /** f16 scales, one per 32 elements of a row (q8 / q4 only). */
+  scales?: Uint8Array;
+}
+
+export type RopeStyle = "interleaved" | "neox";
+
+export interface AttentionArgs {
+  /** [nTok, nHeads, headDim] queries (already roped / normed / scaled by the caller's choices). */
+  q: Float32Array;
+  /** KV cache of one sequence: [maxCtx, nKvHeads, headDim] each. */
+  kCache: Float32Array;
+  vCache: Float32Array;
+  /** Output [nTok, nHeads, headDim]. */
+  out: Float32Array;
+  nTok: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** Absolute position of the first query token; keys 0..pos0+nTok-1 are in the cache. */
+  pos0: number;
+  scale: number;
+  /** Chunked local attention (Llama 4): query at p sees keys k with floor(k/c) == floor(p/c). 0 = off. */
+  chunkSize: number;
+  /** Sliding window (Mistral style): keys with p - k < window. 0 = off. */
+  window: number;
+}
+
+export interface Device {
+  readonly name: string;
+  /** Threads the device uses for one op. */
+  readonly threads: number;
+  /** Allocate device memory for a weight of this shape (64-byte aligned) and copy `src` into it. */
+  upload(src: Weight): Weight;
+  /** out[n, rows] = x[n, cols] . W^T  (n = 1 is a matvec). */
+  matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void;
+  /** out[i] = x[i] / rms(x row) * weight (weight may be null: parameter-free). Rows of length dim. */
+  rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array | null, rows: number, dim: number, eps: number): void;
+  /** In-place rotary embedding on x [nTok, nHeads, headDim]; positions[t]; invFreq [rotDim/2]. */
+  rope(
+    x: Float32Array,
+    nTok: number,
+    nHeads: number,
+    headDim: number,
+    positions: Int32Array,
+    invFreq: Float32Array,
+    style: RopeStyle,
+  ): void;
+  /** Causal grouped-query attention over a sequence's KV cache. */
+  attention(args: AttentionArgs): void;
+  /** out = silu(gate) * up, elementwise over len. */
+  swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void;
+  /** out += a * scale (scale defaults to 1), elementwise over len. */
+  addScaled(out: Float32Array, a: Float32Array, len: number, scale?: number): void;
+  /**
+   * Router: logits [nTok, nExperts] -> for each token its top-k expert ids and weights.
+   * mode "softmax": softmax over all experts, top-k, renormalise iff `renormalize`.
+   * mode "sigmoid": top-k of raw logits, weight = sigmoid(logit) (Llama 4).
+   */
+  route(
+    logits: Float32Array,
+    nTok: number,
+    nExperts: number,
+    k: number,
+    mode: "softmax" | "sigmoid",
+    renormalize: boolean,
+    outIds: Int32Array,
+    outWeights: Float32Array,
+  ): void;
+}

@@ -1,0 +1,64 @@
+/** What the HTTP server needs from an engine: tokenize, template, generate a token stream. */
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant" | "tool" | "developer";
+  content: string;
+}
+
+export interface SamplingParams {
+  maxTokens: number;
+  /** 0 = greedy. */
+  temperature: number;
+  topP: number;
+  /** 0 = off. */
+  topK: number;
+  seed?: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  /** Stop strings: generation ends before the first occurrence; it is not returned. */
+  stop: string[];
+  /** Number of top logprobs per token to return; null = no logprobs. */
+  logprobs: number | null;
+}
+
+export interface TokenLogprob {
+  tokenId: number;
+  token: string;
+  logprob: number;
+}
+
+export interface TokenEvent {
+  tokenId: number;
+  /** Text delta to emit (may be "" while a multi-byte character or a possible stop string is held back). */
+  text: string;
+  logprob?: TokenLogprob;
+  topLogprobs?: TokenLogprob[];
+}
+
+export type FinishReason = "stop" | "length";
+
+export interface GenerationResult {
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
+  /** Prompt tokens whose KV came from a cache. */
+  cachedTokens: number;
+  /** Expert paging summary for this request (filled once the expert store exists). */
+  paging?: Record<string, number>;
+}
+
+export interface Tokenizer {
+  encode(text: string, addSpecialTokens?: boolean): number[];
+  decode(ids: number[]): string;
+  /** Render the chat template (with the generation prompt) and tokenize it. */
+  applyChatTemplate(messages: ChatMessage[]): number[];
+  readonly eosTokenIds: number[];
+}
+
+export interface Engine {
+  readonly modelId: string;
+  readonly tokenizer: Tokenizer;
+  readonly contextLength: number;
+  /** Yields one event per generated token; returns the final accounting. Abort stops within one step. */
+  generate(promptIds: number[], params: SamplingParams, signal?: AbortSignal): AsyncGenerator<TokenEvent, GenerationResult>;
+}
