@@ -19,6 +19,8 @@ export interface SamplingParams {
   stop: string[];
   /** Number of top logprobs per token to return; null = no logprobs. */
   logprobs: number | null;
+  /** Keep generating past end-of-sequence tokens (benchmarks, parity runs). */
+  ignoreEos?: boolean;
 }
 
 export interface TokenLogprob {

@@ -1,0 +1,292 @@
+import type { Device, Weight } from "../device/device.js";
+import type { ExpertProvider } from "../experts/provider.js";
+import type { Checkpoint, ModelConfig } from "../model/types.js";
+import { dequantizeRow } from "./dequantize-row.js";
+import type { KvCache } from "./kv-cache.js";
+
+interface LayerWeights {
+  attnNorm: Float32Array;
+  ffnNorm: Float32Array;
+  q: Weight;
+  k: Weight;
+  v: Weight;
+  o: Weight;
+  qNorm: Float32Array | null;
+  kNorm: Float32Array | null;
+  router: Weight | null;
+  shared: { gate: Weight; up: Weight; down: Weight } | null;
+  dense: { gate: Weight; up: Weight; down: Weight } | null;
+}
+
+/** Tokens computed together in one prefill pass; longer prompts are split into chunks of this size. */
+export const PREFILL_CHUNK = 256;
+
+/** Scratch buffers for up to `n` tokens, reused across steps. */
+class Scratch {
+  constructor(
+    readonly n: number,
+    c: ModelConfig,
+  ) {
+    const qDim = c.numHeads * c.headDim;
+    const kvDim = c.numKvHeads * c.headDim;
+    const ffn = Math.max(c.expertFfn, c.denseFfn);
+    this.x = new Float32Array(n * c.hiddenSize);
+    this.xn = new Float32Array(n * c.hiddenSize);
+    this.q = new Float32Array(n * qDim);
+    this.k = new Float32Array(n * kvDim);
+    this.v = new Float32Array(n * kvDim);
+    this.attn = new Float32Array(n * qDim);
+    this.proj = new Float32Array(n * c.hiddenSize);
+    this.gate = new Float32Array(n * ffn);
+    this.up = new Float32Array(n * ffn);
+    this.routerLogits = new Float32Array(n * Math.max(1, c.numExperts));
+    this.expIds = new Int32Array(n * Math.max(1, c.topK));
+    this.expWeights = new Float32Array(n * Math.max(1, c.topK));
+    this.gathered = new Float32Array(n * c.hiddenSize);
+    this.expertOut = new Float32Array(n * c.hiddenSize);
+    this.positions = new Int32Array(n);
+  }
+  x: Float32Array;
+  xn: Float32Array;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  attn: Float32Array;
+  proj: Float32Array;
+  gate: Float32Array;
+  up: Float32Array;
+  routerLogits: Float32Array;
+  expIds: Int32Array;
+  expWeights: Float32Array;
+  gathered: Float32Array;
+  expertOut: Float32Array;
+  positions: Int32Array;
+}
+
+function vector(w: Weight): Float32Array {
+  if (w.dtype !== "f32") throw new Error(`expected an f32 vector, got ${w.dtype}`);
+  return new Float32Array(w.data.buffer, w.data.byteOffset, w.rows * w.cols);
+}
+
+/**
+ * The decoder-only MoE transformer of the three families, orchestrated in TypeScript over the
+ * device's ops. Dense weights are loaded eagerly; routed experts come from the ExpertProvider.
+ */
+export class MoeTransformer {
+  readonly config: ModelConfig;
+  private readonly embed: Weight;
+  private readonly finalNorm: Float32Array;
+  private readonly lmHead: Weight;
+  private readonly layers: LayerWeights[] = [];
+  private readonly scratch = new Map<number, Scratch>();
+  readonly logits: Float32Array;
+
+  constructor(
+    ckpt: Checkpoint,
+    private readonly device: Device,
+    private readonly experts: ExpertProvider,
+  ) {
+    const c = ckpt.config;
+    this.config = c;
+    const load = (name: string) => device.upload(ckpt.loadDense(name));
+    const loadVec = (name: string) => vector(ckpt.loadDense(name));
+    // The embedding table is only read one row per token: keep it as stored (no device copy).
+    this.embed = ckpt.loadDense("embed");
+    this.finalNorm = loadVec("norm");
+    this.lmHead = c.tieWordEmbeddings || !ckpt.has("lm_head") ? device.upload(this.embed) : load("lm_head");
+    for (let l = 0; l < c.numLayers; l++) {
+      const p = `l${l}.`;
+      const moe = c.moeLayers[l];
+      this.layers.push({
+        attnNorm: loadVec(`${p}attn_norm`),
+        ffnNorm: loadVec(`${p}ffn_norm`),
+        q: load(`${p}q`),
+        k: load(`${p}k`),
+        v: load(`${p}v`),
+        o: load(`${p}o`),
+        qNorm: c.headQkNorm ? loadVec(`${p}q_norm`) : null,
+        kNorm: c.headQkNorm ? loadVec(`${p}k_norm`) : null,
+        router: moe ? load(`${p}router`) : null,
+        shared:
+          moe && c.sharedExpert
+            ? { gate: load(`${p}shexp.gate`), up: load(`${p}shexp.up`), down: load(`${p}shexp.down`) }
+            : null,
+        dense: moe ? null : { gate: load(`${p}mlp.gate`), up: load(`${p}mlp.up`), down: load(`${p}mlp.down`) },
+      });
+    }
+    this.logits = new Float32Array(c.vocabSize);
+  }
+
+  private scratchFor(n: number): Scratch {
+    const size = n <= 1 ? 1 : PREFILL_CHUNK;
+    let s = this.scratch.get(size);
+    if (!s) {
+      s = new Scratch(size, this.config);
+      this.scratch.set(size, s);
+    }
+    return s;
+  }
+
+  /**
+   * Run `tokens` at positions cache.length.. through the model, appending their K/V to the cache,
+   * and leave the last token's logits in `this.logits`.
+   */
+  async forward(tokens: number[], cache: KvCache): Promise<Float32Array> {
+    cache.reserve(cache.length + tokens.length);
+    for (let i = 0; i < tokens.length; i += PREFILL_CHUNK) {
+      const chunk = tokens.slice(i, i + PREFILL_CHUNK);
+      await this.forwardChunk(chunk, cache, i + PREFILL_CHUNK >= tokens.length);
+    }
+    return this.logits;
+  }
+
+  private async forwardChunk(tokens: number[], cache: KvCache, wantLogits: boolean): Promise<void> {
+    const c = this.config;
+    const d = this.device;
+    const n = tokens.length;
+    const H = c.hiddenSize;
+    const s = this.scratchFor(n);
+    const pos0 = cache.length;
+    for (let t = 0; t < n; t++) {
+      dequantizeRow(this.embed, tokens[t], s.x.subarray(t * H, (t + 1) * H));
+      s.positions[t] = pos0 + t;
+    }
+    const positions = s.positions.subarray(0, n);
+    for (let l = 0; l < c.numLayers; l++) {
+      const w = this.layers[l];
+      d.rmsnorm(s.xn, s.x, w.attnNorm, n, H, c.rmsNormEps);
+      this.attention(l, w, s, n, positions, cache, pos0);
+      d.addScaled(s.x, s.proj, n * H);
+      d.rmsnorm(s.xn, s.x, w.ffnNorm, n, H, c.rmsNormEps);
+      if (w.dense) this.mlp(w.dense, s.xn, s.proj, n, c.denseFfn, s);
+      else await this.moe(l, w, s, n);
+      d.addScaled(s.x, s.proj, n * H);
+    }
+    cache.length = pos0 + n;
+    if (wantLogits) {
+      const last = s.x.subarray((n - 1) * H, n * H);
+      d.rmsnorm(s.xn, last, this.finalNorm, 1, H, c.rmsNormEps);
+      d.matmul(this.logits, s.xn, 1, this.lmHead);
+    }
+  }
+
+  /** Self-attention of layer l for n tokens; result (after o_proj) in s.proj. */
+  private attention(
+    l: number,
+    w: LayerWeights,
+    s: Scratch,
+    n: number,
+    positions: Int32Array,
+    cache: KvCache,
+    pos0: number,
+  ): void {
+    const c = this.config;
+    const d = this.device;
+    const hd = c.headDim;
+    d.matmul(s.q, s.xn, n, w.q);
+    d.matmul(s.k, s.xn, n, w.k);
+    d.matmul(s.v, s.xn, n, w.v);
+    if (w.qNorm && w.kNorm) {
+      // Qwen3: learned RMSNorm per head, before RoPE.
+      d.rmsnorm(s.q, s.q, w.qNorm, n * c.numHeads, hd, c.rmsNormEps);
+      d.rmsnorm(s.k, s.k, w.kNorm, n * c.numKvHeads, hd, c.rmsNormEps);
+    }
+    const useRope = c.ropeLayers[l];
+    if (useRope) {
+      d.rope(s.q, n, c.numHeads, hd, positions, c.rope.invFreq, c.rope.style);
+      d.rope(s.k, n, c.numKvHeads, hd, positions, c.rope.invFreq, c.rope.style);
+      if (c.l2QkNorm) {
+        // Llama 4: parameter-free RMS norm of q and k after RoPE, on RoPE layers only.
+        d.rmsnorm(s.q, s.q, null, n * c.numHeads, hd, c.rmsNormEps);
+        d.rmsnorm(s.k, s.k, null, n * c.numKvHeads, hd, c.rmsNormEps);
+      }
+    } else if (c.attnTemperature) {
+      // Llama 4 NoPE layers: scale queries up with the log of the position (temperature tuning).
+      const { floorScale, attnScale } = c.attnTemperature;
+      const qDim = c.numHeads * hd;
+      for (let t = 0; t < n; t++) {
+        const scale = 1 + attnScale * Math.log1p(Math.floor((positions[t] + 1) / floorScale));
+        const row = s.q.subarray(t * qDim, (t + 1) * qDim);
+        for (let i = 0; i < qDim; i++) row[i] *= scale;
+      }
+    }
+    cache.write(l, pos0, s.k, s.v, n);
+    d.attention({
+      q: s.q,
+      kCache: cache.k[l],
+      vCache: cache.v[l],
+      out: s.attn,
+      nTok: n,
+      nHeads: c.numHeads,
+      nKvHeads: c.numKvHeads,
+      headDim: hd,
+      pos0,
+      scale: 1 / Math.sqrt(hd),
+      chunkSize: useRope ? c.attentionChunk : 0,
+      window: c.slidingWindow,
+    });
+    d.matmul(s.proj, s.attn, n, w.o);
+  }
+
+  /** SwiGLU MLP: out[n,H] = down(silu(gate x) * up x). */
+  private mlp(
+    m: { gate: Weight; up: Weight; down: Weight },
+    x: Float32Array,
+    out: Float32Array,
+    n: number,
+    ffn: number,
+    s: Scratch,
+  ): void {
+    const d = this.device;
+    d.matmul(s.gate, x, n, m.gate);
+    d.matmul(s.up, x, n, m.up);
+    d.swiglu(s.gate, s.gate, s.up, n * ffn);
+    d.matmul(out, s.gate, n, m.down);
+  }
+
+  /** Routed experts (+ the shared expert) for n tokens; result in s.proj. */
+  private async moe(l: number, w: LayerWeights, s: Scratch, n: number): Promise<void> {
+    const c = this.config;
+    const d = this.device;
+    const H = c.hiddenSize;
+    const k = c.topK;
+    d.matmul(s.routerLogits, s.xn, n, w.router!);
+    d.route(s.routerLogits, n, c.numExperts, k, c.routing, c.normTopK, s.expIds, s.expWeights);
+    // Group the (token, slot) pairs by expert so each expert runs once over all its tokens.
+    const byExpert = new Map<number, number[]>();
+    for (let i = 0; i < n * k; i++) {
+      const e = s.expIds[i];
+      let list = byExpert.get(e);
+      if (!list) {
+        list = [];
+        byExpert.set(e, list);
+      }
+      list.push(i);
+    }
+    const ids = [...byExpert.keys()].sort((a, b) => a - b);
+    const weights = await this.experts.acquire(l, ids);
+    if (w.shared) this.mlp(w.shared, s.xn, s.proj, n, c.expertFfn, s);
+    else s.proj.fill(0, 0, n * H);
+    const out = s.expertOut;
+    for (let j = 0; j < ids.length; j++) {
+      const pairs = byExpert.get(ids[j])!;
+      const m = pairs.length;
+      for (let r = 0; r < m; r++) {
+        const t = Math.floor(pairs[r] / k);
+        const row = s.gathered.subarray(r * H, (r + 1) * H);
+        row.set(s.xn.subarray(t * H, (t + 1) * H));
+        // Llama 4 scales the expert's input by its router score; the others scale the output.
+        if (c.scoreOnInput) {
+          const g = s.expWeights[pairs[r]];
+          for (let i = 0; i < H; i++) row[i] *= g;
+        }
+      }
+      this.mlp(weights[j], s.gathered, out, m, c.expertFfn, s);
+      for (let r = 0; r < m; r++) {
+        const t = Math.floor(pairs[r] / k);
+        const g = c.scoreOnInput ? 1 : s.expWeights[pairs[r]];
+        d.addScaled(s.proj.subarray(t * H, (t + 1) * H), out.subarray(r * H, (r + 1) * H), H, g);
+      }
+    }
+  }
+}
