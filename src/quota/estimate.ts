@@ -1,0 +1,22 @@
+/**
+ * Upper bound of a request's prompt tokens, computed at the edge without the model's tokenizer.
+ * Byte-level BPE and SentencePiece with byte fallback never produce more tokens than UTF-8 bytes
+ * (every token covers at least one byte), and the chat template adds a bounded number of special
+ * tokens per message. The reservation (this + max_tokens) is therefore an upper bound of usage, which
+ * is what makes admission exact; settlement replaces it by the backend's exact count.
+ */
+export const TEMPLATE_TOKENS_PER_MESSAGE = 16;
+export const TEMPLATE_TOKENS_FIXED = 32;
+
+const encoder = new TextEncoder();
+
+export function utf8Length(s: string): number {
+  return encoder.encode(s).length;
+}
+
+/** `texts`: every text the prompt is made of (message contents, names, tool JSON). */
+export function estimatePromptTokens(texts: string[], messages: number): number {
+  let bytes = 0;
+  for (const t of texts) bytes += utf8Length(t);
+  return bytes + messages * TEMPLATE_TOKENS_PER_MESSAGE + TEMPLATE_TOKENS_FIXED;
+}
