@@ -11,6 +11,7 @@ export default defineConfig({
           testTimeout: 60_000,
         },
       },
+      "./test/workers/vitest.config.ts",
     ],
   },
 });

@@ -1,0 +1,131 @@
+/**
+ * The OpenAI request schemas we accept, validated with zod. Shared: the edge validates before
+ * anything leaves it, and the backend validates again (it can be called directly).
+ * Unknown top-level fields are kept (clients send many harmless extras) and forwarded.
+ */
+import { type ZodError, z } from "zod";
+import { type ApiError, badRequest } from "./errors.js";
+
+const textPart = z.object({ type: z.literal("text"), text: z.string() });
+
+export const chatMessageSchema = z.looseObject({
+  role: z.enum(["system", "user", "assistant", "tool", "developer"]),
+  content: z.union([z.string(), z.array(textPart), z.null()]),
+  name: z.string().optional(),
+});
+
+const stop = z
+  .union([z.string(), z.array(z.string()).max(4)])
+  .nullable()
+  .optional();
+
+/** Sampling fields common to /chat/completions and /completions. */
+const samplingFields = {
+  model: z.string().min(1),
+  stream: z.boolean().nullable().optional(),
+  stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
+  max_tokens: z.number().int().min(1).nullable().optional(),
+  temperature: z.number().min(0).max(2).nullable().optional(),
+  top_p: z.number().gt(0).max(1).nullable().optional(),
+  /** Extension (vLLM-style): 0 = off. */
+  top_k: z.number().int().min(0).nullable().optional(),
+  seed: z.number().int().nullable().optional(),
+  presence_penalty: z.number().min(-2).max(2).nullable().optional(),
+  frequency_penalty: z.number().min(-2).max(2).nullable().optional(),
+  stop,
+  n: z.number().int().min(1).nullable().optional(),
+  user: z.string().optional(),
+};
+
+export const chatCompletionRequestSchema = z.looseObject({
+  ...samplingFields,
+  messages: z.array(chatMessageSchema).min(1),
+  max_completion_tokens: z.number().int().min(1).nullable().optional(),
+  logprobs: z.boolean().nullable().optional(),
+  top_logprobs: z.number().int().min(0).max(20).nullable().optional(),
+});
+
+export const completionRequestSchema = z.looseObject({
+  ...samplingFields,
+  prompt: z.string(),
+  logprobs: z.number().int().min(0).max(5).nullable().optional(),
+  echo: z.boolean().nullable().optional(),
+});
+
+export type ChatMessageInput = z.infer<typeof chatMessageSchema>;
+export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
+export type CompletionRequest = z.infer<typeof completionRequestSchema>;
+
+/** `messages[0].role` style path, as OpenAI reports `param`. */
+export function formatParam(path: ReadonlyArray<PropertyKey>): string | null {
+  if (path.length === 0) return null;
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out === "" ? String(key) : `.${String(key)}`;
+  }
+  return out;
+}
+
+/** Map the first zod issue to one OpenAI error: the param, a readable message and a stable code. */
+export function zodToApiError(error: ZodError): ApiError {
+  const issue = error.issues[0];
+  if (!issue) return badRequest("Invalid request body.");
+  const param = formatParam(issue.path);
+  const where = param ? `'${param}'` : "request body";
+  let code = "invalid_value";
+  if (issue.code === "invalid_type")
+    code = issue.input === undefined ? "missing_required_parameter" : "invalid_type";
+  else if (issue.code === "too_small") code = issue.origin === "array" ? "empty_array" : "below_min_value";
+  else if (issue.code === "too_big")
+    code = issue.origin === "array" ? "array_above_max_length" : "above_max_value";
+  const message =
+    code === "missing_required_parameter"
+      ? `Missing required parameter: ${where}.`
+      : `Invalid ${where}: ${issue.message}.`;
+  return badRequest(message, param, code);
+}
+
+function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw badRequest("The request body must be a JSON object.", null, "invalid_type");
+  }
+  const result = schema.safeParse(body);
+  if (!result.success) throw zodToApiError(result.error);
+  return result.data;
+}
+
+/** Validate and check the parts we do not support (n > 1). Throws ApiError(400). */
+export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
+  const req = parseWith(chatCompletionRequestSchema, body);
+  rejectUnsupported(req);
+  if (req.top_logprobs != null && req.top_logprobs > 0 && !req.logprobs) {
+    throw badRequest("'top_logprobs' requires 'logprobs' to be true.", "top_logprobs", "invalid_value");
+  }
+  return req;
+}
+
+export function parseCompletionRequest(body: unknown): CompletionRequest {
+  const req = parseWith(completionRequestSchema, body);
+  rejectUnsupported(req);
+  return req;
+}
+
+function rejectUnsupported(req: { n?: number | null }): void {
+  if (req.n != null && req.n > 1) {
+    throw badRequest("Only n = 1 is supported.", "n", "unsupported_value");
+  }
+}
+
+/** Flatten message content (string or text parts) to the plain string the engine takes. */
+export function messageText(content: ChatMessageInput["content"]): string {
+  if (content === null) return "";
+  if (typeof content === "string") return content;
+  return content.map((p) => p.text).join("");
+}
+
+/** Stop sequences as a list. */
+export function stopList(stopField: string | string[] | null | undefined): string[] {
+  if (stopField == null) return [];
+  return (typeof stopField === "string" ? [stopField] : stopField).filter((s) => s.length > 0);
+}

@@ -1,0 +1,31 @@
+/**
+ * The chat route as an ordered list of stages. Each stage is a Hono middleware; the last one
+ * (forward) answers. New stages (license policy, quota reservation, prompt cache, routing) go
+ * into this list at their place; they talk through the typed context variables in env.ts
+ * (`tenant`, `chatRequest`, `upstream`, `completionHooks`).
+ */
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "../env.js";
+import { apiKeyAuth } from "../middleware/auth.js";
+import { validateChatRequest } from "../middleware/validate.js";
+import { forwardChat } from "../upstream/forward.js";
+import type { FetchLike } from "../upstream/target.js";
+
+export interface PipelineDeps {
+  /** Outbound fetch to backends (tests inject a double; default: global fetch). */
+  fetch?: FetchLike;
+}
+
+export interface Stage {
+  name: string;
+  handler: MiddlewareHandler<AppEnv>;
+}
+
+export function chatStages(deps: PipelineDeps = {}): Stage[] {
+  return [
+    { name: "auth", handler: apiKeyAuth() },
+    { name: "validate", handler: validateChatRequest() },
+    // gateway: { name: "policy" }, { name: "quota" }, { name: "cache" }, { name: "route" }
+    { name: "forward", handler: forwardChat(deps.fetch) },
+  ];
+}
