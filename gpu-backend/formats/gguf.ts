@@ -4,9 +4,9 @@
  * type (arrays included) and the tensor table, validates every offset against the file, and then
  * serves positioned reads; it never maps or reads the whole file.
  */
-import { closeSync, fstatSync, openSync } from "node:fs";
+import { closeSync, fstatSync, openSync, rmSync } from "node:fs";
 import { FormatError } from "./errors.js";
-import { closeQuietly, preadExact, writeAll } from "./io.js";
+import { closeQuietly, preadExact, writeAll, writeChunks } from "./io.js";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -464,7 +464,7 @@ export type GgufTensorToWrite = {
   type: number;
   /** ne[0] first. */
   dims: number[];
-} & ({ data: Uint8Array } | { fill: () => Uint8Array });
+} & ({ data: Uint8Array } | { fill: () => Uint8Array | Iterable<Uint8Array> });
 
 class ByteSink {
   private chunks: Uint8Array[] = [];
@@ -622,17 +622,16 @@ export function writeGguf(
   try {
     writeAll(fd, head);
     tensors.forEach((t, i) => {
-      const data = "data" in t ? t.data : t.fill();
-      if (data.length !== sizes[i]) {
-        throw new FormatError(path, `got ${data.length} bytes, expected ${sizes[i]}`, t.name);
-      }
-      writeAll(fd, data);
-      const p = Math.ceil(data.length / alignment) * alignment - data.length;
+      const n = writeChunks(fd, "data" in t ? t.data : t.fill());
+      if (n !== sizes[i]) throw new FormatError(path, `got ${n} bytes, expected ${sizes[i]}`, t.name);
+      const p = Math.ceil(n / alignment) * alignment - n;
       if (p > 0) writeAll(fd, new Uint8Array(p));
-      total += data.length + p;
+      total += n + p;
     });
   } catch (e) {
+    // Leave no half-written file behind.
     closeQuietly(fd);
+    rmSync(path, { force: true });
     throw e;
   }
   closeSync(fd);

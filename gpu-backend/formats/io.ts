@@ -30,3 +30,17 @@ export function closeQuietly(fd: number | undefined): void {
     // already closed or invalid: nothing more to release
   }
 }
+
+/** Write one buffer or a sequence of chunks; returns the number of bytes written. */
+export function writeChunks(fd: number, src: Uint8Array | Iterable<Uint8Array>): number {
+  if (src instanceof Uint8Array) {
+    writeAll(fd, src);
+    return src.length;
+  }
+  let n = 0;
+  for (const c of src) {
+    writeAll(fd, c);
+    n += c.length;
+  }
+  return n;
+}

@@ -4,10 +4,10 @@
  * expert store can page single experts; writes go tensor by tensor so multi-GB checkpoints never
  * need to be held in memory at once.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FormatError } from "./errors.js";
-import { closeQuietly, preadExact, writeAll } from "./io.js";
+import { closeQuietly, preadExact, writeAll, writeChunks } from "./io.js";
 
 /** dtypes in the reference implementation's declaration order (ascending alignment). */
 const DTYPE_SIZES = {
@@ -229,7 +229,7 @@ export type TensorToWrite = {
   name: string;
   dtype: WritableDType | SafetensorsDType;
   shape: number[];
-} & ({ data: Uint8Array } | { fill: () => Uint8Array });
+} & ({ data: Uint8Array } | { fill: () => Uint8Array | Iterable<Uint8Array> });
 
 function tensorBytes(t: TensorToWrite): number {
   return prod(t.shape) * DTYPE_SIZES[t.dtype];
@@ -294,20 +294,21 @@ export function writeSafetensors(
   try {
     writeAll(fd, header);
     for (const t of ordered) {
-      const data = "data" in t ? t.data : t.fill();
+      const n = writeChunks(fd, "data" in t ? t.data : t.fill());
       const expected = tensorBytes(t);
-      if (data.length !== expected) {
+      if (n !== expected) {
         throw new FormatError(
           path,
-          `got ${data.length} bytes, expected ${expected} for ${t.dtype} [${t.shape.join(",")}]`,
+          `got ${n} bytes, expected ${expected} for ${t.dtype} [${t.shape.join(",")}]`,
           t.name,
         );
       }
-      writeAll(fd, data);
-      total += data.length;
+      total += n;
     }
   } catch (e) {
+    // Leave no half-written file behind.
     closeQuietly(fd);
+    rmSync(path, { force: true });
     throw e;
   }
   closeSync(fd);
