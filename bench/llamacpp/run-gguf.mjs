@@ -4,7 +4,7 @@
 // Prints one JSON object on stdout; everything else (llama.cpp logs) goes to stderr.
 //
 //   node run-gguf.mjs --model FILE --prompt-ids 1,2,3 [--prompt-ids 4,5] --max-tokens 64
-//        [--threads 2] [--repeats 1] [--logits none|first|all] [--context N]
+//        [--threads 2] [--repeats 1] [--logits none|first|all] [--context N] [--kv-type F16|F32]
 //
 // Output: {model, threads, results: [{prompt_ids, ids, first_logits?, step_logits?, timings}]}
 // timings: {load_ms, prefill_ms, prefill_tps, decode_ms, decode_tps} (best of --repeats).
@@ -22,6 +22,7 @@ const { values } = parseArgs({
     repeats: { type: "string", default: "1" },
     logits: { type: "string", default: "none" },
     context: { type: "string" },
+    "kv-type": { type: "string", default: "F16" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -56,6 +57,9 @@ const context = await model.createContext({
   threads: { ideal: threads, min: threads },
   batchSize: Math.max(512, longest),
   flashAttention: false,
+  // llama.cpp caches K/V in f16 by default; parity runs ask for F32 so the cache adds no rounding.
+  experimentalKvCacheKeyType: values["kv-type"],
+  experimentalKvCacheValueType: values["kv-type"],
 });
 const loadMs = performance.now() - t0;
 const sequence = context.getSequence();
