@@ -1,0 +1,145 @@
+/**
+ * The CPU device: the Device interface over the native addon (C++, OpenMP, AVX-512 / AVX2 / scalar
+ * kernels chosen at run time). Every op is one synchronous call into native code.
+ */
+import type { AttentionArgs, Device, RopeStyle, Weight, WeightDType } from "../device.js";
+import { weightDataBytes } from "../f16.js";
+import { ISA_INDEX, type Isa, loadNative, type NativeAddon } from "./native.js";
+
+export interface CpuDeviceOptions {
+  /** Threads per op; default MOE_THREADS, else the number of hardware threads. */
+  threads?: number;
+  /** Force an instruction set (must be supported); default the best available. */
+  isa?: Isa;
+}
+
+const DTYPE_CODE: Record<WeightDType, number> = { f32: 0, f16: 1, bf16: 2, q8: 3, q4: 4 };
+
+/** Weight memory alignment: a cache line (also the widest vector load). */
+const WEIGHT_ALIGN = 64;
+
+function defaultThreads(native: NativeAddon): number {
+  const env = Number.parseInt(process.env.MOE_THREADS ?? "", 10);
+  if (Number.isFinite(env) && env > 0) return env;
+  return Math.max(1, native.hardwareThreads);
+}
+
+export class CpuDevice implements Device {
+  readonly name: string;
+  readonly threads: number;
+  readonly isa: Isa;
+  private readonly native: NativeAddon;
+  private readonly isaIndex: number;
+
+  constructor(opts: CpuDeviceOptions = {}) {
+    this.native = loadNative();
+    this.threads = Math.max(1, Math.floor(opts.threads ?? defaultThreads(this.native)));
+    this.isa = opts.isa ?? this.native.bestIsa;
+    if (!this.native.availableIsas.includes(this.isa)) {
+      throw new Error(
+        `CpuDevice: this CPU does not support ${this.isa} (has ${this.native.availableIsas.join(", ")})`,
+      );
+    }
+    this.isaIndex = ISA_INDEX[this.isa];
+    this.name = `cpu-${this.isa}`;
+  }
+
+  upload(src: Weight): Weight {
+    const bytes = weightDataBytes(src.dtype, src.rows, src.cols);
+    if (src.data.byteLength < bytes) {
+      throw new Error(
+        `upload: ${src.dtype} [${src.rows}x${src.cols}] needs ${bytes} bytes, got ${src.data.byteLength}`,
+      );
+    }
+    const data = this.native.allocAligned(bytes, WEIGHT_ALIGN);
+    data.set(src.data.subarray(0, bytes));
+    const w: Weight = { dtype: src.dtype, rows: src.rows, cols: src.cols, data };
+    if (src.scales) {
+      const scales = this.native.allocAligned(src.scales.byteLength, WEIGHT_ALIGN);
+      scales.set(src.scales);
+      w.scales = scales;
+    }
+    return w;
+  }
+
+  matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void {
+    let scales = w.scales ?? null;
+    // The kernels read scales as u16: an odd byte offset (a view into a file buffer) needs a copy.
+    if (scales && scales.byteOffset % 2 !== 0) scales = scales.slice();
+    this.native.matmul(
+      this.isaIndex,
+      this.threads,
+      out,
+      x,
+      n,
+      DTYPE_CODE[w.dtype],
+      w.rows,
+      w.cols,
+      w.data,
+      scales,
+    );
+  }
+
+  rmsnorm(
+    out: Float32Array,
+    x: Float32Array,
+    weight: Float32Array | null,
+    rows: number,
+    dim: number,
+    eps: number,
+  ): void {
+    this.native.rmsnorm(out, x, weight, rows, dim, eps);
+  }
+
+  rope(
+    x: Float32Array,
+    nTok: number,
+    nHeads: number,
+    headDim: number,
+    positions: Int32Array,
+    invFreq: Float32Array,
+    style: RopeStyle,
+  ): void {
+    this.native.rope(x, nTok, nHeads, headDim, positions, invFreq, style === "neox");
+  }
+
+  attention(a: AttentionArgs): void {
+    this.native.attention(
+      this.isaIndex,
+      this.threads,
+      a.q,
+      a.kCache,
+      a.vCache,
+      a.out,
+      a.nTok,
+      a.nHeads,
+      a.nKvHeads,
+      a.headDim,
+      a.pos0,
+      a.scale,
+      a.chunkSize,
+      a.window,
+    );
+  }
+
+  swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void {
+    this.native.swiglu(out, gate, up, len);
+  }
+
+  addScaled(out: Float32Array, a: Float32Array, len: number, scale = 1): void {
+    this.native.addScaled(out, a, len, scale);
+  }
+
+  route(
+    logits: Float32Array,
+    nTok: number,
+    nExperts: number,
+    k: number,
+    mode: "softmax" | "sigmoid",
+    renormalize: boolean,
+    outIds: Int32Array,
+    outWeights: Float32Array,
+  ): void {
+    this.native.route(logits, nTok, nExperts, k, mode === "sigmoid", renormalize, outIds, outWeights);
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Loader and typings for the native addon (build/Release/moe_native.node, built by node-gyp from
+ * binding.gyp on `npm install` / `npm run build:native`). MOE_NATIVE_PATH overrides the location.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+export type Isa = "scalar" | "avx2" | "avx512";
+export const ISA_INDEX: Record<Isa, number> = { scalar: 0, avx2: 1, avx512: 2 };
+
+export interface NativeAddon {
+  /** Instruction sets this CPU supports (each usable as the `isa` argument). */
+  readonly availableIsas: Isa[];
+  /** The best of them (MOE_ISA=scalar|avx2|avx512 at load time forces one). */
+  readonly bestIsa: Isa;
+  readonly hardwareThreads: number;
+  matmul(
+    isa: number,
+    threads: number,
+    out: Float32Array,
+    x: Float32Array,
+    n: number,
+    dtype: number,
+    rows: number,
+    cols: number,
+    data: Uint8Array,
+    scales: Uint8Array | null,
+  ): void;
+  rmsnorm(
+    out: Float32Array,
+    x: Float32Array,
+    weight: Float32Array | null,
+    rows: number,
+    dim: number,
+    eps: number,
+  ): void;
+  rope(
+    x: Float32Array,
+    nTok: number,
+    nHeads: number,
+    headDim: number,
+    positions: Int32Array,
+    invFreq: Float32Array,
+    neox: boolean,
+  ): void;
+  attention(
+    isa: number,
+    threads: number,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    nTok: number,
+    nHeads: number,
+    nKvHeads: number,
+    headDim: number,
+    pos0: number,
+    scale: number,
+    chunkSize: number,
+    window: number,
+  ): void;
+  swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void;
+  addScaled(out: Float32Array, a: Float32Array, len: number, scale: number): void;
+  route(
+    logits: Float32Array,
+    nTok: number,
+    nExperts: number,
+    k: number,
+    sigmoid: boolean,
+    renormalize: boolean,
+    outIds: Int32Array,
+    outWeights: Float32Array,
+  ): void;
+  /**
+   * Zero-filled native memory aligned to `align` bytes (default 4096; power of two >= 64) as a
+   * Uint8Array of exactly `bytes` bytes; freed when the array is garbage-collected.
+   */
+  allocAligned(bytes: number, align?: number): Uint8Array;
+  /**
+   * Reads file bytes [offset, offset+length) into dest[destOffset...] on a libuv worker thread with
+   * O_DIRECT (page cache bypassed). Any offset/length/destination works: fully 4096-aligned requests
+   * (offset, length and dest address) go straight into dest, others through an aligned bounce buffer.
+   * Falls back to buffered reads where O_DIRECT is refused (tmpfs). Resolves with `length`; rejects
+   * on I/O errors and on short reads (range past end of file).
+   */
+  readDirect(
+    path: string,
+    offset: number,
+    length: number,
+    dest: Uint8Array,
+    destOffset: number,
+  ): Promise<number>;
+  /** Streaming multi-threaded read of a `bytes` buffer: best of 5 passes, in GB/s (1e9 bytes/s). */
+  memReadBandwidth(bytes: number, threads: number, isa?: number): number;
+}
+
+function addonPath(): string {
+  const override = process.env.MOE_NATIVE_PATH;
+  if (override) return override;
+  return fileURLToPath(new URL("../../../build/Release/moe_native.node", import.meta.url));
+}
+
+let cached: NativeAddon | null = null;
+
+/** The addon, loaded once. Throws a clear message when it has not been built. */
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const path = addonPath();
+  if (!existsSync(path)) {
+    throw new Error(`native addon not found at ${path}: run \`npm run build:native\` (or \`npm rebuild\`)`);
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(path) as NativeAddon;
+  return cached;
+}

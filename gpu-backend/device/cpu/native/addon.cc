@@ -1,0 +1,212 @@
+// Node-API surface of the CPU device. Every op validates array types and lengths (a wrong size from
+// JS must be a thrown error, never an out-of-bounds read or write) and then runs synchronously.
+#include <napi.h>
+#include <omp.h>
+
+#include <string>
+#include <thread>
+
+#include "kernels.h"
+#include "memory.h"
+#include "read_direct.h"
+
+namespace {
+using namespace moe;
+
+const KernelTable* const kIsas[] = {&kScalarKernels, &kAvx2Kernels, &kAvx512Kernels};
+
+[[noreturn]] void fail(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
+
+template <class T>
+constexpr napi_typedarray_type kind();
+template <>
+constexpr napi_typedarray_type kind<float>() {
+  return napi_float32_array;
+}
+template <>
+constexpr napi_typedarray_type kind<int32_t>() {
+  return napi_int32_array;
+}
+template <>
+constexpr napi_typedarray_type kind<uint8_t>() {
+  return napi_uint8_array;
+}
+
+// Typed-array data pointer, checked to hold at least `need` elements.
+template <class T>
+T* arr(const Napi::CallbackInfo& info, size_t i, size_t need, const char* what) {
+  const Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kind<T>())
+    fail(info.Env(), std::string(what) + ": wrong array type");
+  auto a = v.As<Napi::TypedArrayOf<T>>();
+  if (a.ElementLength() < need)
+    fail(info.Env(), std::string(what) + ": has " + std::to_string(a.ElementLength()) + " elements, needs " +
+                         std::to_string(need));
+  return a.Data();
+}
+
+int64_t num(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) fail(info.Env(), "argument " + std::to_string(i) + " must be a number");
+  return info[i].As<Napi::Number>().Int64Value();
+}
+double fnum(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) fail(info.Env(), "argument " + std::to_string(i) + " must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+const KernelTable* isa_arg(const Napi::CallbackInfo& info, size_t i) {
+  const int64_t k = num(info, i);
+  if (k < 0 || k > 2) fail(info.Env(), "bad isa index");
+  return kIsas[k];
+}
+
+int threads_arg(const Napi::CallbackInfo& info, size_t i) {
+  const int64_t t = num(info, i);
+  return t < 1 ? 1 : t > 256 ? 256 : static_cast<int>(t);
+}
+
+// matmul(isa, threads, out, x, n, dtype, rows, cols, data, scales|null)
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  MatmulArgs a{};
+  const KernelTable* k = isa_arg(info, 0);
+  const int threads = threads_arg(info, 1);
+  const int64_t n = num(info, 4), dtype = num(info, 5), rows = num(info, 6), cols = num(info, 7);
+  if (n < 0 || rows < 0 || cols < 0 || dtype < 0 || dtype > 4) fail(info.Env(), "matmul: bad shape or dtype");
+  const bool quant = dtype == DT_Q8 || dtype == DT_Q4;
+  if (quant && cols % 32 != 0) fail(info.Env(), "matmul: quantized cols must be a multiple of 32");
+  const size_t elems = static_cast<size_t>(rows) * cols;
+  const size_t bytes = dtype == DT_F32 ? elems * 4 : dtype == DT_Q8 ? elems : dtype == DT_Q4 ? elems / 2 : elems * 2;
+  a.out = arr<float>(info, 2, static_cast<size_t>(n) * rows, "matmul out");
+  a.x = arr<float>(info, 3, static_cast<size_t>(n) * cols, "matmul x");
+  a.w = arr<uint8_t>(info, 8, bytes, "matmul weight data");
+  a.scales = quant ? reinterpret_cast<const uint16_t*>(arr<uint8_t>(info, 9, elems / 32 * 2, "matmul scales")) : nullptr;
+  if (quant && reinterpret_cast<uintptr_t>(a.scales) % 2 != 0) fail(info.Env(), "matmul: scales must be 2-byte aligned");
+  a.dtype = static_cast<int>(dtype);
+  a.rows = static_cast<int>(rows);
+  a.cols = static_cast<int>(cols);
+  a.n = static_cast<int>(n);
+  if (n > 0 && rows > 0) moe::matmul(k, threads, a);
+  return info.Env().Undefined();
+}
+
+// rmsnorm(out, x, weight|null, rows, dim, eps)
+Napi::Value Rmsnorm(const Napi::CallbackInfo& info) {
+  const int64_t rows = num(info, 3), dim = num(info, 4);
+  if (rows < 0 || dim <= 0) fail(info.Env(), "rmsnorm: bad shape");
+  float* out = arr<float>(info, 0, rows * dim, "rmsnorm out");
+  const float* x = arr<float>(info, 1, rows * dim, "rmsnorm x");
+  const float* w = info[2].IsNull() || info[2].IsUndefined() ? nullptr : arr<float>(info, 2, dim, "rmsnorm weight");
+  moe::rmsnorm(out, x, w, static_cast<int>(rows), static_cast<int>(dim), static_cast<float>(fnum(info, 5)));
+  return info.Env().Undefined();
+}
+
+// rope(x, nTok, nHeads, headDim, positions, invFreq, neox)
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  const int64_t nTok = num(info, 1), nHeads = num(info, 2), headDim = num(info, 3);
+  if (nTok < 0 || nHeads < 0 || headDim <= 0) fail(info.Env(), "rope: bad shape");
+  float* x = arr<float>(info, 0, nTok * nHeads * headDim, "rope x");
+  const int32_t* pos = arr<int32_t>(info, 4, nTok, "rope positions");
+  const float* inv = arr<float>(info, 5, 0, "rope invFreq");
+  const size_t half = info[5].As<Napi::Float32Array>().ElementLength();
+  if (2 * static_cast<int64_t>(half) > headDim) fail(info.Env(), "rope: 2*invFreq.length > headDim");
+  moe::rope(x, static_cast<int>(nTok), static_cast<int>(nHeads), static_cast<int>(headDim), pos, inv,
+            static_cast<int>(half), info[6].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+// attention(isa, threads, q, k, v, out, nTok, nHeads, nKvHeads, headDim, pos0, scale, chunk, window)
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  AttentionArgs a{};
+  const KernelTable* k = isa_arg(info, 0);
+  const int threads = threads_arg(info, 1);
+  const int64_t nTok = num(info, 6), nHeads = num(info, 7), nKv = num(info, 8), hd = num(info, 9), pos0 = num(info, 10);
+  if (nTok < 0 || nHeads <= 0 || nKv <= 0 || hd <= 0 || pos0 < 0 || nHeads % nKv != 0)
+    fail(info.Env(), "attention: bad shape (nHeads must be a multiple of nKvHeads)");
+  const size_t qn = static_cast<size_t>(nTok) * nHeads * hd, kvn = static_cast<size_t>(pos0 + nTok) * nKv * hd;
+  a.q = arr<float>(info, 2, qn, "attention q");
+  a.k = arr<float>(info, 3, kvn, "attention kCache");
+  a.v = arr<float>(info, 4, kvn, "attention vCache");
+  a.out = arr<float>(info, 5, qn, "attention out");
+  a.nTok = static_cast<int>(nTok);
+  a.nHeads = static_cast<int>(nHeads);
+  a.nKvHeads = static_cast<int>(nKv);
+  a.headDim = static_cast<int>(hd);
+  a.pos0 = static_cast<int>(pos0);
+  a.scale = static_cast<float>(fnum(info, 11));
+  a.chunk = static_cast<int>(num(info, 12));
+  a.window = static_cast<int>(num(info, 13));
+  if (nTok > 0) moe::attention(k, threads, a);
+  return info.Env().Undefined();
+}
+
+// swiglu(out, gate, up, len)
+Napi::Value Swiglu(const Napi::CallbackInfo& info) {
+  const int64_t len = num(info, 3);
+  if (len < 0) fail(info.Env(), "swiglu: bad length");
+  moe::swiglu(arr<float>(info, 0, len, "swiglu out"), arr<float>(info, 1, len, "swiglu gate"),
+              arr<float>(info, 2, len, "swiglu up"), static_cast<size_t>(len));
+  return info.Env().Undefined();
+}
+
+// addScaled(out, a, len, scale)
+Napi::Value AddScaled(const Napi::CallbackInfo& info) {
+  const int64_t len = num(info, 2);
+  if (len < 0) fail(info.Env(), "addScaled: bad length");
+  moe::add_scaled(arr<float>(info, 0, len, "addScaled out"), arr<float>(info, 1, len, "addScaled a"),
+                  static_cast<size_t>(len), static_cast<float>(fnum(info, 3)));
+  return info.Env().Undefined();
+}
+
+// route(logits, nTok, nExperts, k, sigmoid, renormalize, outIds, outWeights)
+Napi::Value Route(const Napi::CallbackInfo& info) {
+  const int64_t nTok = num(info, 1), nE = num(info, 2), k = num(info, 3);
+  if (nTok < 0 || nE <= 0 || k <= 0 || k > nE) fail(info.Env(), "route: bad shape (need 0 < k <= nExperts)");
+  moe::route(arr<float>(info, 0, nTok * nE, "route logits"), static_cast<int>(nTok), static_cast<int>(nE),
+             static_cast<int>(k), info[4].ToBoolean().Value(), info[5].ToBoolean().Value(),
+             arr<int32_t>(info, 6, nTok * k, "route outIds"), arr<float>(info, 7, nTok * k, "route outWeights"));
+  return info.Env().Undefined();
+}
+
+// allocAligned(bytes, align = 4096) -> Uint8Array
+Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
+  const int64_t bytes = num(info, 0);
+  const int64_t align = info.Length() > 1 && info[1].IsNumber() ? num(info, 1) : 4096;
+  if (bytes < 0) fail(info.Env(), "allocAligned: negative size");
+  return moe::alloc_aligned(info.Env(), static_cast<size_t>(bytes), static_cast<size_t>(align));
+}
+
+// memReadBandwidth(bytes, threads, isa?) -> GB/s
+Napi::Value MemReadBandwidth(const Napi::CallbackInfo& info) {
+  const int64_t bytes = num(info, 0);
+  const int threads = threads_arg(info, 1);
+  const KernelTable* k = info.Length() > 2 && info[2].IsNumber() ? isa_arg(info, 2) : best_kernels();
+  if (bytes < 4096) fail(info.Env(), "memReadBandwidth: need at least 4096 bytes");
+  return Napi::Number::New(info.Env(), moe::mem_read_bandwidth(k, static_cast<size_t>(bytes), threads));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Which instruction sets this CPU can run (index = isa argument of the ops), and the best one.
+  Napi::Array avail = Napi::Array::New(env);
+  const char* names[] = {"scalar", "avx2", "avx512"};
+  uint32_t n = 0;
+  for (const char* name : names)
+    if (kernels_by_name(name)) avail.Set(n++, name);
+  exports.Set("availableIsas", avail);
+  exports.Set("bestIsa", best_kernels()->name);
+  exports.Set("hardwareThreads", Napi::Number::New(env, std::thread::hardware_concurrency()));
+  exports.Set("matmul", Napi::Function::New(env, Matmul));
+  exports.Set("rmsnorm", Napi::Function::New(env, Rmsnorm));
+  exports.Set("rope", Napi::Function::New(env, Rope));
+  exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("swiglu", Napi::Function::New(env, Swiglu));
+  exports.Set("addScaled", Napi::Function::New(env, AddScaled));
+  exports.Set("route", Napi::Function::New(env, Route));
+  exports.Set("allocAligned", Napi::Function::New(env, AllocAligned));
+  exports.Set("readDirect", Napi::Function::New(env, moe::read_direct));
+  exports.Set("memReadBandwidth", Napi::Function::New(env, MemReadBandwidth));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(moe_native, Init)

@@ -1,0 +1,64 @@
+// AVX2 + FMA + F16C kernels. Compiled for those features only (via the target pragma), and only
+// called when the CPU reports them at run time (see dispatch.cc); the rest of the addon stays generic.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+namespace moe {
+namespace avx2_isa {
+
+using V = __m256;
+constexpr int W = 8;
+// 16 ymm registers: RT*TT accumulators + RT weights + 1 activation must fit.
+constexpr int RT = 4, TT = 2, RM = 4;
+constexpr int PFD = 1024;
+
+static inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+static inline V vzero() { return _mm256_setzero_ps(); }
+static inline V vloadu(const float* p) { return _mm256_loadu_ps(p); }
+static inline void vstoreu(float* p, V v) { _mm256_storeu_ps(p, v); }
+static inline V vadd(V a, V b) { return _mm256_add_ps(a, b); }
+static inline V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+static inline V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
+static inline V vset1(float f) { return _mm256_set1_ps(f); }
+static inline float vhsum(V v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+static inline V cvt_f16(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+static inline V cvt_bf16(const uint16_t* p) {
+  const __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+}
+static inline V cvt_i8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+static inline V cvt_q4lo(const uint8_t* p) {
+  const __m128i b = _mm_and_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi8(0x0f));
+  return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(b), _mm256_set1_epi32(8)));
+}
+static inline V cvt_q4hi(const uint8_t* p) {
+  const __m128i b = _mm_and_si128(_mm_srli_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), 4),
+                                  _mm_set1_epi8(0x0f));
+  return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(b), _mm256_set1_epi32(8)));
+}
+static inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+#include "isa_body.inc"
+
+}  // namespace avx2_isa
+
+const KernelTable kAvx2Kernels = {"avx2", avx2_isa::matmul_rows, avx2_isa::dot, avx2_isa::axpy, avx2_isa::read_sum};
+
+}  // namespace moe
+
+#pragma GCC pop_options

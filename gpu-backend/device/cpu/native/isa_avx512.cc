@@ -1,0 +1,67 @@
+// AVX-512F kernels (plus FMA/F16C). Only called when the CPU reports avx512f at run time.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma,f16c")
+
+namespace moe {
+namespace avx512_isa {
+
+using V = __m512;
+constexpr int W = 16;
+// 32 zmm registers: 16 accumulators + 4 weights + 1 activation.
+constexpr int RT = 4, TT = 4, RM = 4;
+constexpr int PFD = 1024;
+
+static inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+static inline V vzero() { return _mm512_setzero_ps(); }
+static inline V vloadu(const float* p) { return _mm512_loadu_ps(p); }
+static inline void vstoreu(float* p, V v) { _mm512_storeu_ps(p, v); }
+static inline V vadd(V a, V b) { return _mm512_add_ps(a, b); }
+static inline V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+static inline V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
+static inline V vset1(float f) { return _mm512_set1_ps(f); }
+// (Not _mm512_reduce_add_ps: GCC 12's version trips -Wuninitialized in its own header.)
+static inline float vhsum(V v) {
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
+                                 _mm512_castps512_ps256(_mm512_shuffle_f32x4(v, v, 0xee)));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+static inline V cvt_f16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+static inline V cvt_bf16(const uint16_t* p) {
+  const __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+}
+static inline V cvt_i8(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+static inline V cvt_q4lo(const uint8_t* p) {
+  const __m128i b = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi8(0x0f));
+  return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(b), _mm512_set1_epi32(8)));
+}
+static inline V cvt_q4hi(const uint8_t* p) {
+  const __m128i b = _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), 4),
+                                  _mm_set1_epi8(0x0f));
+  return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(b), _mm512_set1_epi32(8)));
+}
+static inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+#include "isa_body.inc"
+
+}  // namespace avx512_isa
+
+const KernelTable kAvx512Kernels = {"avx512", avx512_isa::matmul_rows, avx512_isa::dot, avx512_isa::axpy,
+                                    avx512_isa::read_sum};
+
+}  // namespace moe
+
+#pragma GCC pop_options

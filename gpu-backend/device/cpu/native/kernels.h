@@ -1,0 +1,64 @@
+// Shared declarations of the CPU device's native kernels.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace moe {
+
+enum DType : int { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8 = 3, DT_Q4 = 4 };
+
+struct MatmulArgs {
+  int dtype;
+  const uint8_t* w;        // row-major [rows, cols] in the dtype's layout
+  const uint16_t* scales;  // f16, rows*cols/32 (q8/q4 only)
+  int rows;
+  int cols;
+  const float* x;  // [n, cols]
+  int n;
+  float* out;  // [n, rows]
+};
+
+// The vectorised kernels one instruction set provides. Each runs single-threaded on a slice;
+// threading is done by the caller (ops.cc) so that no ISA-specific code sits in parallel regions.
+struct KernelTable {
+  const char* name;
+  // out rows [r0, r1) for all n tokens.
+  void (*matmul_rows)(const MatmulArgs& a, int r0, int r1);
+  float (*dot)(const float* a, const float* b, int n);
+  // y += a * x
+  void (*axpy)(float* y, float a, const float* x, int n);
+  // Sum of n floats, streaming (memory bandwidth probe).
+  float (*read_sum)(const float* p, size_t n);
+};
+
+extern const KernelTable kScalarKernels;
+extern const KernelTable kAvx2Kernels;
+extern const KernelTable kAvx512Kernels;
+
+// Picks the best table this CPU supports (MOE_ISA=scalar|avx2|avx512 forces one, if supported).
+const KernelTable* best_kernels();
+// nullptr when the CPU lacks the instruction set.
+const KernelTable* kernels_by_name(const char* name);
+
+// Ops (ops.cc). `threads` is the device's thread count for this call.
+void matmul(const KernelTable* k, int threads, const MatmulArgs& a);
+void rmsnorm(float* out, const float* x, const float* weight, int rows, int dim, float eps);
+void rope(float* x, int nTok, int nHeads, int headDim, const int32_t* positions, const float* invFreq, int half,
+          bool neox);
+struct AttentionArgs {
+  const float* q;
+  const float* k;
+  const float* v;
+  float* out;
+  int nTok, nHeads, nKvHeads, headDim, pos0;
+  float scale;
+  int chunk, window;
+};
+void attention(const KernelTable* k, int threads, const AttentionArgs& a);
+void swiglu(float* out, const float* gate, const float* up, size_t len);
+void add_scaled(float* out, const float* a, size_t len, float scale);
+void route(const float* logits, int nTok, int nExperts, int k, bool sigmoid, bool renormalize, int32_t* outIds,
+           float* outWeights);
+double mem_read_bandwidth(const KernelTable* k, size_t bytes, int threads);
+
+}  // namespace moe

@@ -1,0 +1,217 @@
+// Threading and the small ops. The heavy inner loops live in the per-ISA kernel tables.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "kernels.h"
+
+namespace moe {
+
+static bool cpu_has(const char* isa) {
+  if (std::strcmp(isa, "avx512") == 0) return __builtin_cpu_supports("avx512f");
+  if (std::strcmp(isa, "avx2") == 0)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return std::strcmp(isa, "scalar") == 0;
+}
+
+const KernelTable* kernels_by_name(const char* name) {
+  if (!cpu_has(name)) return nullptr;
+  if (std::strcmp(name, "avx512") == 0) return &kAvx512Kernels;
+  if (std::strcmp(name, "avx2") == 0) return &kAvx2Kernels;
+  return &kScalarKernels;
+}
+
+const KernelTable* best_kernels() {
+  __builtin_cpu_init();
+  const char* forced = std::getenv("MOE_ISA");
+  if (forced && *forced) {
+    if (const KernelTable* k = kernels_by_name(forced)) return k;
+  }
+  if (const KernelTable* k = kernels_by_name("avx512")) return k;
+  if (const KernelTable* k = kernels_by_name("avx2")) return k;
+  return &kScalarKernels;
+}
+
+// Runs f(begin, end) over [0, n) split into `threads` contiguous slices whose boundaries are
+// multiples of `align`. Small problems stay on the calling thread (a parallel region costs ~1 us).
+template <class F>
+static void parallel_slices(int threads, int n, int align, bool worth_it, F&& f) {
+  const int maxChunks = (n + align - 1) / align;
+  const int nt = std::min(threads, maxChunks);
+  if (nt <= 1 || !worth_it) {
+    f(0, n);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num();
+    const int T = omp_get_num_threads();
+    const int b = static_cast<int>(static_cast<int64_t>(maxChunks) * t / T) * align;
+    const int e = std::min(n, static_cast<int>(static_cast<int64_t>(maxChunks) * (t + 1) / T) * align);
+    if (b < e) f(b, e);
+  }
+}
+
+void matmul(const KernelTable* k, int threads, const MatmulArgs& a) {
+  const double work = static_cast<double>(a.rows) * a.cols * a.n;
+  parallel_slices(threads, a.rows, 4, work >= 32768, [&](int r0, int r1) { k->matmul_rows(a, r0, r1); });
+}
+
+void rmsnorm(float* out, const float* x, const float* weight, int rows, int dim, float eps) {
+  for (int r = 0; r < rows; r++) {
+    const float* xr = x + static_cast<size_t>(r) * dim;
+    float* o = out + static_cast<size_t>(r) * dim;
+    double ss = 0;
+    for (int i = 0; i < dim; i++) ss += static_cast<double>(xr[i]) * xr[i];
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss / dim + eps));
+    if (weight) {
+      for (int i = 0; i < dim; i++) o[i] = xr[i] * inv * weight[i];
+    } else {
+      for (int i = 0; i < dim; i++) o[i] = xr[i] * inv;
+    }
+  }
+}
+
+void rope(float* x, int nTok, int nHeads, int headDim, const int32_t* positions, const float* invFreq, int half,
+          bool neox) {
+  std::vector<float> cs(2 * static_cast<size_t>(half));
+  for (int t = 0; t < nTok; t++) {
+    // Angles in double: positions can be large and f32 angle products lose digits.
+    for (int i = 0; i < half; i++) {
+      const double theta = static_cast<double>(positions[t]) * invFreq[i];
+      cs[2 * i] = static_cast<float>(std::cos(theta));
+      cs[2 * i + 1] = static_cast<float>(std::sin(theta));
+    }
+    for (int h = 0; h < nHeads; h++) {
+      float* base = x + (static_cast<size_t>(t) * nHeads + h) * headDim;
+      for (int i = 0; i < half; i++) {
+        float* a = neox ? base + i : base + 2 * i;
+        float* b = neox ? a + half : a + 1;
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        const float x0 = *a, x1 = *b;
+        *a = x0 * c - x1 * s;
+        *b = x0 * s + x1 * c;
+      }
+    }
+  }
+}
+
+void attention(const KernelTable* k, int threads, const AttentionArgs& a) {
+  const int items = a.nTok * a.nHeads;
+  const int group = a.nHeads / a.nKvHeads;
+  const size_t kvStride = static_cast<size_t>(a.nKvHeads) * a.headDim;
+  const int maxKeys = a.pos0 + a.nTok;
+  const double work = static_cast<double>(items) * maxKeys * a.headDim;
+  const int nt = (work >= 16384 && items > 1) ? std::min(threads, items) : 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    std::vector<float> scores(maxKeys);
+#pragma omp for schedule(dynamic, 1)
+    for (int it = 0; it < items; it++) {
+      const int t = it / a.nHeads, h = it % a.nHeads, kvh = h / group;
+      const int p = a.pos0 + t;
+      int k0 = 0;
+      if (a.chunk > 0) k0 = (p / a.chunk) * a.chunk;
+      if (a.window > 0) k0 = std::max(k0, p - a.window + 1);
+      const float* q = a.q + static_cast<size_t>(it) * a.headDim;
+      float* o = a.out + static_cast<size_t>(it) * a.headDim;
+      const float* kb = a.k + kvh * static_cast<size_t>(a.headDim);
+      const float* vb = a.v + kvh * static_cast<size_t>(a.headDim);
+      float mx = -INFINITY;
+      for (int j = k0; j <= p; j++) {
+        const float s = k->dot(q, kb + j * kvStride, a.headDim) * a.scale;
+        scores[j - k0] = s;
+        mx = std::max(mx, s);
+      }
+      double sum = 0;
+      for (int j = k0; j <= p; j++) {
+        const float e = std::exp(scores[j - k0] - mx);
+        scores[j - k0] = e;
+        sum += e;
+      }
+      std::memset(o, 0, sizeof(float) * a.headDim);
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int j = k0; j <= p; j++) k->axpy(o, scores[j - k0] * inv, vb + j * kvStride, a.headDim);
+    }
+  }
+}
+
+void swiglu(float* out, const float* gate, const float* up, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    const float g = gate[i];
+    out[i] = g / (1.f + std::exp(-g)) * up[i];
+  }
+}
+
+void add_scaled(float* out, const float* a, size_t len, float scale) {
+  if (scale == 1.f) {
+    for (size_t i = 0; i < len; i++) out[i] += a[i];
+  } else {
+    for (size_t i = 0; i < len; i++) out[i] += a[i] * scale;
+  }
+}
+
+void route(const float* logits, int nTok, int nExperts, int k, bool sigmoid, bool renormalize, int32_t* outIds,
+           float* outWeights) {
+  std::vector<double> score(nExperts);
+  std::vector<char> taken(nExperts);
+  for (int t = 0; t < nTok; t++) {
+    const float* l = logits + static_cast<size_t>(t) * nExperts;
+    if (sigmoid) {
+      for (int e = 0; e < nExperts; e++) score[e] = l[e];
+    } else {
+      double mx = -INFINITY, sum = 0;
+      for (int e = 0; e < nExperts; e++) mx = std::max(mx, static_cast<double>(l[e]));
+      for (int e = 0; e < nExperts; e++) sum += score[e] = std::exp(l[e] - mx);
+      for (int e = 0; e < nExperts; e++) score[e] /= sum;
+    }
+    std::fill(taken.begin(), taken.end(), 0);
+    double total = 0;
+    for (int j = 0; j < k; j++) {
+      int best = -1;  // highest score; ties go to the lower id
+      for (int e = 0; e < nExperts; e++)
+        if (!taken[e] && (best < 0 || score[e] > score[best])) best = e;
+      taken[best] = 1;
+      const double w = sigmoid ? 1.0 / (1.0 + std::exp(-score[best])) : score[best];
+      outIds[t * k + j] = best;
+      outWeights[t * k + j] = static_cast<float>(w);
+      total += w;
+    }
+    if (renormalize && total > 0)
+      for (int j = 0; j < k; j++) outWeights[t * k + j] = static_cast<float>(outWeights[t * k + j] / total);
+  }
+}
+
+double mem_read_bandwidth(const KernelTable* k, size_t bytes, int threads) {
+  const size_t n = bytes / sizeof(float);
+  float* p = static_cast<float*>(std::aligned_alloc(4096, (n * sizeof(float) + 4095) / 4096 * 4096));
+  if (!p) return 0;
+  const int nt = std::max(1, threads);
+  // First touch from the threads that will read (page placement), small values so sums stay finite.
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (size_t i = 0; i < n; i++) p[i] = 1e-6f;
+  double best = 0;
+  volatile float sink = 0;
+  for (int pass = 0; pass < 5; pass++) {
+    const auto t0 = std::chrono::steady_clock::now();
+    float total = 0;
+#pragma omp parallel num_threads(nt) reduction(+ : total)
+    {
+      const int t = omp_get_thread_num(), T = omp_get_num_threads();
+      const size_t b = n * t / T, e = n * (t + 1) / T;
+      total += k->read_sum(p + b, e - b);
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    sink = sink + total;
+    best = std::max(best, static_cast<double>(n * sizeof(float)) / s / 1e9);
+  }
+  std::free(p);
+  return best;
+}
+
+}  // namespace moe

@@ -1,0 +1,7 @@
+#pragma once
+#include <napi.h>
+
+namespace moe {
+// readDirect(path, offset, length, dest: Uint8Array, destOffset) -> Promise<number>
+Napi::Value read_direct(const Napi::CallbackInfo& info);
+}  // namespace moe
