@@ -224,6 +224,15 @@ export class SafetensorsFile {
 
 // ---------------------------------------------------------------- writing
 
+export interface WriteOrder {
+  /**
+   * Keep the caller's tensor order instead of the reference order (descending dtype alignment,
+   * then name). Producers that derive several tensors from one source (a quantized weight and its
+   * scales) use it so one source is in memory at a time.
+   */
+  keepOrder?: boolean;
+}
+
 /** A tensor to write: either its bytes, or a `fill` callback that produces them when its turn comes. */
 export type TensorToWrite = {
   name: string;
@@ -285,9 +294,10 @@ export function writeSafetensors(
   path: string,
   tensors: readonly TensorToWrite[],
   metadata?: Record<string, string>,
+  opts: WriteOrder = {},
 ): number {
   validateToWrite(path, tensors);
-  const ordered = sortForWrite(tensors);
+  const ordered = opts.keepOrder ? [...tensors] : sortForWrite(tensors);
   const header = buildHeader(ordered, metadata);
   const fd = openSync(path, "w");
   let total = header.length;
@@ -332,7 +342,7 @@ export interface ShardedWriteResult {
 export function writeShardedSafetensors(
   dir: string,
   tensors: readonly TensorToWrite[],
-  opts: { maxShardBytes?: number; metadata?: Record<string, string> } = {},
+  opts: { maxShardBytes?: number; metadata?: Record<string, string> } & WriteOrder = {},
 ): ShardedWriteResult {
   const maxShard = opts.maxShardBytes ?? 5 * 1024 ** 3;
   validateToWrite(dir, tensors);
@@ -355,7 +365,7 @@ export function writeShardedSafetensors(
   if (cur.length > 0 || groups.length === 0) groups.push(cur);
   const metadata = { format: "pt", ...opts.metadata };
   if (groups.length === 1) {
-    writeSafetensors(join(dir, "model.safetensors"), groups[0], metadata);
+    writeSafetensors(join(dir, "model.safetensors"), groups[0], metadata, opts);
     return { files: ["model.safetensors"], indexPath: null, totalSize };
   }
   const m = groups.length;
@@ -364,7 +374,7 @@ export function writeShardedSafetensors(
   const weightMap: Record<string, string> = {};
   groups.forEach((g, i) => {
     const file = `model-${pad(i + 1)}-of-${pad(m)}.safetensors`;
-    writeSafetensors(join(dir, file), g, metadata);
+    writeSafetensors(join(dir, file), g, metadata, opts);
     files.push(file);
     for (const t of g) weightMap[t.name] = file;
   });

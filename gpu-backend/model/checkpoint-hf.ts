@@ -35,6 +35,25 @@ interface ExpertLayout {
   decode(e: number, bytes: Uint8Array[]): ExpertWeights;
 }
 
+/** quantization_config.quant_method of checkpoints written by tools/quantize.ts. */
+export const QUANT_METHOD = "moe-edge-groupwise";
+
+/** Per-expert on-disk names ([out,in] layout) for a family: what quantize writes. */
+export function perExpertDiskName(
+  family: ModelConfig["family"],
+  prefix: string,
+  layer: number,
+  expert: number,
+  part: ExpertPart,
+): string {
+  const b = `${prefix}layers.${layer}.`;
+  if (family === "llama4") return `${b}feed_forward.experts.${expert}.${part}_proj.weight`;
+  if (family === "mixtral") {
+    return `${b}block_sparse_moe.experts.${expert}.${{ gate: "w1", up: "w3", down: "w2" }[part]}.weight`;
+  }
+  return `${b}mlp.experts.${expert}.${part}_proj.weight`;
+}
+
 const FLOAT_DTYPES: Record<string, WeightDType> = { F32: "f32", F16: "f16", BF16: "bf16" };
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -48,12 +67,20 @@ export class HfCheckpoint implements Checkpoint {
   private readonly tensors = new Map<string, StRef>();
   private readonly dense = new Map<string, { spec: DenseSpec; ref: MatRef }>();
   private readonly experts = new Map<number, ExpertLayout>();
-  private readonly prefix: string;
+  /** On-disk prefix of the decoder: "model." or "language_model.model." (Llama 4 multimodal). */
+  readonly prefix: string;
   private readonly lmHeadName: string;
 
   /** Opens the folder; on any error every file opened so far is closed again. */
   constructor(readonly path: string) {
     this.config = loadConfig(path);
+    const q = this.config.raw.quantization_config as { quant_method?: unknown } | undefined;
+    if (q && q.quant_method !== QUANT_METHOD) {
+      throw new FormatError(
+        join(path, "config.json"),
+        `unsupported quantization_config.quant_method ${JSON.stringify(q.quant_method)} (only ${QUANT_METHOD})`,
+      );
+    }
     try {
       this.openFiles();
       const hasLm = this.tensors.has("language_model.model.embed_tokens.weight");
@@ -331,6 +358,20 @@ export class HfCheckpoint implements Checkpoint {
         };
       },
     };
+  }
+
+  /** The on-disk name holding a dense canonical tensor (its data part when quantized). */
+  diskName(canonical: string): string {
+    const d = this.dense.get(canonical);
+    if (!d) throw new FormatError(this.path, "no such dense tensor in this model", canonical);
+    return d.ref.data.info.name;
+  }
+
+  /** Element dtype of a dense tensor as stored (vectors report their stored float type). */
+  storedDtype(canonical: string): WeightDType {
+    const d = this.dense.get(canonical);
+    if (!d) throw new FormatError(this.path, "no such dense tensor in this model", canonical);
+    return d.ref.dtype;
   }
 
   // ------------------------------------------------------------ Checkpoint
