@@ -36,7 +36,7 @@ export function createAdminApp(): Hono<AppEnv> {
   admin.use("*", adminAuth());
 
   admin.post("/tenants", async (c) => {
-    const parsed = createTenantSchema.safeParse(await readJson(c.req.raw));
+    const parsed = createTenantSchema.safeParse(await readJson(c.req.raw), { reportInput: true });
     if (!parsed.success) throw zodToApiError(parsed.error);
     const store = new TenantStore(c.env.TENANTS);
     if (parsed.data.id && (await store.getTenant(parsed.data.id))) {

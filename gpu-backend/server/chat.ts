@@ -1,0 +1,149 @@
+/** POST /v1/chat/completions and POST /v1/completions on the backend. */
+import type { Context } from "hono";
+import { modelNotFound } from "../../src/openai/errors.js";
+import {
+  type ChatCompletionRequest,
+  type CompletionRequest,
+  messageText,
+  parseChatCompletionRequest,
+  parseCompletionRequest,
+} from "../../src/openai/schema.js";
+import type { ChatCompletion, ChatCompletionChunk } from "../../src/openai/types.js";
+import type { ChatMessage, Engine } from "../engine/types.js";
+import type { ServerEnv } from "./context.js";
+import { chatLogprob, completionId, legacyLogprobs, nowSeconds, usageOf } from "./format.js";
+import { parseJsonBody } from "./json.js";
+import { collect, streamGeneration } from "./run.js";
+import { toSamplingParams } from "./sampling.js";
+
+function checkModel(engine: Engine, model: string): void {
+  if (model !== engine.modelId) throw modelNotFound(model);
+}
+
+export async function chatCompletions(c: Context<ServerEnv>, engine: Engine): Promise<Response> {
+  const req: ChatCompletionRequest = parseChatCompletionRequest(parseJsonBody(c.get("rawBody")));
+  checkModel(engine, req.model);
+  const messages: ChatMessage[] = req.messages.map((m) => ({
+    role: m.role,
+    content: messageText(m.content),
+  }));
+  const promptIds = engine.tokenizer.applyChatTemplate(messages);
+  const topLogprobs = req.logprobs ? (req.top_logprobs ?? 0) : null;
+  const params = toSamplingParams(req, promptIds.length, engine.contextLength, topLogprobs);
+  const id = completionId("chatcmpl");
+  const created = nowSeconds();
+  const model = engine.modelId;
+
+  if (!req.stream) {
+    const { events, text, result } = await collect(c, engine, promptIds, params);
+    const lps = topLogprobs === null ? null : { content: events.map(chatLogprob).filter((x) => x !== null) };
+    const body: ChatCompletion = {
+      id,
+      object: "chat.completion",
+      created,
+      model,
+      choices: [
+        {
+          index: 0,
+          message: { role: "assistant", content: text, refusal: null },
+          logprobs: lps,
+          finish_reason: result.finishReason,
+        },
+      ],
+      usage: usageOf(result),
+    };
+    return c.json(body);
+  }
+
+  const includeUsage = req.stream_options?.include_usage === true;
+  const chunk = (choices: ChatCompletionChunk["choices"]): ChatCompletionChunk => ({
+    id,
+    object: "chat.completion.chunk",
+    created,
+    model,
+    choices,
+    ...(includeUsage ? { usage: null } : {}),
+  });
+  return streamGeneration(c, engine, promptIds, params, {
+    start: () => [
+      chunk([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]),
+    ],
+    token: (ev) => {
+      const lp = chatLogprob(ev);
+      if (ev.text === "" && lp === null) return null;
+      return chunk([
+        {
+          index: 0,
+          delta: { content: ev.text },
+          logprobs: lp ? { content: [lp] } : null,
+          finish_reason: null,
+        },
+      ]);
+    },
+    finish: (result) => {
+      const out: unknown[] = [
+        chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason }]),
+      ];
+      if (includeUsage) out.push({ ...chunk([]), usage: usageOf(result) });
+      return out;
+    },
+  });
+}
+
+export async function completions(c: Context<ServerEnv>, engine: Engine): Promise<Response> {
+  const req: CompletionRequest = parseCompletionRequest(parseJsonBody(c.get("rawBody")));
+  checkModel(engine, req.model);
+  const promptIds = engine.tokenizer.encode(req.prompt, true);
+  const topLogprobs = req.logprobs ?? null;
+  const params = toSamplingParams(req, promptIds.length, engine.contextLength, topLogprobs);
+  const id = completionId("cmpl");
+  const created = nowSeconds();
+  const model = engine.modelId;
+  const echo = req.echo === true ? req.prompt : "";
+
+  if (!req.stream) {
+    const { events, text, result } = await collect(c, engine, promptIds, params);
+    return c.json({
+      id,
+      object: "text_completion",
+      created,
+      model,
+      choices: [
+        {
+          index: 0,
+          text: echo + text,
+          logprobs: topLogprobs === null ? null : legacyLogprobs(events, echo.length),
+          finish_reason: result.finishReason,
+        },
+      ],
+      usage: usageOf(result),
+    });
+  }
+
+  const includeUsage = req.stream_options?.include_usage === true;
+  const chunk = (choices: unknown[]) => ({
+    id,
+    object: "text_completion",
+    created,
+    model,
+    choices,
+    ...(includeUsage ? { usage: null } : {}),
+  });
+  let offset = echo.length;
+  return streamGeneration(c, engine, promptIds, params, {
+    start: () => (echo ? [chunk([{ index: 0, text: echo, logprobs: null, finish_reason: null }])] : []),
+    token: (ev) => {
+      const lp = topLogprobs === null ? null : legacyLogprobs([ev], offset);
+      offset += ev.text.length;
+      if (ev.text === "" && lp === null) return null;
+      return chunk([{ index: 0, text: ev.text, logprobs: lp, finish_reason: null }]);
+    },
+    finish: (result) => {
+      const out: unknown[] = [
+        chunk([{ index: 0, text: "", logprobs: null, finish_reason: result.finishReason }]),
+      ];
+      if (includeUsage) out.push({ ...chunk([]), usage: usageOf(result) });
+      return out;
+    },
+  });
+}

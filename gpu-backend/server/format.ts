@@ -1,0 +1,59 @@
+/** Engine events -> OpenAI response objects (chat and legacy completions). */
+
+import type { LogprobContent, TopLogprob, Usage } from "../../src/openai/types.js";
+import type { FinishReason, GenerationResult, TokenEvent, TokenLogprob } from "../engine/types.js";
+
+const encoder = new TextEncoder();
+
+export function completionId(prefix: "chatcmpl" | "cmpl"): string {
+  return `${prefix}-${crypto.randomUUID().replaceAll("-", "")}`;
+}
+
+export function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+export function usageOf(result: GenerationResult): Usage {
+  return {
+    prompt_tokens: result.promptTokens,
+    completion_tokens: result.completionTokens,
+    total_tokens: result.promptTokens + result.completionTokens,
+    prompt_tokens_details: { cached_tokens: result.cachedTokens },
+  };
+}
+
+function top(t: TokenLogprob): TopLogprob {
+  return { token: t.token, logprob: t.logprob, bytes: Array.from(encoder.encode(t.token)) };
+}
+
+/** The chat `logprobs.content` entry of one token, or null when logprobs were not asked for. */
+export function chatLogprob(ev: TokenEvent): LogprobContent | null {
+  if (!ev.logprob) return null;
+  return { ...top(ev.logprob), top_logprobs: (ev.topLogprobs ?? []).map(top) };
+}
+
+export interface LegacyLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[];
+  text_offset: number[];
+}
+
+/** Legacy completions logprobs for a run of tokens; offsets count from `startOffset` in the text. */
+export function legacyLogprobs(events: TokenEvent[], startOffset = 0): LegacyLogprobs | null {
+  const withLp = events.filter((e) => e.logprob);
+  if (withLp.length === 0) return null;
+  const out: LegacyLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  let offset = startOffset;
+  for (const e of withLp) {
+    const lp = e.logprob!;
+    out.tokens.push(lp.token);
+    out.token_logprobs.push(lp.logprob);
+    out.top_logprobs.push(Object.fromEntries((e.topLogprobs ?? []).map((t) => [t.token, t.logprob])));
+    out.text_offset.push(offset);
+    offset += lp.token.length;
+  }
+  return out;
+}
+
+export type { FinishReason };

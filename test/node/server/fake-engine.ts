@@ -1,0 +1,92 @@
+/**
+ * A test double for the Engine interface, used ONLY by the server's HTTP tests (they check HTTP
+ * behaviour, not model output). Tokens are characters; the reply is derived from the prompt.
+ */
+import type {
+  ChatMessage,
+  Engine,
+  GenerationResult,
+  SamplingParams,
+  TokenEvent,
+  Tokenizer,
+} from "../../../gpu-backend/engine/types.js";
+
+export const EOS = 0;
+
+export class CharTokenizer implements Tokenizer {
+  readonly eosTokenIds = [EOS];
+  encode(text: string, addSpecialTokens = false): number[] {
+    const ids = Array.from(text, (ch) => ch.codePointAt(0)!);
+    return addSpecialTokens ? [1, ...ids] : ids;
+  }
+  decode(ids: number[]): string {
+    return String.fromCodePoint(...ids.filter((id) => id > 1));
+  }
+  applyChatTemplate(messages: ChatMessage[]): number[] {
+    return this.encode(`${messages.map((m) => `<${m.role}>${m.content}`).join("")}<assistant>`, true);
+  }
+}
+
+export interface FakeOptions {
+  /** Text the engine produces (before max_tokens); default: "reply to <last 5 prompt chars>". */
+  reply?: string;
+  /** Throw after this many tokens. */
+  failAfter?: number;
+  /** Await this before every token (lets tests control timing). */
+  beforeToken?: (index: number) => Promise<void>;
+  contextLength?: number;
+}
+
+export class FakeEngine implements Engine {
+  readonly modelId = "fake-model";
+  readonly tokenizer = new CharTokenizer();
+  readonly contextLength: number;
+  readonly calls: { promptIds: number[]; params: SamplingParams }[] = [];
+  aborted = 0;
+
+  constructor(private readonly opts: FakeOptions = {}) {
+    this.contextLength = opts.contextLength ?? 4096;
+  }
+
+  async *generate(
+    promptIds: number[],
+    params: SamplingParams,
+    signal?: AbortSignal,
+  ): AsyncGenerator<TokenEvent, GenerationResult> {
+    this.calls.push({ promptIds, params });
+    const reply = this.opts.reply ?? `reply to ${this.tokenizer.decode(promptIds.slice(-16))}`;
+    let completion = 0;
+    let finishReason: GenerationResult["finishReason"] = "length";
+    for (const ch of reply) {
+      if (signal?.aborted) {
+        this.aborted++;
+        break;
+      }
+      if (completion === this.opts.failAfter) throw new Error("device fell over");
+      await this.opts.beforeToken?.(completion);
+      if (signal?.aborted) {
+        this.aborted++;
+        break;
+      }
+      completion++;
+      const id = ch.codePointAt(0)!;
+      const ev: TokenEvent = { tokenId: id, text: ch };
+      if (params.logprobs !== null) {
+        ev.logprob = { tokenId: id, token: ch, logprob: -0.5 };
+        ev.topLogprobs = Array.from({ length: params.logprobs }, (_, i) => ({
+          tokenId: i,
+          token: `t${i}`,
+          logprob: -i,
+        }));
+      }
+      yield ev;
+      if (completion >= params.maxTokens) break;
+    }
+    if (completion < params.maxTokens && !signal?.aborted) {
+      completion++; // the EOS token counts as generated
+      finishReason = "stop";
+      yield { tokenId: EOS, text: "" };
+    }
+    return { finishReason, promptTokens: promptIds.length, completionTokens: completion, cachedTokens: 0 };
+  }
+}
