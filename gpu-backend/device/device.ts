@@ -53,7 +53,14 @@ export interface Device {
   /** out[n, rows] = x[n, cols] . W^T  (n = 1 is a matvec). */
   matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void;
   /** out[i] = x[i] / rms(x row) * weight (weight may be null: parameter-free). Rows of length dim. */
-  rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array | null, rows: number, dim: number, eps: number): void;
+  rmsnorm(
+    out: Float32Array,
+    x: Float32Array,
+    weight: Float32Array | null,
+    rows: number,
+    dim: number,
+    eps: number,
+  ): void;
   /** In-place rotary embedding on x [nTok, nHeads, headDim]; positions[t]; invFreq [rotDim/2]. */
   rope(
     x: Float32Array,

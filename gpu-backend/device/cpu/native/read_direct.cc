@@ -5,7 +5,7 @@
 // destination address are all 4096-aligned the read goes straight into the destination; otherwise
 // the enclosing 4096-aligned span is read through an aligned bounce buffer (8 MiB at a time) and the
 // wanted bytes are copied out. If the filesystem refuses O_DIRECT (tmpfs, some FUSE) the read falls
-// back to ordinary pread. A range past the end of the file rejects with "short read".
+// back to ordinary pread (as does direct = false, for callers that want the page cache). A range past the end of the file rejects with "short read".
 #include "read_direct.h"
 
 #include <fcntl.h>
@@ -90,8 +90,10 @@ void read_odirect(int fd, const std::string& path, uint64_t offset, size_t lengt
 
 class ReadWorker : public Napi::AsyncWorker {
  public:
-  ReadWorker(Napi::Env env, std::string path, uint64_t offset, size_t length, Napi::Uint8Array dest, size_t destOffset)
+  ReadWorker(Napi::Env env, std::string path, uint64_t offset, size_t length, Napi::Uint8Array dest, size_t destOffset,
+             bool direct)
       : Napi::AsyncWorker(env),
+        direct_(direct),
         deferred_(Napi::Promise::Deferred::New(env)),
         path_(std::move(path)),
         offset_(offset),
@@ -115,7 +117,7 @@ class ReadWorker : public Napi::AsyncWorker {
  private:
   void run() {
     if (length_ == 0) return;
-    int fd = open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+    int fd = direct_ ? open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT) : -1;
     if (fd >= 0) {
       try {
         read_odirect(fd, path_, offset_, length_, dst_);
@@ -125,7 +127,7 @@ class ReadWorker : public Napi::AsyncWorker {
         close(fd);
         if (!e.refused) throw;
       }
-    } else if (errno != EINVAL && errno != EOPNOTSUPP) {
+    } else if (direct_ && errno != EINVAL && errno != EOPNOTSUPP) {
       const int e = errno;
       throw IoError{"readDirect: cannot open " + path_ + ": " + std::strerror(e), false};
     }
@@ -143,6 +145,7 @@ class ReadWorker : public Napi::AsyncWorker {
     close(fd);
   }
 
+  bool direct_;
   Napi::Promise::Deferred deferred_;
   std::string path_;
   uint64_t offset_;
@@ -175,7 +178,8 @@ Napi::Value read_direct(const Napi::CallbackInfo& info) {
     return reject("readDirect: dest too small: needs " + std::to_string(static_cast<uint64_t>(destOffset + length)) +
                   " bytes, has " + std::to_string(dest.ByteLength()));
   auto* w = new ReadWorker(env, info[0].As<Napi::String>().Utf8Value(), static_cast<uint64_t>(offset),
-                           static_cast<size_t>(length), dest, static_cast<size_t>(destOffset));
+                           static_cast<size_t>(length), dest, static_cast<size_t>(destOffset),
+                           info.Length() < 6 || info[5].IsUndefined() || info[5].ToBoolean().Value());
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

@@ -1,0 +1,222 @@
+import { describe, expect, it } from "vitest";
+import { CpuDevice } from "../../../gpu-backend/device/cpu/cpu-device.js";
+import { loadNative } from "../../../gpu-backend/device/cpu/native.js";
+import type { AttentionArgs, WeightDType } from "../../../gpu-backend/device/device.js";
+import { makeWeight } from "../../../gpu-backend/device/f16.js";
+import { ReferenceDevice } from "../../../gpu-backend/device/reference/reference-device.js";
+import { expectClose, randn, rng } from "./helpers.js";
+
+const native = loadNative();
+const ref = new ReferenceDevice();
+const DTYPES: WeightDType[] = ["f32", "f16", "bf16", "q8", "q4"];
+
+// Each instruction set this CPU supports runs the same checks (scalar always does).
+describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
+  const dev = new CpuDevice({ isa, threads: 2 });
+
+  describe.each(DTYPES)("matmul %s", (dtype) => {
+    const quant = dtype === "q8" || dtype === "q4";
+    // Odd shapes: 37 rows leave a remainder after 4-row tiles; odd cols exercise the scalar tails.
+    const shapes: [number, number][] = quant
+      ? [
+          [37, 96],
+          [37, 160],
+          [300, 512],
+        ]
+      : [
+          [37, 101],
+          [37, 160],
+          [300, 515],
+        ];
+    it.each(shapes)("rows %i cols %i, n = 1, 5, 16", (rows, cols) => {
+      const r = rng(rows * 1000 + cols);
+      const w = makeWeight(randn(rows * cols, r), rows, cols, dtype);
+      const uploaded = dev.upload(w);
+      for (const n of [1, 5, 16]) {
+        const x = randn(n * cols, r);
+        const got = new Float32Array(n * rows);
+        const want = new Float32Array(n * rows);
+        dev.matmul(got, x, n, uploaded);
+        ref.matmul(want, x, n, w);
+        // Inputs are exact in f32 on both sides; only f32 accumulation order differs.
+        expectClose(got, want, 2e-6 * cols, 1e-5, `${dtype} ${rows}x${cols} n=${n}`);
+      }
+    });
+  });
+
+  it("matmul reads weights in JS memory at unaligned offsets, and validates sizes", () => {
+    const r = rng(7);
+    const rows = 9;
+    const cols = 64;
+    const w = makeWeight(randn(rows * cols, r), rows, cols, "q8");
+    const buf = new Uint8Array(w.data.byteLength + 3);
+    buf.set(w.data, 3);
+    const sbuf = new Uint8Array(w.scales!.byteLength + 1);
+    sbuf.set(w.scales!, 1);
+    const shifted = { ...w, data: buf.subarray(3), scales: sbuf.subarray(1) };
+    const x = randn(cols, r);
+    const got = new Float32Array(rows);
+    const want = new Float32Array(rows);
+    dev.matmul(got, x, 1, shifted);
+    ref.matmul(want, x, 1, w);
+    expectClose(got, want, 1e-4, 1e-5, "shifted q8");
+    expect(() => dev.matmul(new Float32Array(rows - 1), x, 1, w)).toThrow(/matmul out/);
+    expect(() => dev.matmul(got, x.subarray(1), 1, w)).toThrow(/matmul x/);
+    expect(() => dev.matmul(got, x, 1, { ...w, data: w.data.subarray(1) })).toThrow(/weight data/);
+  });
+
+  it("upload copies into device memory", () => {
+    const r = rng(3);
+    const w = makeWeight(randn(4 * 32, r), 4, 32, "q4");
+    const u = dev.upload(w);
+    expect(u.data).not.toBe(w.data);
+    expect(Array.from(u.data)).toEqual(Array.from(w.data));
+    expect(Array.from(u.scales!)).toEqual(Array.from(w.scales!));
+  });
+
+  it("rmsnorm with and without weight", () => {
+    const r = rng(11);
+    const rows = 3;
+    const dim = 77;
+    const x = randn(rows * dim, r, 3);
+    const weight = randn(dim, r);
+    for (const wv of [weight, null]) {
+      const got = new Float32Array(rows * dim);
+      const want = new Float32Array(rows * dim);
+      dev.rmsnorm(got, x, wv, rows, dim, 1e-5);
+      ref.rmsnorm(want, x, wv, rows, dim, 1e-5);
+      expectClose(got, want, 1e-6, 1e-6, "rmsnorm");
+    }
+  });
+
+  it.each(["interleaved", "neox"] as const)("rope %s, full and partial rotation", (style) => {
+    const r = rng(style.length);
+    const nTok = 5;
+    const nHeads = 3;
+    const headDim = 16;
+    const positions = Int32Array.from({ length: nTok }, () => Math.floor(r() * 5000));
+    for (const half of [8, 4]) {
+      const invFreq = Float32Array.from({ length: half }, (_, i) => 10000 ** (-i / half));
+      const x = randn(nTok * nHeads * headDim, r);
+      const got = x.slice();
+      const want = x.slice();
+      dev.rope(got, nTok, nHeads, headDim, positions, invFreq, style);
+      ref.rope(want, nTok, nHeads, headDim, positions, invFreq, style);
+      expectClose(got, want, 1e-6, 1e-6, `rope ${style} half=${half}`);
+      if (half === 4)
+        expectClose(got.subarray(headDim - 8, headDim), x.subarray(headDim - 8, headDim), 0, 0, "unrotated");
+    }
+  });
+
+  // GQA 6 heads over 2 kv heads; causal, chunked and sliding-window masks; prefill and decode.
+  const cases: [number, number, number, number][] = [
+    // nTok, pos0, chunk, window
+    [5, 0, 0, 0],
+    [1, 9, 0, 0],
+    [5, 7, 4, 0],
+    [1, 13, 4, 0],
+    [5, 7, 0, 3],
+    [1, 13, 0, 5],
+    [5, 200, 64, 0],
+    [5, 200, 0, 50],
+  ];
+  it.each(cases)("attention nTok %i pos0 %i chunk %i window %i", (nTok, pos0, chunkSize, window) => {
+    const r = rng(nTok * 31 + pos0 + chunkSize * 7 + window);
+    const nHeads = 6;
+    const nKvHeads = 2;
+    const headDim = 20;
+    const maxCtx = pos0 + nTok + 3;
+    const base = {
+      q: randn(nTok * nHeads * headDim, r),
+      kCache: randn(maxCtx * nKvHeads * headDim, r, 2),
+      vCache: randn(maxCtx * nKvHeads * headDim, r),
+      nTok,
+      nHeads,
+      nKvHeads,
+      headDim,
+      pos0,
+      scale: 1 / Math.sqrt(headDim),
+      chunkSize,
+      window,
+    };
+    const got: AttentionArgs = { ...base, out: new Float32Array(nTok * nHeads * headDim) };
+    const want: AttentionArgs = { ...base, out: new Float32Array(nTok * nHeads * headDim) };
+    dev.attention(got);
+    ref.attention(want);
+    expectClose(got.out, want.out, 1e-5, 1e-5, "attention");
+  });
+
+  it("swiglu and addScaled", () => {
+    const r = rng(5);
+    const len = 1001;
+    const g = randn(len, r, 8);
+    const u = randn(len, r);
+    const got = new Float32Array(len);
+    const want = new Float32Array(len);
+    dev.swiglu(got, g, u, len);
+    ref.swiglu(want, g, u, len);
+    expectClose(got, want, 1e-6, 1e-6, "swiglu");
+    const a = randn(len, r);
+    for (const scale of [undefined, 0.37]) {
+      const o1 = g.slice();
+      const o2 = g.slice();
+      dev.addScaled(o1, a, len, scale);
+      ref.addScaled(o2, a, len, scale);
+      expectClose(o1, o2, 1e-7, 1e-7, "addScaled");
+    }
+  });
+
+  it.each([
+    ["softmax", true],
+    ["softmax", false],
+    ["sigmoid", false],
+    ["sigmoid", true],
+  ] as const)("route %s renormalize=%s", (mode, renorm) => {
+    const r = rng(mode.length + (renorm ? 1 : 0));
+    const nTok = 5;
+    const nExperts = 9;
+    const k = 3;
+    const logits = randn(nTok * nExperts, r, 3);
+    const ids = [new Int32Array(nTok * k), new Int32Array(nTok * k)];
+    const ws = [new Float32Array(nTok * k), new Float32Array(nTok * k)];
+    dev.route(logits, nTok, nExperts, k, mode, renorm, ids[0], ws[0]);
+    ref.route(logits, nTok, nExperts, k, mode, renorm, ids[1], ws[1]);
+    expect(Array.from(ids[0])).toEqual(Array.from(ids[1]));
+    expectClose(ws[0], ws[1], 1e-6, 1e-6, "route weights");
+    // The chosen experts really are the top k.
+    for (let t = 0; t < nTok; t++) {
+      const row = Array.from(logits.subarray(t * nExperts, (t + 1) * nExperts));
+      const kth = [...row].sort((a, b) => b - a)[k - 1];
+      for (let j = 0; j < k; j++) expect(row[ids[0][t * k + j]]).toBeGreaterThanOrEqual(kth);
+    }
+  });
+});
+
+describe("CpuDevice options", () => {
+  it("takes its thread count from the option, else MOE_THREADS, else the hardware", () => {
+    expect(new CpuDevice({ threads: 3 }).threads).toBe(3);
+    const saved = process.env.MOE_THREADS;
+    process.env.MOE_THREADS = "1";
+    try {
+      expect(new CpuDevice().threads).toBe(1);
+    } finally {
+      if (saved === undefined) delete process.env.MOE_THREADS;
+      else process.env.MOE_THREADS = saved;
+    }
+    expect(new CpuDevice().threads).toBe(Number(process.env.MOE_THREADS ?? native.hardwareThreads));
+    expect(new CpuDevice().name).toBe(`cpu-${native.bestIsa}`);
+  });
+
+  it("single-threaded and multi-threaded matmuls agree exactly", () => {
+    const r = rng(99);
+    const rows = 256;
+    const cols = 1024;
+    const w = makeWeight(randn(rows * cols, r), rows, cols, "q4");
+    const x = randn(3 * cols, r);
+    const a = new Float32Array(3 * rows);
+    const b = new Float32Array(3 * rows);
+    new CpuDevice({ threads: 1 }).matmul(a, x, 3, w);
+    new CpuDevice({ threads: 2 }).matmul(b, x, 3, w);
+    expect(Array.from(a)).toEqual(Array.from(b));
+  });
+});
