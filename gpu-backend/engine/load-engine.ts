@@ -1,20 +1,23 @@
-import { basename, dirname } from "node:path";
 import { statSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import { CpuDevice } from "../device/cpu/cpu-device.js";
 import { EagerExpertProvider } from "../experts/eager-provider.js";
 import type { ExpertProvider } from "../experts/provider.js";
+import { ExpertStore } from "../experts/store.js";
 import { openCheckpoint } from "../model/checkpoint.js";
 import { loadTokenizer } from "../tokenizer/load.js";
 import { MoeEngine } from "./engine.js";
-import { MoeTransformer } from "./model.js";
+import { MoeTransformer, PREFILL_CHUNK } from "./model.js";
 
 export interface LoadEngineOptions {
   /** Compute threads (default: all cores). */
   threads?: number;
   /** Routed-expert budget: bytes ("512MiB", "1073741824") or a share of all experts ("25%"). Omitted = eager. */
   expertBudget?: string;
-  /** Eviction policy of the lazy expert store. */
+  /** Eviction policy of the lazy expert store: "lru" or "lfu" (default). */
   policy?: string;
+  /** Lazy mode: act on the engine's prefetch hints (default true). */
+  prefetch?: boolean;
   /** Name reported in /v1/models (default: the folder name). */
   modelId?: string;
 }
@@ -38,8 +41,27 @@ export async function loadEngine(modelPath: string, opts: LoadEngineOptions = {}
   }
 }
 
+/**
+ * Lazy mode: the expert store pages routed experts from the checkpoint files within the budget.
+ * The store keeps the checkpoint (its expert ranges and decoders) and closes it on close().
+ */
 async function createLazyProvider(
-  ..._args: [ReturnType<typeof openCheckpoint>, CpuDevice, LoadEngineOptions]
+  ckpt: ReturnType<typeof openCheckpoint>,
+  _device: CpuDevice,
+  opts: LoadEngineOptions,
 ): Promise<ExpertProvider> {
-  throw new Error("--expert-budget needs the lazy expert store, which is not built yet");
+  const c = ckpt.config;
+  try {
+    return new ExpertStore(ckpt, {
+      budget: opts.expertBudget!,
+      policy: opts.policy,
+      prefetch: opts.prefetch,
+      // One acquire asks for every distinct expert a forward chunk routes to in one layer: the
+      // budget must hold them together (prefill can touch them all).
+      maxExpertsPerStep: Math.min(c.numExperts, PREFILL_CHUNK * c.topK),
+    });
+  } catch (err) {
+    ckpt.close();
+    throw err;
+  }
 }

@@ -7,9 +7,22 @@ import type { ExpertWeights } from "../model/types.js";
  */
 export interface ExpertProvider {
   acquire(layer: number, experts: number[]): Promise<ExpertWeights[]>;
-  /** A guess that these experts of `layer` are needed soon: start loading them (no-op if eager). */
+  /**
+   * A guess that these experts of `layer` are needed soon, best guess first: start loading them
+   * (no-op if eager). Call it right after the acquire() of an earlier layer was issued, so that
+   * the step's own reads are queued first.
+   */
   hint(layer: number, experts: number[]): void;
   /** Counters for metrics and per-request summaries (names are stable, values exact). */
   stats(): Record<string, number>;
+  /**
+   * The most experts one acquire() may ask for (a lazy store's budget holds no more at once);
+   * undefined = no limit. The engine splits a layer's expert set into groups of this size.
+   */
+  readonly maxExpertsPerAcquire?: number;
+  /** True when hint() does something (a lazy store): the engine skips computing guesses otherwise. */
+  readonly wantsHints?: boolean;
+  /** Detail for the metrics endpoint (per layer / per expert); absent for the eager provider. */
+  report?(): unknown;
   close(): void;
 }

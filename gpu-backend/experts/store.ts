@@ -1,0 +1,511 @@
+import { statSync } from "node:fs";
+import type { Checkpoint, ExpertWeights } from "../model/types.js";
+import { type BudgetSpec, formatBytes, parseBudget } from "./budget.js";
+import { type ExpertPlan, planExpert } from "./layout.js";
+import { createPolicy, type EvictionPolicy } from "./policy.js";
+import type { ExpertProvider } from "./provider.js";
+import { type BlockReader, defaultReader } from "./reader.js";
+import { PagingCounters, ratio } from "./stats.js";
+
+export interface ExpertStoreOptions {
+  /** Bytes ("512MiB", "1073741824") or a share of all routed experts ("25%"). */
+  budget: string | BudgetSpec;
+  /** Eviction policy name (default "lfu"). */
+  policy?: string;
+  /** Start loads on hint() (default true). Off: hints are only scored, never acted on. */
+  prefetch?: boolean;
+  /**
+   * The most distinct experts of one layer a single acquire() may ask for. The budget must hold
+   * that many at once (they are pinned together), else construction fails.
+   */
+  maxExpertsPerStep: number;
+  /** Where bytes come from (default: O_DIRECT through the native addon, else buffered reads). */
+  reader?: BlockReader;
+}
+
+interface Entry {
+  key: number;
+  layer: number;
+  expert: number;
+  slot: Uint8Array;
+  /** Bytes decode allocated outside the slot (0 when the weights are views into it). */
+  extra: number;
+  weights: ExpertWeights | null;
+  /** Settles when the load finishes; rejects when it fails (the entry is gone by then). */
+  ready: Promise<Entry>;
+  /** Loaded by a hint and not used by a step yet. */
+  prefetchedUnused: boolean;
+}
+
+/** One report row per MoE layer (metrics endpoint, heatmaps). */
+export interface LayerReport {
+  layer: number;
+  hits: number;
+  misses: number;
+  bytes_read: number;
+  stall_ms: number;
+  prefetch_issued: number;
+  prefetch_used: number;
+  resident: number[];
+  expert_hits: number[];
+  expert_misses: number[];
+}
+
+export interface StoreReport {
+  policy: string;
+  reader: "direct" | "buffered";
+  prefetch: boolean;
+  budget_bytes: number;
+  capacity_experts: number;
+  slot_bytes: number;
+  expert_bytes: number;
+  total_experts: number;
+  totals: Record<string, number>;
+  layers: LayerReport[];
+}
+
+/**
+ * The expert store: the single owner of routed-expert residency. It holds at most `capacity`
+ * experts in fixed-size slots of aligned memory (allocated on first use, reused forever, so
+ * memory held never exceeds the budget), reads misses from the checkpoint with positioned reads
+ * on I/O threads, deduplicates loads in flight, pins the experts of the current step, evicts by a
+ * pluggable policy and loads hinted experts ahead.
+ *
+ * Residency rule: an expert is resident only after every one of its byte ranges was read in full
+ * and decoded; a failed read returns its slot to the free list and leaves no entry behind.
+ */
+export class ExpertStore implements ExpertProvider {
+  readonly policy: EvictionPolicy;
+  readonly capacity: number;
+  readonly budgetBytes: number;
+  readonly slotBytes: number;
+  /** Memory one resident expert costs: its slot plus whatever decode allocates beside it. */
+  readonly expertCost: number;
+  readonly maxExpertsPerAcquire: number;
+  readonly prefetchEnabled: boolean;
+  readonly wantsHints: boolean;
+
+  private readonly reader: BlockReader;
+  private readonly plans: (ExpertPlan | null)[];
+  private readonly numExperts: number;
+  private readonly numLayers: number;
+  private readonly entries = new Map<number, Entry>();
+  private readonly freeSlots: Uint8Array[] = [];
+  private allocatedSlots = 0;
+  private extraBytes = 0;
+  private pinned = new Set<number>();
+  private readonly counters: PagingCounters;
+  private readonly guesses = new Map<number, Set<number>>();
+  private queue: Promise<void> = Promise.resolve();
+  private closed = false;
+  // Step-level counters (the per-expert ones live in `counters`).
+  private acquires = 0;
+  private acquiredExperts = 0;
+  private missesInflight = 0;
+  private stallMsTotal = 0;
+  private hintGuesses = 0;
+  private hintCorrect = 0;
+  private hintNeeded = 0;
+  private failedAcquires = 0;
+
+  constructor(
+    private readonly ckpt: Checkpoint,
+    opts: ExpertStoreOptions,
+  ) {
+    const c = ckpt.config;
+    this.numExperts = c.numExperts;
+    this.numLayers = c.numLayers;
+    this.reader = opts.reader ?? defaultReader();
+    this.prefetchEnabled = opts.prefetch ?? true;
+    // Guesses are scored even with prefetch off (that is how its accuracy is measured).
+    this.wantsHints = true;
+    const sizes = new Map<string, number>();
+    const fileSize = (f: string) => {
+      let s = sizes.get(f);
+      if (s === undefined) {
+        s = statSync(f).size;
+        sizes.set(f, s);
+      }
+      return s;
+    };
+    this.plans = [];
+    let slotBytes = 0;
+    let dataBytes = 0;
+    let moeLayers = 0;
+    for (let l = 0; l < c.numLayers; l++) {
+      if (!c.moeLayers[l]) {
+        for (let e = 0; e < c.numExperts; e++) this.plans.push(null);
+        continue;
+      }
+      moeLayers++;
+      for (let e = 0; e < c.numExperts; e++) {
+        const p = planExpert(ckpt.expertRanges(l, e), fileSize);
+        this.plans.push(p);
+        slotBytes = Math.max(slotBytes, p.slotBytes);
+        dataBytes = Math.max(dataBytes, p.dataBytes);
+      }
+    }
+    const total = moeLayers * c.numExperts;
+    if (total === 0) throw new Error("this model has no routed experts: an expert budget does not apply");
+    this.slotBytes = slotBytes;
+    this.expertCost = slotBytes + this.probeDecodeExtra();
+    const spec = typeof opts.budget === "string" ? parseBudget(opts.budget) : opts.budget;
+    let capacity: number;
+    if (spec.kind === "percent") {
+      // A share of experts, not of bytes: "25%" means a quarter of the routed experts resident.
+      capacity = Math.floor((spec.percent / 100) * total + 1e-9);
+      this.budgetBytes = Math.min(capacity, total) * this.expertCost;
+    } else {
+      capacity = Math.floor(spec.bytes / this.expertCost);
+      this.budgetBytes = spec.bytes;
+    }
+    this.capacity = Math.min(capacity, total);
+    const need = Math.min(opts.maxExpertsPerStep, c.numExperts);
+    if (this.capacity < need) {
+      const what = spec.kind === "percent" ? `${spec.percent}%` : formatBytes(spec.bytes);
+      throw new RangeError(
+        `expert budget ${what} is too small: it holds ${this.capacity} routed expert(s) of ${formatBytes(this.expertCost)} each ` +
+          `(${formatBytes(dataBytes)} of weights + slot alignment), but one step can need ${need} experts of a layer at once; ` +
+          `use at least ${formatBytes(need * this.expertCost)} (or ${Math.ceil((need / total) * 1000) / 10}%)`,
+      );
+    }
+    this.maxExpertsPerAcquire = this.capacity;
+    this.policy = createPolicy(opts.policy ?? "lfu", this.plans.length, this.capacity);
+    this.counters = new PagingCounters(c.numLayers, c.numExperts);
+  }
+
+  /** Bytes decode allocates outside the slot for one expert (decoding zeros: no I/O needed). */
+  private probeDecodeExtra(): number {
+    const key = this.plans.findIndex((p) => p !== null);
+    const plan = this.plans[key]!;
+    const slot = new Uint8Array(this.slotBytes);
+    const w = this.ckpt.decodeExpert(
+      Math.floor(key / this.numExperts),
+      key % this.numExperts,
+      this.viewsOf(plan, slot),
+    );
+    return extraBytes(w, slot);
+  }
+
+  private viewsOf(plan: ExpertPlan, slot: Uint8Array): Uint8Array[] {
+    return plan.views.map((v) => slot.subarray(v.slotOffset, v.slotOffset + v.length));
+  }
+
+  /** Memory the store holds for experts now: allocated slots plus decode's own allocations. */
+  residentBytes(): number {
+    return this.allocatedSlots * this.slotBytes + this.extraBytes;
+  }
+
+  /** Resident (fully loaded) experts as [layer, expert] pairs. */
+  residentSet(): [number, number][] {
+    const out: [number, number][] = [];
+    for (const e of this.entries.values()) if (e.weights) out.push([e.layer, e.expert]);
+    return out.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  }
+
+  acquire(layer: number, experts: number[]): Promise<ExpertWeights[]> {
+    // Steps are serialized: a step's pins must not be dropped by another step's acquire. When
+    // none is running, start right away (synchronously) so this step's reads are queued on the
+    // I/O threads before any hint() the engine sends next.
+    const start = () => this.acquireNow(layer, experts);
+    const run = this.pending === 0 ? start() : this.queue.then(start);
+    this.pending++;
+    this.queue = run.then(
+      () => {
+        this.pending--;
+      },
+      () => {
+        this.pending--;
+      },
+    );
+    return run;
+  }
+
+  /** Acquires called and not yet settled (running or queued). */
+  private pending = 0;
+
+  private async acquireNow(layer: number, experts: number[]): Promise<ExpertWeights[]> {
+    if (this.closed) throw new Error("expert store is closed");
+    const t0 = performance.now();
+    this.pinned = new Set();
+    if (!this.plans[layer * this.numExperts]) throw new RangeError(`layer ${layer} has no routed experts`);
+    if (experts.length > this.capacity) {
+      throw new RangeError(
+        `acquire of ${experts.length} experts exceeds the store's capacity of ${this.capacity}; split the step into groups of maxExpertsPerAcquire`,
+      );
+    }
+    this.scoreGuess(layer, experts);
+    const keys = experts.map((e) => {
+      if (!Number.isInteger(e) || e < 0 || e >= this.numExperts)
+        throw new RangeError(`expert id ${e} out of range`);
+      return layer * this.numExperts + e;
+    });
+    for (const k of keys) this.pinned.add(k);
+    this.acquires++;
+    this.acquiredExperts += keys.length;
+    const out: (ExpertWeights | null)[] = new Array(keys.length).fill(null);
+    const waiting: { j: number; key: number }[] = [];
+    // Pass 1 (synchronous): count hits and start every demand read we can right away, so the I/O
+    // threads get this step's reads before anything a later hint() queues.
+    for (let j = 0; j < keys.length; j++) {
+      const key = keys[j];
+      const entry = this.entries.get(key);
+      if (entry?.weights) {
+        this.counters.add("hits", key);
+        this.notePrefetchUse(entry);
+        this.policy.onUse(key);
+        out[j] = entry.weights;
+        continue;
+      }
+      this.counters.add("misses", key);
+      if (entry) {
+        this.missesInflight++;
+        this.notePrefetchUse(entry);
+      } else {
+        const slot = this.takeSlot((k) => !this.pinned.has(k));
+        if (slot) this.startLoad(key, slot, false);
+      }
+      waiting.push({ j, key });
+    }
+    if (waiting.length > 0) {
+      const results = await Promise.allSettled(waiting.map((w) => this.waitResident(w.key)));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      const dt = performance.now() - t0;
+      this.stallMsTotal += dt;
+      this.counters.stallMs[layer] += dt;
+      if (failed) {
+        this.failedAcquires++;
+        this.pinned = new Set();
+        throw failed.reason;
+      }
+      for (let i = 0; i < waiting.length; i++) {
+        const e = (results[i] as PromiseFulfilledResult<Entry>).value;
+        this.policy.onUse(e.key);
+        out[waiting[i].j] = e.weights;
+      }
+    }
+    return out as ExpertWeights[];
+  }
+
+  /** Resolve when `key` is resident, starting its load once a slot frees up if it has none. */
+  private async waitResident(key: number): Promise<Entry> {
+    for (;;) {
+      const entry = this.entries.get(key);
+      if (entry) return entry.weights ? entry : entry.ready;
+      const slot = this.takeSlot((k) => !this.pinned.has(k));
+      if (slot) {
+        this.startLoad(key, slot, false);
+        continue;
+      }
+      // Every slot we could take is a prefetch still reading: wait for one to land, then retry.
+      const inflight = [...this.entries.values()].filter((e) => !e.weights && !this.pinned.has(e.key));
+      if (inflight.length === 0) throw new Error("expert store: no slot can be freed (internal error)");
+      await Promise.race(inflight.map((e) => e.ready.then(noop, noop)));
+    }
+  }
+
+  private notePrefetchUse(entry: Entry): void {
+    if (entry.prefetchedUnused) {
+      entry.prefetchedUnused = false;
+      this.counters.add("prefetch_used", entry.key);
+    }
+  }
+
+  /** A free slot, a newly allocated one under the budget, or the slot of a policy victim. */
+  private takeSlot(mayEvict: (key: number) => boolean): Uint8Array | undefined {
+    const free = this.freeSlots.pop();
+    if (free) return free;
+    if (this.allocatedSlots < this.capacity) {
+      this.allocatedSlots++;
+      return this.reader.alloc(this.slotBytes);
+    }
+    const victim = this.policy.victim((k) => {
+      const e = this.entries.get(k);
+      return e !== undefined && e.weights !== null && mayEvict(k);
+    });
+    if (victim === undefined) return undefined;
+    return this.evict(victim);
+  }
+
+  private evict(key: number): Uint8Array {
+    const e = this.entries.get(key)!;
+    this.entries.delete(key);
+    this.policy.onEvict(key);
+    this.counters.add("evictions", key);
+    if (e.prefetchedUnused) this.counters.add("prefetch_wasted", key);
+    this.extraBytes -= e.extra;
+    return e.slot;
+  }
+
+  private startLoad(key: number, slot: Uint8Array, prefetch: boolean): Entry {
+    const layer = Math.floor(key / this.numExperts);
+    const expert = key % this.numExperts;
+    const entry: Entry = {
+      key,
+      layer,
+      expert,
+      slot,
+      extra: 0,
+      weights: null,
+      ready: Promise.resolve(null as unknown as Entry),
+      prefetchedUnused: prefetch,
+    };
+    entry.ready = this.load(entry);
+    // Prefetch failures are counted, never thrown at anyone; demand waiters see the rejection.
+    entry.ready.catch(noop);
+    this.entries.set(key, entry);
+    if (prefetch) this.counters.add("prefetch_issued", key);
+    return entry;
+  }
+
+  private async load(entry: Entry): Promise<Entry> {
+    const plan = this.plans[entry.key]!;
+    try {
+      await Promise.all(
+        plan.ops.map((op) => this.reader.read(op.file, op.offset, op.length, entry.slot, op.slotOffset)),
+      );
+      if (this.closed) throw new Error("expert store closed while loading");
+      const weights = this.ckpt.decodeExpert(entry.layer, entry.expert, this.viewsOf(plan, entry.slot));
+      entry.extra = extraBytes(weights, entry.slot);
+      this.extraBytes += entry.extra;
+      entry.weights = weights;
+    } catch (err) {
+      // Nothing half-resident: drop the entry, give the slot back, report which expert failed.
+      if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+      if (!this.closed) this.freeSlots.push(entry.slot);
+      this.counters.add("read_errors", entry.key);
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new Error(`loading expert ${entry.expert} of layer ${entry.layer} failed: ${msg}`);
+    }
+    this.counters.add("loads", entry.key);
+    this.counters.add("bytes_read", entry.key, plan.readBytes);
+    this.policy.onInsert(entry.key);
+    return entry;
+  }
+
+  hint(layer: number, experts: number[]): void {
+    if (this.closed || !this.plans[layer * this.numExperts]) return;
+    const keys = [...new Set(experts)]
+      .filter((e) => Number.isInteger(e) && e >= 0 && e < this.numExperts)
+      .map((e) => layer * this.numExperts + e);
+    this.guesses.set(layer, new Set(keys));
+    if (!this.prefetchEnabled) return;
+    for (const key of keys) {
+      if (this.entries.has(key)) continue;
+      // A guess may only displace experts nobody is using and no other guess brought in.
+      const slot = this.takeSlot((k) => !this.pinned.has(k) && !this.entries.get(k)!.prefetchedUnused);
+      if (!slot) break;
+      this.startLoad(key, slot, true);
+    }
+  }
+
+  /** How good the last guess for `layer` was, whether or not prefetch acted on it. */
+  private scoreGuess(layer: number, experts: number[]): void {
+    const guess = this.guesses.get(layer);
+    if (!guess) return;
+    this.guesses.delete(layer);
+    this.hintGuesses += guess.size;
+    this.hintNeeded += experts.length;
+    for (const e of experts) if (guess.has(layer * this.numExperts + e)) this.hintCorrect++;
+  }
+
+  /** Flat counters with stable names (the per-request summary subtracts two of these). */
+  stats(): Record<string, number> {
+    const k = this.counters;
+    let resident = 0;
+    for (const e of this.entries.values()) if (e.weights) resident++;
+    return {
+      acquires: this.acquires,
+      acquired_experts: this.acquiredExperts,
+      hits: k.total("hits"),
+      misses: k.total("misses"),
+      misses_inflight: this.missesInflight,
+      loads: k.total("loads"),
+      bytes_read: k.total("bytes_read"),
+      evictions: k.total("evictions"),
+      stall_ms: this.stallMsTotal,
+      prefetch_issued: k.total("prefetch_issued"),
+      prefetch_used: k.total("prefetch_used"),
+      prefetch_wasted: k.total("prefetch_wasted"),
+      hint_guesses: this.hintGuesses,
+      hint_correct: this.hintCorrect,
+      hint_needed: this.hintNeeded,
+      read_errors: k.total("read_errors"),
+      failed_acquires: this.failedAcquires,
+      resident_experts: resident,
+      resident_bytes: this.residentBytes(),
+      budget_bytes: this.budgetBytes,
+      capacity_experts: this.capacity,
+    };
+  }
+
+  /** Everything for the metrics endpoint: totals, derived rates, per-layer and per-expert detail. */
+  report(): StoreReport {
+    const s = this.stats();
+    const totals = {
+      ...s,
+      hit_rate: ratio(s.hits, s.hits + s.misses),
+      // Of the experts prefetch read, the share a step then used.
+      prefetch_precision: ratio(s.prefetch_used, s.prefetch_issued),
+      // Of the experts steps needed from disk, the share prefetch had started reading ahead.
+      prefetch_recall: ratio(s.prefetch_used, s.prefetch_used + (s.misses - s.misses_inflight)),
+      // Of the experts the guesses named, the share the next step of that layer used.
+      hint_accuracy: ratio(s.hint_correct, s.hint_guesses),
+    };
+    const layers: LayerReport[] = [];
+    const resident = new Map<number, number[]>();
+    for (const [l, e] of this.residentSet()) {
+      const list = resident.get(l) ?? [];
+      list.push(e);
+      resident.set(l, list);
+    }
+    for (let l = 0; l < this.numLayers; l++) {
+      if (!this.plans[l * this.numExperts]) continue;
+      const k = this.counters;
+      layers.push({
+        layer: l,
+        hits: k.layerTotal("hits", l),
+        misses: k.layerTotal("misses", l),
+        bytes_read: k.layerTotal("bytes_read", l),
+        stall_ms: k.stallMs[l],
+        prefetch_issued: k.layerTotal("prefetch_issued", l),
+        prefetch_used: k.layerTotal("prefetch_used", l),
+        resident: resident.get(l) ?? [],
+        expert_hits: k.perExpert("hits", l),
+        expert_misses: k.perExpert("misses", l),
+      });
+    }
+    return {
+      policy: this.policy.name,
+      reader: this.reader.kind,
+      prefetch: this.prefetchEnabled,
+      budget_bytes: this.budgetBytes,
+      capacity_experts: this.capacity,
+      slot_bytes: this.slotBytes,
+      expert_bytes: this.expertCost,
+      total_experts: this.plans.filter((p) => p !== null).length,
+      totals,
+      layers,
+    };
+  }
+
+  close(): void {
+    this.closed = true;
+    this.entries.clear();
+    this.freeSlots.length = 0;
+    this.reader.close();
+    this.ckpt.close();
+  }
+}
+
+function noop(): void {}
+
+/** Bytes of a decoded expert that do not live in its slot (decode copied or converted them). */
+function extraBytes(w: ExpertWeights, slot: Uint8Array): number {
+  let n = 0;
+  for (const m of [w.gate, w.up, w.down]) {
+    if (m.data.buffer !== slot.buffer) n += m.data.byteLength;
+    if (m.scales && m.scales.buffer !== slot.buffer) n += m.scales.byteLength;
+  }
+  return n;
+}
