@@ -81,8 +81,9 @@ export interface NativeAddon {
    * Reads file bytes [offset, offset+length) into dest[destOffset...] on a libuv worker thread with
    * O_DIRECT (page cache bypassed). Any offset/length/destination works: fully 4096-aligned requests
    * (offset, length and dest address) go straight into dest, others through an aligned bounce buffer.
-   * Falls back to buffered reads where O_DIRECT is refused (tmpfs). Resolves with `length`; rejects
-   * on I/O errors and on short reads (range past end of file).
+   * Falls back to buffered reads where O_DIRECT is refused (older tmpfs, some FUSE); `direct = false`
+   * asks for buffered reads (through the page cache). Resolves with `length`; rejects on I/O errors
+   * and on short reads (range past end of file).
    */
   readDirect(
     path: string,
@@ -90,6 +91,7 @@ export interface NativeAddon {
     length: number,
     dest: Uint8Array,
     destOffset: number,
+    direct?: boolean,
   ): Promise<number>;
   /** Streaming multi-threaded read of a `bytes` buffer: best of 5 passes, in GB/s (1e9 bytes/s). */
   memReadBandwidth(bytes: number, threads: number, isa?: number): number;
