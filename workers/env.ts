@@ -1,8 +1,12 @@
 /** The edge worker's bindings (wrangler.toml [vars], secrets, KV) and per-request variables. */
 import type { ChatCompletionRequest } from "../src/openai/schema.js";
+import type { AllowDecision } from "../src/policy/index.js";
 import type { CompletionHook } from "./chat/outcome.js";
+import type { TenantQuota } from "./durable/tenant-quota.js";
+import type { PromptCacheState } from "./gateway/cache.js";
+import type { ReservationInfo } from "./gateway/quota.js";
 import type { Tenant } from "./tenants/types.js";
-import type { UpstreamTarget } from "./upstream/target.js";
+import type { FetchLike, UpstreamTarget } from "./upstream/target.js";
 
 export interface Env {
   /** Tenants and API-key hashes. */
@@ -17,6 +21,18 @@ export interface Env {
   MODELS: string;
   /** Largest accepted request body in bytes (default 1 MiB). */
   MAX_BODY_BYTES?: string;
+  /** Gateway: one TenantQuota Durable Object per tenant (quota counters + usage ledger). */
+  TENANT_QUOTA: DurableObjectNamespace<TenantQuota>;
+  /** Gateway: prompt cache entries (msgpack), keyed per tenant. */
+  PROMPT_CACHE: KVNamespace;
+  /** Gateway configuration (see workers/gateway/config.ts for each one's meaning and default). */
+  MODEL_CATALOG?: string;
+  LICENSE_RULES?: string;
+  BACKENDS?: string;
+  PROMPT_CACHE_TTL_SECONDS?: string;
+  DEFAULT_MAX_TOKENS?: string;
+  RESERVATION_TTL_SECONDS?: string;
+  HEALTH_INTERVAL_MS?: string;
 }
 
 export interface Variables {
@@ -29,6 +45,14 @@ export interface Variables {
   upstream: UpstreamTarget;
   /** Called once the response is complete (usage known); stages push hooks (quota settle, cache fill). */
   completionHooks: CompletionHook[];
+  /** Gateway: the license decision (set by the policy stage). */
+  policy: AllowDecision;
+  /** Gateway: prompt-cache lookup result. */
+  promptCache: PromptCacheState;
+  /** Gateway: the quota reservation to settle. */
+  reservation: ReservationInfo;
+  /** Gateway: fetch used by forward (the fleet router's retrying fetch). */
+  upstreamFetch: FetchLike;
 }
 
 export type AppEnv = { Bindings: Env; Variables: Variables };

@@ -40,6 +40,18 @@ export function rankBackends(
       load: h?.load ?? 0,
     });
   }
+  // Panic mode (as Envoy does): when health says no backend serving the model is usable, try them
+  // all rather than refuse outright; a dead one then fails fast and the next is tried.
+  if (eligible.length === 0) {
+    for (const b of pool) {
+      if (!b.models.includes(req.model)) continue;
+      eligible.push({
+        backend: b,
+        score: rendezvousScore(req.prefix, b.id, b.weight ?? 1),
+        load: health.get(b.id)?.load ?? 0,
+      });
+    }
+  }
   eligible.sort((a, b) => b.score - a.score);
   if (eligible.length < 2) return eligible;
   const minLoad = Math.min(...eligible.map((c) => c.load));

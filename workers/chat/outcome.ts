@@ -12,6 +12,12 @@ export interface CompletionOutcome {
   text: string;
   /** Upstream HTTP status (0 when the backend was unreachable). */
   upstreamStatus: number;
+  /** Content deltas as streamed (their concatenation is `text`), for the prompt cache replay. */
+  deltas?: string[];
+  /** Chunks carrying content that reached the client (streams). */
+  deliveredChunks?: number;
+  /** The last usage object seen on any chunk (continuous usage), when no final usage chunk came. */
+  lastUsage?: Usage | null;
 }
 
 export type CompletionHook = (outcome: CompletionOutcome) => void | Promise<void>;

@@ -6,6 +6,10 @@
  */
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env.js";
+import { promptCacheLookup, promptCacheReplay } from "../gateway/cache.js";
+import { routeBackend } from "../gateway/fleet.js";
+import { licensePolicy } from "../gateway/policy.js";
+import { quotaReservation } from "../gateway/quota.js";
 import { apiKeyAuth } from "../middleware/auth.js";
 import { validateChatRequest } from "../middleware/validate.js";
 import { forwardChat } from "../upstream/forward.js";
@@ -25,7 +29,12 @@ export function chatStages(deps: PipelineDeps = {}): Stage[] {
   return [
     { name: "auth", handler: apiKeyAuth() },
     { name: "validate", handler: validateChatRequest() },
-    // gateway: { name: "policy" }, { name: "quota" }, { name: "cache" }, { name: "route" }
+    // Gateway (workers/gateway): cache lookup runs before quota so that a hit reserves no tokens.
+    { name: "policy", handler: licensePolicy() },
+    { name: "cache", handler: promptCacheLookup() },
+    { name: "quota", handler: quotaReservation() },
+    { name: "cache-replay", handler: promptCacheReplay() },
+    { name: "route", handler: routeBackend({ fetch: deps.fetch }) },
     { name: "forward", handler: forwardChat(deps.fetch) },
   ];
 }

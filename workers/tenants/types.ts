@@ -1,7 +1,11 @@
+import type { TenantGatewaySettings } from "../gateway/settings.js";
+
 export interface Tenant {
   id: string;
   name: string;
   createdAt: string;
+  /** Gateway settings: quota, allowed models, license attestations, domicile, cache (admin API). */
+  gateway?: TenantGatewaySettings;
 }
 
 /** What KV holds for one API key: never the key itself, only its SHA-256. */

@@ -64,7 +64,8 @@ export function forwardChat(fetchImpl?: FetchLike): MiddlewareHandler<AppEnv> {
 
     let res: Response;
     try {
-      res = await doFetch(`${target.baseUrl}${CHAT_PATH}`, {
+      // The gateway router supplies a fetch that retries other backends before the first byte.
+      res = await (c.get("upstreamFetch") ?? doFetch)(`${target.baseUrl}${CHAT_PATH}`, {
         method: "POST",
         headers: {
           "content-type": "application/json",

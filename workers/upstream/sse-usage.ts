@@ -20,6 +20,15 @@ function isUsageChunk(chunk: ChatCompletionChunk): chunk is ChatCompletionChunk 
   return Array.isArray(chunk.choices) && chunk.choices.length === 0 && chunk.usage != null;
 }
 
+const streamError = {
+  error: {
+    message: "The inference backend failed during the stream.",
+    type: "server_error",
+    param: null,
+    code: "upstream_stream_error",
+  },
+};
+
 export function watchSse(
   upstream: ReadableStream<Uint8Array>,
   opts: WatchOptions,
@@ -30,6 +39,9 @@ export function watchSse(
   let usage: Usage | null = null;
   let finishReason: string | null = null;
   let text = "";
+  const deltas: string[] = [];
+  let deliveredChunks = 0;
+  let lastUsage: Usage | null = null;
   let sawError = false;
   let ended = false;
   const out: string[] = [];
@@ -37,7 +49,7 @@ export function watchSse(
   const end = (status: CompletionOutcome["status"]) => {
     if (ended) return;
     ended = true;
-    opts.onEnd({ status, usage, finishReason, text });
+    opts.onEnd({ status, usage, finishReason, text, deltas, deliveredChunks, lastUsage });
   };
 
   const onEvent = (ev: EventSourceMessage) => {
@@ -63,8 +75,15 @@ export function watchSse(
       if (opts.keepUsageChunk) out.push(sseData(ev.data));
       return;
     }
+    // Continuous usage (vLLM's stream_options.continuous_usage_stats): the latest one counts if the
+    // stream breaks before the final usage chunk.
+    if (chunk.usage) lastUsage = chunk.usage;
     for (const choice of chunk.choices ?? []) {
-      if (choice.delta?.content) text += choice.delta.content;
+      if (choice.delta?.content) {
+        text += choice.delta.content;
+        deltas.push(choice.delta.content);
+        deliveredChunks += 1;
+      }
       if (choice.finish_reason) finishReason = choice.finish_reason;
     }
     // Re-emit the upstream bytes as they were: no re-serialisation.
@@ -80,12 +99,19 @@ export function watchSse(
         try {
           result = await reader.read();
         } catch (err) {
+          // Mid-stream failure: end the client's stream with an OpenAI error event (not a torn
+          // connection), then settle for what was delivered.
+          console.error("upstream stream failed:", err);
+          out.push(sseData(JSON.stringify(streamError)));
+          controller.enqueue(encoder.encode(out.splice(0).join("")));
           end("error");
-          controller.error(err);
+          controller.close();
           return;
         }
         if (result.done) {
           parser.feed(decoder.decode());
+          // The backend closed without finishing (and without saying why): tell the client.
+          if (finishReason === null && !sawError) out.push(sseData(JSON.stringify(streamError)));
           if (out.length > 0) controller.enqueue(encoder.encode(out.splice(0).join("")));
           end(sawError || finishReason === null ? "error" : "ok");
           controller.close();

@@ -1,0 +1,179 @@
+/**
+ * Quota stage: reserve at admission in the tenant's Durable Object (prompt-token upper bound +
+ * max_tokens; zero tokens for a prompt-cache hit), then settle exactly once with the exact usage:
+ *  - completed: charge = usage.prompt_tokens + usage.completion_tokens from the backend;
+ *  - failed before any output (backend error status / unreachable / no backend): charge 0 (and the
+ *    request itself is given back when no backend ever saw it);
+ *  - ended mid-stream (backend failure or client left) without a usage report: the last usage the
+ *    backend reported (continuous usage) if any, else the prompt estimate + completion chunks
+ *    delivered (an upper bound, never an undercharge);
+ *  - cache hit: charge 0, ledger records the replayed tokens as cached.
+ * Every response carries x-ratelimit-* and RateLimit / RateLimit-Policy; a refusal is 429 with
+ * Retry-After (or 400 when the request could never fit the limit), charging nothing.
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { ApiError, badRequest } from "../../src/openai/errors.js";
+import { messageText } from "../../src/openai/schema.js";
+import {
+  estimatePromptTokens,
+  type QuotaSnapshot,
+  rateLimitHeaders,
+  retryAfterSeconds,
+} from "../../src/quota/index.js";
+import type { CompletionOutcome } from "../chat/outcome.js";
+import type { LedgerEntry } from "../durable/ledger.js";
+import type { AppEnv } from "../env.js";
+import { gatewayConfig } from "./config.js";
+import { setResponseHeaders } from "./headers.js";
+
+export interface ReservationInfo {
+  id: string;
+  tokens: number;
+  promptEstimate: number;
+  /** Settle once; later calls are ignored (the DO is idempotent too). */
+  settle: (charge: number, usage: LedgerEntry | undefined, refundRequest?: boolean) => Promise<void>;
+  settled: () => boolean;
+}
+
+export function quotaStub(c: Context<AppEnv>, tenantId: string) {
+  return c.env.TENANT_QUOTA.get(c.env.TENANT_QUOTA.idFromName(tenantId));
+}
+
+function snapshotHeaders(s: QuotaSnapshot): Record<string, string> {
+  return rateLimitHeaders(s);
+}
+
+/** Charge and ledger entry for a forwarded request's outcome. Exported for tests. */
+export function chargeFor(
+  o: CompletionOutcome & { deliveredChunks?: number; lastUsage?: CompletionOutcome["usage"] },
+  model: string,
+  promptEstimate: number,
+): { charge: number; usage: LedgerEntry; refundRequest: boolean } {
+  const u = o.usage ?? o.lastUsage ?? null;
+  if (u) {
+    return {
+      charge: u.prompt_tokens + u.completion_tokens,
+      usage: {
+        model,
+        promptTokens: u.prompt_tokens,
+        completionTokens: u.completion_tokens,
+        cachedTokens: 0,
+        cacheHit: false,
+        outcome: o.status,
+      },
+      refundRequest: false,
+    };
+  }
+  const delivered = o.deliveredChunks ?? 0;
+  const failedBeforeOutput =
+    o.upstreamStatus !== 200 || (o.status === "error" && delivered === 0 && o.text === "");
+  if (failedBeforeOutput) {
+    return {
+      charge: 0,
+      usage: {
+        model,
+        promptTokens: 0,
+        completionTokens: 0,
+        cachedTokens: 0,
+        cacheHit: false,
+        outcome: o.status,
+      },
+      refundRequest: o.upstreamStatus === 0,
+    };
+  }
+  return {
+    charge: promptEstimate + delivered,
+    usage: {
+      model,
+      promptTokens: promptEstimate,
+      completionTokens: delivered,
+      cachedTokens: 0,
+      cacheHit: false,
+      outcome: o.status,
+    },
+    refundRequest: false,
+  };
+}
+
+export function quotaReservation(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const cfg = gatewayConfig(c.env);
+    const tenant = c.get("tenant");
+    let req = c.get("chatRequest");
+    const limits = tenant.gateway?.quota ?? {};
+    const hit = c.get("promptCache")?.status === "HIT";
+
+    // The reservation must bound usage, so under a token limit the backend must get an explicit
+    // max_tokens (DEFAULT_MAX_TOKENS when the client set none).
+    const maxTokens = req.max_completion_tokens ?? req.max_tokens ?? cfg.defaultMaxTokens;
+    const tokenLimited =
+      limits.tokensPerMinute !== undefined ||
+      limits.tokensPerDay !== undefined ||
+      limits.tokensPerMonth !== undefined;
+    if (tokenLimited && req.max_completion_tokens == null && req.max_tokens == null) {
+      req = { ...req, max_tokens: maxTokens };
+      c.set("chatRequest", req);
+    }
+    const texts = req.messages.map((m) => `${m.role}${m.name ?? ""}${messageText(m.content)}`);
+    const promptEstimate = estimatePromptTokens(texts, req.messages.length);
+    const tokens = hit ? 0 : promptEstimate + maxTokens;
+    const stream = req.stream === true && !hit;
+    const id = c.get("requestId");
+    const stub = quotaStub(c, tenant.id);
+
+    const r = await stub.reserve({ id, tokens, stream, ttlMs: cfg.reservationTtlMs, limits });
+    const headers = snapshotHeaders(r.snapshot);
+    if (!r.ok) {
+      if (r.kind === "too_large") {
+        const e = badRequest(
+          `This request needs up to ${r.requested} tokens (prompt + max_tokens), more than the tenant's ${r.dimension} limit of ${r.limit}. Lower max_tokens or shorten the prompt.`,
+          "max_tokens",
+          "request_too_large",
+        );
+        throw new ApiError(e.status, e.message, e.type, e.code, e.param, headers);
+      }
+      throw new ApiError(
+        429,
+        `Rate limit reached for ${r.dimension}: limit ${r.limit}, remaining ${r.remaining}, requested ${r.requested}. Retry after the time in Retry-After.`,
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        null,
+        { ...headers, "retry-after": retryAfterSeconds(r.retryAfterMs) },
+      );
+    }
+
+    let done = false;
+    const info: ReservationInfo = {
+      id,
+      tokens,
+      promptEstimate,
+      settled: () => done,
+      settle: async (charge, usage, refundRequest) => {
+        if (done) return;
+        done = true;
+        await stub.settle({ id, charge, usage, refundRequest });
+      },
+    };
+    c.set("reservation", info);
+    const model = req.model;
+    c.get("completionHooks").push((o) => {
+      const s = chargeFor(o, model, promptEstimate);
+      return info.settle(s.charge, s.usage, s.refundRequest);
+    });
+
+    await next();
+
+    // A later stage refused the request before any hook ran (e.g. no backend available): nothing
+    // was generated, so give everything back. (Hooks run synchronously up to the settle call, so
+    // `done` is already true when the forward stage reported an outcome.)
+    if (!done && c.error) {
+      const p = info.settle(0, undefined, true);
+      try {
+        c.executionCtx.waitUntil(p);
+      } catch {
+        await p;
+      }
+    }
+    setResponseHeaders(c, headers);
+  };
+}
