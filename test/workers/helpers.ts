@@ -1,0 +1,155 @@
+/** Shared helpers for the edge tests: a recording backend double and tenant/key setup. */
+import { env } from "cloudflare:workers";
+import { Hono } from "hono";
+import { verifyRequest } from "../../src/signing.js";
+import { createAdminApp } from "../../workers/admin/routes.js";
+import { createApp } from "../../workers/app.js";
+import { chatStages } from "../../workers/chat/pipeline.js";
+import type { AppEnv } from "../../workers/env.js";
+import { handleError, handleNotFound } from "../../workers/middleware/errors.js";
+import { requestId } from "../../workers/middleware/request-id.js";
+import type { FetchLike } from "../../workers/upstream/target.js";
+
+export const ADMIN = "test-admin-token";
+export const SECRET = "test-backend-secret";
+
+export interface BackendCall {
+  url: string;
+  headers: Headers;
+  body: Record<string, unknown>;
+  signature: Awaited<ReturnType<typeof verifyRequest>>;
+}
+
+/** The stages this layer owns; the gateway's stages (policy, quota, cache, routing) sit between them. */
+const FOUNDATION_STAGES = new Set(["auth", "validate", "forward"]);
+
+/**
+ * The edge with only the foundation stages (auth -> validate -> forward), so these tests pin down
+ * forwarding and relaying on their own; the gateway's tests cover the full chain.
+ */
+export function foundationApp(fetch: FetchLike): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.onError(handleError);
+  app.notFound(handleNotFound);
+  app.use("*", requestId());
+  for (const stage of chatStages({ fetch })) {
+    if (FOUNDATION_STAGES.has(stage.name)) app.post("/v1/chat/completions", stage.handler);
+  }
+  app.route("/admin", createAdminApp());
+  return app;
+}
+
+/**
+ * A backend double: records every chat call (with its signature check) and answers with
+ * `respond`; health checks get a plain 200. `app` is the foundation-only edge, `fullApp` the real one.
+ */
+export function fakeBackend(respond: (call: BackendCall) => Response | Promise<Response>) {
+  const calls: BackendCall[] = [];
+  const fetch: FetchLike = async (url, init) => {
+    if ((init.method ?? "GET") === "GET") return Response.json({ status: "ok" });
+    const text = String(init.body ?? "");
+    const headers = new Headers(init.headers);
+    const signature = await verifyRequest(SECRET, {
+      method: init.method ?? "GET",
+      path: new URL(url).pathname,
+      body: text,
+      header: (n) => headers.get(n),
+    });
+    const call = { url, headers, body: JSON.parse(text) as Record<string, unknown>, signature };
+    calls.push(call);
+    return respond(call);
+  };
+  return { calls, app: foundationApp(fetch), fullApp: createApp({ fetch }) };
+}
+
+export type TestApp = Hono<AppEnv>;
+
+export function request(app: TestApp, path: string, init: RequestInit = {}): Promise<Response> {
+  return Promise.resolve(app.request(`http://edge.test${path}`, init, env));
+}
+
+export async function createTenant(app: TestApp, name = "acme"): Promise<{ id: string; key: string }> {
+  const res = await request(app, "/admin/tenants", {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+    body: JSON.stringify({ name }),
+  });
+  if (res.status !== 201) throw new Error(`admin create failed: ${res.status} ${await res.text()}`);
+  const body = (await res.json()) as { tenant: { id: string }; api_key: string };
+  return { id: body.tenant.id, key: body.api_key };
+}
+
+export function chatBody(extra: Record<string, unknown> = {}) {
+  return { model: "test-model", messages: [{ role: "user", content: "hi" }], ...extra };
+}
+
+export function post(app: TestApp, key: string | null, body: unknown, headers: Record<string, string> = {}) {
+  return request(app, "/v1/chat/completions", {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      ...(key === null ? {} : { authorization: `Bearer ${key}` }),
+      ...headers,
+    },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+const enc = new TextEncoder();
+
+/** An SSE response whose events are released one by one by the returned `push`. */
+export function controlledSse() {
+  let ctrl!: ReadableStreamDefaultController<Uint8Array>;
+  const stream = new ReadableStream<Uint8Array>({ start: (c) => (ctrl = c) });
+  return {
+    response: new Response(stream, { headers: { "content-type": "text/event-stream" } }),
+    push: (data: string) => ctrl.enqueue(enc.encode(`data: ${data}\n\n`)),
+    comment: (text: string) => ctrl.enqueue(enc.encode(`: ${text}\n\n`)),
+    close: () => ctrl.close(),
+  };
+}
+
+export function chunk(
+  content: string | null,
+  finish: string | null = null,
+  extra: Record<string, unknown> = {},
+) {
+  return JSON.stringify({
+    id: "chatcmpl-1",
+    object: "chat.completion.chunk",
+    created: 1,
+    model: "test-model",
+    choices: [
+      { index: 0, delta: content === null ? {} : { content }, logprobs: null, finish_reason: finish },
+    ],
+    usage: null,
+    ...extra,
+  });
+}
+
+export const USAGE = {
+  prompt_tokens: 5,
+  completion_tokens: 3,
+  total_tokens: 8,
+  prompt_tokens_details: { cached_tokens: 0 },
+};
+
+export function usageChunk() {
+  return JSON.stringify({
+    id: "chatcmpl-1",
+    object: "chat.completion.chunk",
+    created: 1,
+    model: "test-model",
+    choices: [],
+    usage: USAGE,
+  });
+}
+
+/** Read a whole SSE body into its data payloads. */
+export async function readEvents(res: Response): Promise<string[]> {
+  const text = await res.text();
+  return text
+    .split("\n\n")
+    .filter((block) => block.startsWith("data: "))
+    .map((block) => block.slice("data: ".length));
+}
