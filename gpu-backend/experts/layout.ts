@@ -14,6 +14,8 @@ export interface ExpertPlan {
   ops: ReadOp[];
   /** Per checkpoint range (same order as expertRanges): where its bytes sit in the slot. */
   views: { slotOffset: number; length: number }[];
+  /** Per checkpoint range: its file (views and files line up). */
+  files: string[];
   /** Slot bytes this expert needs (aligned spans laid end to end). */
   slotBytes: number;
   /** Bytes the reads move from disk (ranges + alignment padding + merged gaps). */
@@ -71,5 +73,5 @@ export function planExpert(
     i = j;
   }
   const dataBytes = ranges.reduce((s, r) => s + r.length, 0);
-  return { ops, views, slotBytes: slot, readBytes, dataBytes };
+  return { ops, views, files: ranges.map((r) => r.file), slotBytes: slot, readBytes, dataBytes };
 }

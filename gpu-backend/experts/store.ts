@@ -1,7 +1,7 @@
 import { statSync } from "node:fs";
 import type { Checkpoint, ExpertWeights } from "../model/types.js";
 import { type BudgetSpec, formatBytes, parseBudget } from "./budget.js";
-import { type ExpertPlan, planExpert } from "./layout.js";
+import { type ExpertPlan, planExpert, type ReadOp } from "./layout.js";
 import { createPolicy, type EvictionPolicy } from "./policy.js";
 import type { ExpertProvider } from "./provider.js";
 import { type BlockReader, defaultReader } from "./reader.js";
@@ -196,6 +196,15 @@ export class ExpertStore implements ExpertProvider {
     return this.allocatedSlots * this.slotBytes + this.extraBytes;
   }
 
+  /** Resolves once no load is in flight (tests and benchmarks read exact counters after it). */
+  async settled(): Promise<void> {
+    for (;;) {
+      const inflight = [...this.entries.values()].filter((e) => !e.weights);
+      if (inflight.length === 0) return;
+      await Promise.all(inflight.map((e) => e.ready.then(noop, noop)));
+    }
+  }
+
   /** Resident (fully loaded) experts as [layer, expert] pairs. */
   residentSet(): [number, number][] {
     const out: [number, number][] = [];
@@ -361,9 +370,7 @@ export class ExpertStore implements ExpertProvider {
   private async load(entry: Entry): Promise<Entry> {
     const plan = this.plans[entry.key]!;
     try {
-      await Promise.all(
-        plan.ops.map((op) => this.reader.read(op.file, op.offset, op.length, entry.slot, op.slotOffset)),
-      );
+      await Promise.all(plan.ops.map((op) => this.readOp(op, plan, entry.slot)));
       if (this.closed) throw new Error("expert store closed while loading");
       const weights = this.ckpt.decodeExpert(entry.layer, entry.expert, this.viewsOf(plan, entry.slot));
       entry.extra = extraBytes(weights, entry.slot);
@@ -383,6 +390,33 @@ export class ExpertStore implements ExpertProvider {
     return entry;
   }
 
+  /**
+   * One aligned read. If it comes up short (the file shrank since the plan was made, so the
+   * aligned tail now runs past its end), read just the ranges inside it: only data that is really
+   * missing fails the load.
+   */
+  private async readOp(op: ReadOp, plan: ExpertPlan, slot: Uint8Array): Promise<void> {
+    try {
+      await this.reader.read(op.file, op.offset, op.length, slot, op.slotOffset);
+    } catch (err) {
+      if (!(err instanceof Error) || !/short read/.test(err.message)) throw err;
+      const inside = plan.views.filter(
+        (v, i) =>
+          plan.files[i] === op.file &&
+          v.slotOffset < op.slotOffset + op.length &&
+          v.slotOffset + v.length > op.slotOffset,
+      );
+      if (inside.length === 0) return;
+      await Promise.all(
+        inside.map((v) => {
+          const from = Math.max(v.slotOffset, op.slotOffset);
+          const to = Math.min(v.slotOffset + v.length, op.slotOffset + op.length);
+          return this.reader.read(op.file, op.offset + (from - op.slotOffset), to - from, slot, from);
+        }),
+      );
+    }
+  }
+
   hint(layer: number, experts: number[]): void {
     if (this.closed || !this.plans[layer * this.numExperts]) return;
     const keys = [...new Set(experts)]
@@ -391,7 +425,8 @@ export class ExpertStore implements ExpertProvider {
     this.guesses.set(layer, new Set(keys));
     if (!this.prefetchEnabled) return;
     for (const key of keys) {
-      if (this.entries.has(key)) continue;
+      // Pinned experts are the current step's: their loads are demand loads, never guesses.
+      if (this.entries.has(key) || this.pinned.has(key)) continue;
       // A guess may only displace experts nobody is using and no other guess brought in.
       const slot = this.takeSlot((k) => !this.pinned.has(k) && !this.entries.get(k)!.prefetchedUnused);
       if (!slot) break;

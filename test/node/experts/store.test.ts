@@ -1,0 +1,314 @@
+import { truncateSync } from "node:fs";
+import { afterEach, describe, expect, it } from "vitest";
+import { parseBudget } from "../../../gpu-backend/experts/budget.js";
+import { planExpert } from "../../../gpu-backend/experts/layout.js";
+import { LfuAgingPolicy, LruPolicy } from "../../../gpu-backend/experts/policy.js";
+import { type BlockReader, BufferedReader, defaultReader } from "../../../gpu-backend/experts/reader.js";
+import { ExpertStore } from "../../../gpu-backend/experts/store.js";
+import { allEqual, type FakeModel, makeFakeModel } from "./fake-checkpoint.js";
+
+const models: FakeModel[] = [];
+function model(opts: Parameters<typeof makeFakeModel>[0]): FakeModel {
+  const m = makeFakeModel(opts);
+  models.push(m);
+  return m;
+}
+afterEach(() => {
+  for (const m of models.splice(0)) m.cleanup();
+});
+
+/** A reader that fails the next `failures` reads touching `file` (then behaves). */
+class FlakyReader implements BlockReader {
+  readonly kind = "buffered" as const;
+  reads = 0;
+  constructor(
+    private readonly inner: BlockReader,
+    public failures = 0,
+  ) {}
+  alloc(bytes: number): Uint8Array {
+    return this.inner.alloc(bytes);
+  }
+  async read(
+    file: string,
+    offset: number,
+    length: number,
+    dest: Uint8Array,
+    destOffset: number,
+  ): Promise<number> {
+    this.reads++;
+    if (this.failures > 0) {
+      this.failures--;
+      throw new Error("EIO: injected read failure");
+    }
+    return this.inner.read(file, offset, length, dest, destOffset);
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
+
+/** Deterministic pseudo-random generator (tests must not depend on Math.random). */
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+describe("budget parsing", () => {
+  it("reads bytes, units and percentages", () => {
+    expect(parseBudget("1073741824")).toEqual({ kind: "bytes", bytes: 1073741824 });
+    expect(parseBudget("512MiB")).toEqual({ kind: "bytes", bytes: 512 * 1024 ** 2 });
+    expect(parseBudget("1.5GB")).toEqual({ kind: "bytes", bytes: 1.5e9 });
+    expect(parseBudget("25%")).toEqual({ kind: "percent", percent: 25 });
+    expect(parseBudget("12.5%")).toEqual({ kind: "percent", percent: 12.5 });
+  });
+  it("rejects nonsense clearly", () => {
+    expect(() => parseBudget("lots")).toThrow(/expected bytes/);
+    expect(() => parseBudget("0%")).toThrow(/\(0, 100\]/);
+    expect(() => parseBudget("150%")).toThrow(/\(0, 100\]/);
+    expect(() => parseBudget("12 parsecs")).toThrow(/expected bytes/);
+  });
+});
+
+describe("read plans", () => {
+  it("merges close ranges into aligned spans and maps every range into the slot", () => {
+    const f = "/x";
+    const p = planExpert(
+      [
+        { file: f, offset: 13, length: 100 },
+        { file: f, offset: 5000, length: 10 },
+        { file: f, offset: 1_000_000, length: 50 },
+      ],
+      () => 2_000_000,
+    );
+    // Two spans: [0, 8192) holding the first two ranges, and the far one.
+    expect(p.ops.map((o) => [o.offset, o.length, o.slotOffset])).toEqual([
+      [0, 8192, 0],
+      [999_424, 4096, 8192],
+    ]);
+    expect(p.views).toEqual([
+      { slotOffset: 13, length: 100 },
+      { slotOffset: 5000, length: 10 },
+      { slotOffset: 8192 + (1_000_000 - 999_424), length: 50 },
+    ]);
+    expect(p.slotBytes).toBe(12288);
+    expect(p.dataBytes).toBe(160);
+    expect(p.readBytes).toBe(12288);
+  });
+  it("stops a span at the end of the file but never before the data", () => {
+    const p = planExpert([{ file: "/x", offset: 100, length: 50 }], () => 200);
+    expect(p.ops).toEqual([{ file: "/x", offset: 0, length: 200, slotOffset: 0 }]);
+    const truncated = planExpert([{ file: "/x", offset: 100, length: 50 }], () => 120);
+    expect(truncated.ops[0].length).toBe(150);
+  });
+});
+
+describe("eviction policies", () => {
+  it("LRU evicts the least recently used evictable key", () => {
+    const p = new LruPolicy();
+    for (const k of [1, 2, 3]) p.onInsert(k);
+    p.onUse(1);
+    expect(p.victim(() => true)).toBe(2);
+    expect(p.victim((k) => k !== 2)).toBe(3);
+    p.onEvict(2);
+    expect(p.victim(() => true)).toBe(3);
+  });
+  it("LFU keeps frequently used keys, remembers history across evictions, and ages", () => {
+    const p = new LfuAgingPolicy(10, 1000);
+    for (const k of [1, 2, 3]) p.onInsert(k);
+    for (let i = 0; i < 5; i++) p.onUse(1);
+    p.onUse(2);
+    p.onUse(3);
+    p.onUse(3);
+    expect(p.victim(() => true)).toBe(2);
+    p.onEvict(2);
+    // Key 4 arrives with no history: it is the next victim even though it is the newest.
+    p.onInsert(4);
+    p.onUse(4);
+    expect(p.victim(() => true)).toBe(4);
+    // Key 2 comes back with its count of 1 and ties with 4; the older use loses.
+    p.onEvict(4);
+    p.onInsert(2);
+    expect(p.victim(() => true)).toBe(2);
+  });
+  it("LFU ages counts so old favourites fade", () => {
+    const p = new LfuAgingPolicy(4, 4);
+    p.onInsert(0);
+    p.onInsert(1);
+    for (let i = 0; i < 3; i++) p.onUse(0); // counts: 0 -> 3
+    p.onUse(1); // 4th use: everything halves -> 0: 1.5, 1: 0.5
+    for (let i = 0; i < 3; i++) p.onUse(1); // 1: 3.5 (aging again on the 8th use: 0.75 vs 1.75)
+    p.onUse(1);
+    expect(p.victim(() => true)).toBe(0);
+  });
+});
+
+describe("ExpertStore", () => {
+  const base = { numLayers: 4, numExperts: 8, topK: 2 };
+
+  it("sizes capacity from a percentage or bytes and refuses budgets below one step", () => {
+    const m = model(base);
+    const s = new ExpertStore(m.ckpt, { budget: "25%", maxExpertsPerStep: 2, reader: new BufferedReader() });
+    expect(s.capacity).toBe(8);
+    expect(s.budgetBytes).toBe(8 * s.expertCost);
+    const b = new ExpertStore(m.ckpt, {
+      budget: String(3 * s.expertCost + 5),
+      maxExpertsPerStep: 2,
+      reader: new BufferedReader(),
+    });
+    expect(b.capacity).toBe(3);
+    expect(() => new ExpertStore(m.ckpt, { budget: String(s.expertCost), maxExpertsPerStep: 2 })).toThrow(
+      /expert budget .* is too small: it holds 1 routed expert.*one step can need 2 experts/,
+    );
+    expect(() => new ExpertStore(m.ckpt, { budget: "1%", maxExpertsPerStep: 2 })).toThrow(/too small/);
+    expect(() => new ExpertStore(m.ckpt, { budget: "25%", maxExpertsPerStep: 2, policy: "mru" })).toThrow(
+      /unknown expert eviction policy "mru"; known: lru, lfu/,
+    );
+  });
+
+  for (const policy of ["lru", "lfu"]) {
+    it(`${policy}: returns the right bytes, never exceeds the budget, counts exactly`, async () => {
+      const m = model(base);
+      const s = new ExpertStore(m.ckpt, {
+        budget: "25%",
+        maxExpertsPerStep: 3,
+        policy,
+        reader: defaultReader(),
+      });
+      const rnd = lcg(7);
+      let acquired = 0;
+      for (let step = 0; step < 200; step++) {
+        const layer = step % base.numLayers;
+        const n = 1 + Math.floor(rnd() * 3);
+        const ids = new Set<number>();
+        while (ids.size < n) ids.add(Math.floor(rnd() * base.numExperts));
+        const experts = [...ids].sort((a, b) => a - b);
+        // A guess for the next layer, right or wrong, exercises prefetch alongside demand loads.
+        const w = await s.acquire(layer, experts);
+        s.hint((layer + 1) % base.numLayers, [Math.floor(rnd() * base.numExperts)]);
+        acquired += experts.length;
+        expect(s.residentBytes()).toBeLessThanOrEqual(s.budgetBytes);
+        experts.forEach((e, j) => {
+          expect(allEqual(w[j].gate, m.valueAt(layer, e, 0))).toBe(true);
+          expect(allEqual(w[j].up, m.valueAt(layer, e, 1))).toBe(true);
+          expect(allEqual(w[j].down, m.valueAt(layer, e, 2))).toBe(true);
+        });
+      }
+      await s.settled();
+      const st = s.stats();
+      expect(st.acquired_experts).toBe(acquired);
+      expect(st.hits + st.misses).toBe(acquired);
+      expect(st.resident_experts).toBeLessThanOrEqual(s.capacity);
+      // Every load read its planned bytes; every miss not already in flight was a load.
+      expect(st.loads).toBe(st.misses - st.misses_inflight + st.prefetch_issued);
+      expect(st.prefetch_used).toBeLessThanOrEqual(st.prefetch_issued);
+      expect(st.read_errors).toBe(0);
+      const rep = s.report();
+      expect(rep.layers.reduce((a, l) => a + l.hits, 0)).toBe(st.hits);
+      expect(rep.layers.reduce((a, l) => a + l.resident.length, 0)).toBe(st.resident_experts);
+      s.close();
+    });
+  }
+
+  it("a failed read fails that acquire clearly, leaves nothing half-resident, and the next one works", async () => {
+    const m = model(base);
+    const reader = new FlakyReader(new BufferedReader());
+    const s = new ExpertStore(m.ckpt, { budget: "50%", maxExpertsPerStep: 2, reader });
+    await s.acquire(0, [0, 1]);
+    reader.failures = 1;
+    await expect(s.acquire(1, [2, 3])).rejects.toThrow(
+      /loading expert [23] of layer 1 failed: EIO: injected read failure/,
+    );
+    const resident = s.residentSet();
+    // The expert whose read failed is not resident; whatever did load is intact.
+    expect(resident.filter(([l]) => l === 1).length).toBeLessThan(2);
+    expect(s.stats().read_errors).toBe(1);
+    expect(s.stats().failed_acquires).toBe(1);
+    const w = await s.acquire(1, [2, 3]);
+    expect(allEqual(w[0].gate, m.valueAt(1, 2, 0))).toBe(true);
+    expect(allEqual(w[1].down, m.valueAt(1, 3, 2))).toBe(true);
+    expect(s.residentBytes()).toBeLessThanOrEqual(s.budgetBytes);
+  });
+
+  it("truncated expert data fails with a clear error and the store keeps serving", async () => {
+    const m = model(base);
+    const s = new ExpertStore(m.ckpt, { budget: "50%", maxExpertsPerStep: 2, reader: defaultReader() });
+    // Cut the file inside the last expert of the last layer.
+    const last = m.ckpt.expertRanges(3, 7);
+    truncateSync(m.file, last[2].offset + 10);
+    await expect(s.acquire(3, [6, 7])).rejects.toThrow(/loading expert 7 of layer 3 failed: .*short read/);
+    expect(s.residentSet().some(([l, e]) => l === 3 && e === 7)).toBe(false);
+    const w = await s.acquire(0, [0, 5]);
+    expect(allEqual(w[1].up, m.valueAt(0, 5, 1))).toBe(true);
+    await expect(s.acquire(3, [7])).rejects.toThrow(/short read/);
+    expect(s.stats().hits + s.stats().misses).toBe(s.stats().acquired_experts);
+  });
+
+  it("never evicts the current step's experts, even for a hint, and deduplicates loads in flight", async () => {
+    const m = model(base);
+    const reader = new FlakyReader(new BufferedReader());
+    const probe = new ExpertStore(m.ckpt, { budget: "100%", maxExpertsPerStep: 2, reader });
+    const s = new ExpertStore(m.ckpt, { budget: String(2 * probe.expertCost), maxExpertsPerStep: 2, reader });
+    expect(s.capacity).toBe(2);
+    const w = await s.acquire(0, [1, 2]);
+    s.hint(1, [3, 4]); // no slot is free and both are pinned: nothing may load
+    await s.settled();
+    expect(s.stats().prefetch_issued).toBe(0);
+    expect(allEqual(w[0].gate, m.valueAt(0, 1, 0))).toBe(true);
+    expect(allEqual(w[1].gate, m.valueAt(0, 2, 0))).toBe(true);
+    // A new step unpins the old one: now the guess loads, and the step that needs it shares the read.
+    await s.acquire(0, [1]);
+    s.hint(2, [5]);
+    const readsBefore = reader.reads;
+    const w2 = await s.acquire(2, [5]);
+    expect(allEqual(w2[0].up, m.valueAt(2, 5, 1))).toBe(true);
+    const st = s.stats();
+    expect(st.prefetch_issued).toBe(1);
+    expect(st.prefetch_used).toBe(1);
+    expect(st.misses_inflight).toBe(1);
+    expect(st.loads).toBe(3);
+    expect(reader.reads - readsBefore).toBe(0); // the acquire issued no read of its own
+    expect(st.hint_guesses).toBe(1); // layer 1's guess was never scored (no step of layer 1 yet)
+  });
+
+  it("scores prefetch: a landed guess is a hit, a wrong one is wasted when evicted", async () => {
+    const m = model(base);
+    const s = new ExpertStore(m.ckpt, { budget: "25%", maxExpertsPerStep: 2, reader: new BufferedReader() });
+    await s.acquire(0, [0]);
+    s.hint(1, [2, 3]);
+    await s.settled();
+    await s.acquire(1, [2]);
+    let st = s.stats();
+    expect(st.hits).toBe(1);
+    expect(st.prefetch_used).toBe(1);
+    expect(st.hint_correct).toBe(1);
+    expect(st.hint_guesses).toBe(2);
+    const rep = s.report();
+    expect(rep.totals.prefetch_precision).toBe(0.5);
+    expect(rep.totals.prefetch_recall).toBe(0.5); // needed from disk: 0 (demand) and 2 (prefetched)
+    expect(rep.totals.hint_accuracy).toBe(0.5);
+    // Fill the store so the unused guess (layer 1, expert 3) is evicted.
+    for (let e = 0; e < 8; e++) await s.acquire(2, [e]);
+    st = s.stats();
+    expect(st.prefetch_wasted).toBe(1);
+    expect(s.residentBytes()).toBeLessThanOrEqual(s.budgetBytes);
+  });
+
+  it("refuses an acquire larger than its capacity and ids out of range", async () => {
+    const m = model(base);
+    const s = new ExpertStore(m.ckpt, { budget: "2", maxExpertsPerStep: 0, reader: new BufferedReader() })
+      .capacity;
+    expect(s).toBe(0);
+    const t = new ExpertStore(m.ckpt, {
+      budget: "6.25%",
+      maxExpertsPerStep: 2,
+      reader: new BufferedReader(),
+    });
+    await expect(t.acquire(0, [0, 1, 2])).rejects.toThrow(/exceeds the store's capacity of 2/);
+    await expect(t.acquire(0, [8])).rejects.toThrow(/expert id 8 out of range/);
+    const w = await t.acquire(0, [0, 1]);
+    expect(allEqual(w[1].gate, m.valueAt(0, 1, 0))).toBe(true);
+  });
+});
