@@ -100,7 +100,11 @@ const enc = new TextEncoder();
 /** An SSE response whose events are released one by one by the returned `push`. */
 export function controlledSse() {
   let ctrl!: ReadableStreamDefaultController<Uint8Array>;
-  const stream = new ReadableStream<Uint8Array>({ start: (c) => (ctrl = c) });
+  const stream = new ReadableStream<Uint8Array>({
+    start: (c) => {
+      ctrl = c;
+    },
+  });
   return {
     response: new Response(stream, { headers: { "content-type": "text/event-stream" } }),
     push: (data: string) => ctrl.enqueue(enc.encode(`data: ${data}\n\n`)),
