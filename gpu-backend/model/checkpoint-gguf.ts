@@ -76,6 +76,11 @@ export function configFromGguf(f: GgufFile): ModelConfig {
       // llama.cpp's qwen3moe graph always renormalises the top-k weights; our exporter records
       // norm_topk_prob in {arch}.expert_weights_norm so a round trip keeps the HF value.
       norm_topk_prob: m("expert_weights_norm") ?? true,
+      // llama.cpp's qwen3moe has MoE on every layer; files from our exporter may carry dense
+      // layers (mlp_only_layers), recognisable by a missing router.
+      mlp_only_layers: Array.from({ length: need("block_count") }, (_, i) => i).filter(
+        (i) => !f.header.tensors.has(`blk.${i}.ffn_gate_inp.weight`),
+      ),
     });
   } else if (arch === "llama4") {
     // llama.cpp hard-codes chunked attention, NoPE every 4th layer and temperature tuning unless

@@ -97,10 +97,12 @@ function compatibility(c: ModelConfig, warnings: string[]): void {
       warnings.push("llama4: llama.cpp hard-codes attention temperature tuning (floor 8192, scale 0.1)");
     }
   } else if (c.family === "qwen3moe") {
-    if (!c.moeLayers.every((m) => m))
-      throw new Error(
-        "qwen3moe: llama.cpp needs every layer to be MoE (mlp_only_layers / decoder_sparse_step)",
+    if (!c.moeLayers.every((m) => m)) {
+      // Our GGUF loader reads dense layers back (by tensor presence); llama.cpp's qwen3moe does not.
+      warnings.push(
+        "qwen3moe: dense layers (mlp_only_layers / decoder_sparse_step) will not load in llama.cpp",
       );
+    }
     if (!c.normTopK) {
       warnings.push(
         "qwen3moe: norm_topk_prob=false is written as qwen3moe.expert_weights_norm; upstream llama.cpp may renormalise anyway",

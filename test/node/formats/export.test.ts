@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -165,6 +165,45 @@ describe("exportGguf from float checkpoints", () => {
     expect(f.info("rope_freqs.weight").dims).toEqual([8]);
     expect(f.header.tensors.has("blk.0.ffn_gate.weight")).toBe(true);
     expect(f.header.tensors.has("blk.1.ffn_gate_shexp.weight")).toBe(true);
+    f.close();
+  });
+});
+
+describe("exportGguf edge cases", () => {
+  it("qwen3moe with dense layers (mlp_only_layers) round-trips through our loader, with a llama.cpp warning", () => {
+    const syn = synthesize("qwen3moe", { mlp_only_layers: [0, 2] });
+    const dir = join(root, "qwen-dense");
+    writeHf(dir, "qwen3moe", syn);
+    const out = join(root, "qwen-dense.gguf");
+    const res = exportGguf(dir, out, "f32");
+    expect(res.warnings.join()).toMatch(/will not load in llama\.cpp/);
+    const hf = openCheckpoint(dir);
+    const gg = openCheckpoint(out);
+    expect(gg.config.moeLayers).toEqual([false, true, false, true]);
+    expectSameConfig(hf, gg);
+    eachTensor(
+      hf,
+      (_n, a, b) =>
+        expect(Buffer.from(dequantize(b).buffer).equals(Buffer.from(dequantize(a).buffer))).toBe(true),
+      gg,
+    );
+    hf.close();
+    gg.close();
+  });
+
+  it("a tokenizer without a known pre-tokenizer regex is refused unless overridden", () => {
+    const dir = join(root, "odd-tok");
+    writeHf(dir, "mixtral", synthesize("mixtral"));
+    const tj = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8"));
+    tj.pre_tokenizer.pretokenizers[0].pattern.Regex = "\\w+";
+    writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(tj));
+    expect(() => exportGguf(dir, join(root, "odd.gguf"), "f32")).toThrow(
+      /tokenizer\.json: pre-tokenizer regex .* matches none/,
+    );
+    expect(existsSync(join(root, "odd.gguf"))).toBe(false);
+    exportGguf(dir, join(root, "odd.gguf"), "f32", { tokenizerPre: "gpt-2" });
+    const f = new GgufFile(join(root, "odd.gguf"));
+    expect(f.meta("tokenizer.ggml.pre")).toBe("gpt-2");
     f.close();
   });
 });

@@ -124,8 +124,8 @@ export interface Synthetic {
   experts: Map<string, Mat>; // key `${l}.${e}.${part}`
 }
 
-export function synthesize(family: Family): Synthetic {
-  const config = parseConfig(rawConfig(family));
+export function synthesize(family: Family, overrides: Record<string, unknown> = {}): Synthetic {
+  const config = parseConfig({ ...rawConfig(family), ...overrides });
   const dense = new Map<string, Mat>();
   let seed = 1;
   const mk = (rows: number, cols: number, vector: boolean): Mat => {
