@@ -1,42 +1,94 @@
+import type { ExpertProvider } from "../experts/provider.js";
 import { createStreamDecoder } from "../tokenizer/stream-decoder.js";
-import { KvCache } from "./kv-cache.js";
-import type { MoeTransformer } from "./model.js";
+import { type MoeTransformer, PREFILL_CHUNK } from "./model.js";
+import { PrefixCache } from "./prefix-cache.js";
 import { Sampler } from "./sampler.js";
-import { StepLock } from "./step-lock.js";
+import { AdmissionError, type ScheduledSequence, Scheduler, type SchedulerLimits } from "./scheduler.js";
 import { StopStringFilter } from "./stop-strings.js";
 import type {
   Engine,
   GenerationResult,
   SamplingParams,
   TokenEvent,
-  TokenLogprob,
   Tokenizer,
+  TokenLogprob,
 } from "./types.js";
-import type { ExpertProvider } from "../experts/provider.js";
 
 export class EngineError extends Error {
   constructor(
     message: string,
     readonly status: number,
     readonly code: string,
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
 }
 
+export interface EngineOptions {
+  scheduler?: Partial<SchedulerLimits>;
+  /** Prefix (prompt) KV cache size in bytes; 0 disables it. */
+  prefixCacheBytes?: number;
+  /** Tokens per prefix-cache block. */
+  prefixBlockTokens?: number;
+}
+
+/** Events of one sequence, handed from the scheduler loop to the request's async generator. */
+class Channel<T> {
+  private items: T[] = [];
+  private wake: (() => void) | null = null;
+  private ended = false;
+  private error: Error | undefined;
+
+  push(item: T): void {
+    this.items.push(item);
+    this.wake?.();
+  }
+
+  end(error?: Error): void {
+    this.ended = true;
+    this.error = error;
+    this.wake?.();
+  }
+
+  async *drain(): AsyncGenerator<T> {
+    for (;;) {
+      while (this.items.length > 0) yield this.items.shift()!;
+      if (this.ended) {
+        if (this.error) throw this.error;
+        return;
+      }
+      await new Promise<void>((r) => {
+        this.wake = r;
+      });
+      this.wake = null;
+    }
+  }
+}
+
 /**
- * One model serving many requests: each request has its own KV cache and sampler; steps of
- * concurrent requests interleave through a FIFO lock.
+ * One model serving many requests: a continuous-batching scheduler runs all live sequences
+ * together, each with its own KV cache, sampler and stop handling.
  */
 export class MoeEngine implements Engine {
-  private readonly lock = new StepLock();
+  readonly scheduler: Scheduler;
+  readonly prefixCache: PrefixCache | null;
 
   constructor(
     readonly modelId: string,
     readonly model: MoeTransformer,
     readonly tokenizer: Tokenizer,
     readonly experts: ExpertProvider,
-  ) {}
+    opts: EngineOptions = {},
+  ) {
+    const bytes = opts.prefixCacheBytes ?? 256 * 1024 * 1024;
+    this.prefixCache = bytes > 0 ? new PrefixCache(model.config, opts.prefixBlockTokens ?? 16, bytes) : null;
+    this.scheduler = new Scheduler(
+      model,
+      { maxRunning: 16, maxQueued: 64, stepTokens: PREFILL_CHUNK, ...opts.scheduler },
+      this.prefixCache,
+    );
+  }
 
   get contextLength(): number {
     return this.model.config.maxPositions;
@@ -48,7 +100,11 @@ export class MoeEngine implements Engine {
     if (promptIds.length === 0) throw new EngineError("the prompt is empty", 400, "empty_prompt");
     for (const id of promptIds) {
       if (!Number.isInteger(id) || id < 0 || id >= vocab) {
-        throw new EngineError(`token id ${id} is outside the vocabulary (0..${vocab - 1})`, 400, "invalid_token");
+        throw new EngineError(
+          `token id ${id} is outside the vocabulary (0..${vocab - 1})`,
+          400,
+          "invalid_token",
+        );
       }
     }
     if (!Number.isInteger(params.maxTokens) || params.maxTokens < 1) {
@@ -70,43 +126,56 @@ export class MoeEngine implements Engine {
     signal?: AbortSignal,
   ): AsyncGenerator<TokenEvent, GenerationResult> {
     this.validate(promptIds, params);
-    const cache = new KvCache(this.model.config, promptIds.length + params.maxTokens);
     const sampler = new Sampler(params);
     const decoder = createStreamDecoder(this.tokenizer);
     const stops = new StopStringFilter(params.stop);
     const eos = new Set(params.ignoreEos ? [] : this.tokenizer.eosTokenIds);
     const before = this.experts.stats();
+    const channel = new Channel<TokenEvent>();
     let completion = 0;
     let finishReason: GenerationResult["finishReason"] = "length";
-    let logits = await this.lock.run(() => this.model.forward(promptIds, cache));
-    while (!signal?.aborted) {
-      const s = sampler.sample(logits);
-      sampler.accept(s.tokenId);
-      completion++;
-      const last = completion >= params.maxTokens;
-      let text: string;
-      if (eos.has(s.tokenId)) {
-        finishReason = "stop";
-        text = stops.flush();
-      } else {
-        text = stops.push(decoder.push(s.tokenId));
-        if (stops.stopped) finishReason = "stop";
-        else if (last) text += stops.push(decoder.flush()) + stops.flush();
-      }
-      const event: TokenEvent = { tokenId: s.tokenId, text };
-      if (s.logprob !== undefined) {
-        event.logprob = this.logprobEntry(s.tokenId, s.logprob);
-        event.topLogprobs = s.top!.map((t) => this.logprobEntry(t.tokenId, t.logprob));
-      }
-      yield event;
-      if (finishReason === "stop" || last) break;
-      logits = await this.lock.run(() => this.model.forward([s.tokenId], cache));
+    const seq: ScheduledSequence = {
+      prompt: promptIds,
+      maxTotal: promptIds.length + params.maxTokens,
+      signal,
+      cachedTokens: 0,
+      onLogits: (logits) => {
+        const s = sampler.sample(logits);
+        sampler.accept(s.tokenId);
+        completion++;
+        const last = completion >= params.maxTokens;
+        let text: string;
+        if (eos.has(s.tokenId)) {
+          finishReason = "stop";
+          text = stops.flush();
+        } else {
+          text = stops.push(decoder.push(s.tokenId));
+          if (stops.stopped) finishReason = "stop";
+          else if (last) text += stops.push(decoder.flush()) + stops.flush();
+        }
+        const event: TokenEvent = { tokenId: s.tokenId, text };
+        if (s.logprob !== undefined) {
+          event.logprob = this.logprobEntry(s.tokenId, s.logprob);
+          event.topLogprobs = s.top!.map((t) => this.logprobEntry(t.tokenId, t.logprob));
+        }
+        channel.push(event);
+        return finishReason === "stop" || last ? null : s.tokenId;
+      },
+      onEnd: (error) => channel.end(signal?.aborted ? undefined : error),
+    };
+    try {
+      this.scheduler.submit(seq);
+    } catch (err) {
+      if (err instanceof AdmissionError)
+        throw new EngineError(err.message, err.status, "server_busy", err.retryAfterSeconds);
+      throw err;
     }
+    yield* channel.drain();
     return {
       finishReason,
       promptTokens: promptIds.length,
       completionTokens: completion,
-      cachedTokens: 0,
+      cachedTokens: seq.cachedTokens,
       paging: diffStats(before, this.experts.stats()),
     };
   }

@@ -30,7 +30,9 @@ export class KvCache {
   reserve(tokens: number): void {
     if (tokens <= this.cap) return;
     if (tokens > this.config.maxPositions) {
-      throw new RangeError(`sequence of ${tokens} tokens exceeds the model context of ${this.config.maxPositions}`);
+      throw new RangeError(
+        `sequence of ${tokens} tokens exceeds the model context of ${this.config.maxPositions}`,
+      );
     }
     const cap = Math.min(this.config.maxPositions, Math.max(tokens, this.cap * 2, 64));
     for (let l = 0; l < this.config.numLayers; l++) {

@@ -63,6 +63,20 @@ class Scratch {
   positions: Int32Array;
 }
 
+export interface BatchItem {
+  tokens: number[];
+  cache: KvCache;
+  wantLogits: boolean;
+}
+
+/** Where one sequence's tokens sit in a batched step. */
+interface Segment {
+  start: number;
+  len: number;
+  cache: KvCache;
+  pos0: number;
+}
+
 function vector(w: Weight): Float32Array {
   if (w.dtype !== "f32") throw new Error(`expected an f32 vector, got ${w.dtype}`);
   return new Float32Array(w.data.buffer, w.data.byteOffset, w.rows * w.cols);
@@ -79,7 +93,6 @@ export class MoeTransformer {
   private readonly lmHead: Weight;
   private readonly layers: LayerWeights[] = [];
   private readonly scratch = new Map<number, Scratch>();
-  readonly logits: Float32Array;
 
   constructor(
     ckpt: Checkpoint,
@@ -111,10 +124,11 @@ export class MoeTransformer {
           moe && c.sharedExpert
             ? { gate: load(`${p}shexp.gate`), up: load(`${p}shexp.up`), down: load(`${p}shexp.down`) }
             : null,
-        dense: moe ? null : { gate: load(`${p}mlp.gate`), up: load(`${p}mlp.up`), down: load(`${p}mlp.down`) },
+        dense: moe
+          ? null
+          : { gate: load(`${p}mlp.gate`), up: load(`${p}mlp.up`), down: load(`${p}mlp.down`) },
       });
     }
-    this.logits = new Float32Array(c.vocabSize);
   }
 
   private scratchFor(n: number): Scratch {
@@ -128,61 +142,72 @@ export class MoeTransformer {
   }
 
   /**
-   * Run `tokens` at positions cache.length.. through the model, appending their K/V to the cache,
-   * and leave the last token's logits in `this.logits`.
+   * Run `tokens` at positions cache.length.. through the model (in chunks of PREFILL_CHUNK),
+   * appending their K/V to the cache; returns the last token's logits.
    */
   async forward(tokens: number[], cache: KvCache): Promise<Float32Array> {
-    cache.reserve(cache.length + tokens.length);
+    let logits: Float32Array[] = [];
     for (let i = 0; i < tokens.length; i += PREFILL_CHUNK) {
       const chunk = tokens.slice(i, i + PREFILL_CHUNK);
-      await this.forwardChunk(chunk, cache, i + PREFILL_CHUNK >= tokens.length);
+      logits = await this.forwardBatch([
+        { tokens: chunk, cache, wantLogits: i + PREFILL_CHUNK >= tokens.length },
+      ]);
     }
-    return this.logits;
+    return logits[0];
   }
 
-  private async forwardChunk(tokens: number[], cache: KvCache, wantLogits: boolean): Promise<void> {
+  /**
+   * One step over several sequences at once (continuous batching): their tokens share every
+   * dense matmul and each routed expert runs once over all tokens that picked it. Each item's
+   * tokens are placed at positions cache.length.. of its own cache. Returns, in item order, the
+   * logits of the last token of every item with wantLogits. At most PREFILL_CHUNK tokens in all.
+   */
+  async forwardBatch(items: BatchItem[]): Promise<Float32Array[]> {
     const c = this.config;
     const d = this.device;
-    const n = tokens.length;
     const H = c.hiddenSize;
+    const n = items.reduce((a, it) => a + it.tokens.length, 0);
+    if (n === 0) return [];
+    if (n > PREFILL_CHUNK) throw new RangeError(`a step holds at most ${PREFILL_CHUNK} tokens, got ${n}`);
     const s = this.scratchFor(n);
-    const pos0 = cache.length;
-    for (let t = 0; t < n; t++) {
-      dequantizeRow(this.embed, tokens[t], s.x.subarray(t * H, (t + 1) * H));
-      s.positions[t] = pos0 + t;
+    const segs: Segment[] = [];
+    let t = 0;
+    for (const it of items) {
+      it.cache.reserve(it.cache.length + it.tokens.length);
+      segs.push({ start: t, len: it.tokens.length, cache: it.cache, pos0: it.cache.length });
+      for (let i = 0; i < it.tokens.length; i++, t++) {
+        dequantizeRow(this.embed, it.tokens[i], s.x.subarray(t * H, (t + 1) * H));
+        s.positions[t] = it.cache.length + i;
+      }
     }
-    const positions = s.positions.subarray(0, n);
     for (let l = 0; l < c.numLayers; l++) {
       const w = this.layers[l];
       d.rmsnorm(s.xn, s.x, w.attnNorm, n, H, c.rmsNormEps);
-      this.attention(l, w, s, n, positions, cache, pos0);
+      this.attention(l, w, s, n, segs);
       d.addScaled(s.x, s.proj, n * H);
       d.rmsnorm(s.xn, s.x, w.ffnNorm, n, H, c.rmsNormEps);
       if (w.dense) this.mlp(w.dense, s.xn, s.proj, n, c.denseFfn, s);
       else await this.moe(l, w, s, n);
       d.addScaled(s.x, s.proj, n * H);
     }
-    cache.length = pos0 + n;
-    if (wantLogits) {
-      const last = s.x.subarray((n - 1) * H, n * H);
-      d.rmsnorm(s.xn, last, this.finalNorm, 1, H, c.rmsNormEps);
-      d.matmul(this.logits, s.xn, 1, this.lmHead);
-    }
+    for (const seg of segs) seg.cache.length = seg.pos0 + seg.len;
+    // Final norm + LM head only for the rows whose logits are wanted, batched into one matmul.
+    const want = items.flatMap((it, i) => (it.wantLogits ? [segs[i].start + segs[i].len - 1] : []));
+    if (want.length === 0) return [];
+    for (const [j, row] of want.entries()) s.gathered.set(s.x.subarray(row * H, (row + 1) * H), j * H);
+    d.rmsnorm(s.xn, s.gathered, this.finalNorm, want.length, H, c.rmsNormEps);
+    const logits = new Float32Array(want.length * c.vocabSize);
+    d.matmul(logits, s.xn, want.length, this.lmHead);
+    return want.map((_, j) => logits.subarray(j * c.vocabSize, (j + 1) * c.vocabSize));
   }
 
   /** Self-attention of layer l for n tokens; result (after o_proj) in s.proj. */
-  private attention(
-    l: number,
-    w: LayerWeights,
-    s: Scratch,
-    n: number,
-    positions: Int32Array,
-    cache: KvCache,
-    pos0: number,
-  ): void {
+  private attention(l: number, w: LayerWeights, s: Scratch, n: number, segs: Segment[]): void {
     const c = this.config;
     const d = this.device;
     const hd = c.headDim;
+    const qDim = c.numHeads * hd;
+    const kvDim = c.numKvHeads * hd;
     d.matmul(s.q, s.xn, n, w.q);
     d.matmul(s.k, s.xn, n, w.k);
     d.matmul(s.v, s.xn, n, w.v);
@@ -191,6 +216,7 @@ export class MoeTransformer {
       d.rmsnorm(s.q, s.q, w.qNorm, n * c.numHeads, hd, c.rmsNormEps);
       d.rmsnorm(s.k, s.k, w.kNorm, n * c.numKvHeads, hd, c.rmsNormEps);
     }
+    const positions = s.positions.subarray(0, n);
     const useRope = c.ropeLayers[l];
     if (useRope) {
       d.rope(s.q, n, c.numHeads, hd, positions, c.rope.invFreq, c.rope.style);
@@ -203,28 +229,30 @@ export class MoeTransformer {
     } else if (c.attnTemperature) {
       // Llama 4 NoPE layers: scale queries up with the log of the position (temperature tuning).
       const { floorScale, attnScale } = c.attnTemperature;
-      const qDim = c.numHeads * hd;
       for (let t = 0; t < n; t++) {
         const scale = 1 + attnScale * Math.log1p(Math.floor((positions[t] + 1) / floorScale));
         const row = s.q.subarray(t * qDim, (t + 1) * qDim);
         for (let i = 0; i < qDim; i++) row[i] *= scale;
       }
     }
-    cache.write(l, pos0, s.k, s.v, n);
-    d.attention({
-      q: s.q,
-      kCache: cache.k[l],
-      vCache: cache.v[l],
-      out: s.attn,
-      nTok: n,
-      nHeads: c.numHeads,
-      nKvHeads: c.numKvHeads,
-      headDim: hd,
-      pos0,
-      scale: 1 / Math.sqrt(hd),
-      chunkSize: useRope ? c.attentionChunk : 0,
-      window: c.slidingWindow,
-    });
+    for (const seg of segs) {
+      const { start, len, cache, pos0 } = seg;
+      cache.write(l, pos0, s.k.subarray(start * kvDim), s.v.subarray(start * kvDim), len);
+      d.attention({
+        q: s.q.subarray(start * qDim, (start + len) * qDim),
+        kCache: cache.k[l],
+        vCache: cache.v[l],
+        out: s.attn.subarray(start * qDim, (start + len) * qDim),
+        nTok: len,
+        nHeads: c.numHeads,
+        nKvHeads: c.numKvHeads,
+        headDim: hd,
+        pos0,
+        scale: 1 / Math.sqrt(hd),
+        chunkSize: useRope ? c.attentionChunk : 0,
+        window: c.slidingWindow,
+      });
+    }
     d.matmul(s.proj, s.attn, n, w.o);
   }
 

@@ -62,5 +62,9 @@ export interface Engine {
   readonly tokenizer: Tokenizer;
   readonly contextLength: number;
   /** Yields one event per generated token; returns the final accounting. Abort stops within one step. */
-  generate(promptIds: number[], params: SamplingParams, signal?: AbortSignal): AsyncGenerator<TokenEvent, GenerationResult>;
+  generate(
+    promptIds: number[],
+    params: SamplingParams,
+    signal?: AbortSignal,
+  ): AsyncGenerator<TokenEvent, GenerationResult>;
 }

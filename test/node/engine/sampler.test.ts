@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Rng, Sampler, argmax, topIndices } from "../../../gpu-backend/engine/sampler.js";
+import { argmax, Rng, Sampler, topIndices } from "../../../gpu-backend/engine/sampler.js";
 import type { SamplingParams } from "../../../gpu-backend/engine/types.js";
 
 const base: SamplingParams = {

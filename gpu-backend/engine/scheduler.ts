@@ -1,0 +1,192 @@
+import { KvCache } from "./kv-cache.js";
+import { type BatchItem, type MoeTransformer, PREFILL_CHUNK } from "./model.js";
+import type { PrefixCache } from "./prefix-cache.js";
+
+/** A sequence as the scheduler sees it; the engine supplies what happens with its logits. */
+export interface ScheduledSequence {
+  readonly prompt: number[];
+  readonly maxTotal: number;
+  readonly signal?: AbortSignal;
+  /** Called with the logits after the prompt (and after each fed token); returns the next token, or null when done. */
+  onLogits(logits: Float32Array): number | null;
+  /** Called once when the sequence leaves (done, aborted or failed). */
+  onEnd(error?: Error): void;
+  /** Set by the scheduler when the prompt's KV came partly from the prefix cache. */
+  cachedTokens: number;
+}
+
+export interface SchedulerLimits {
+  /** Sequences decoding together in one batch. */
+  maxRunning: number;
+  /** Sequences waiting for a batch slot; beyond this new requests are refused. */
+  maxQueued: number;
+  /** Tokens per step (decode tokens + prefill chunk). */
+  stepTokens: number;
+}
+
+export class AdmissionError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+interface Running {
+  seq: ScheduledSequence;
+  cache: KvCache;
+  /** Prompt tokens already in the cache. */
+  prefilled: number;
+  /** Token to feed in the next step (decode phase). */
+  next: number | null;
+}
+
+export interface SchedulerStats {
+  running: number;
+  queued: number;
+  steps: number;
+  lastBatchTokens: number;
+  lastBatchSequences: number;
+  kvBytes: number;
+}
+
+/**
+ * Continuous batching: every step runs one token for each decoding sequence plus a chunk of
+ * pending prompts (chunked prefill, so long prompts never stall running streams); new requests
+ * join between steps; finished or aborted ones leave between steps and free their KV.
+ */
+export class Scheduler {
+  private readonly waiting: Running[] = [];
+  private readonly running: Running[] = [];
+  private loopActive = false;
+  private steps = 0;
+  private lastBatchTokens = 0;
+  private lastBatchSequences = 0;
+
+  constructor(
+    private readonly model: MoeTransformer,
+    private readonly limits: SchedulerLimits,
+    private readonly prefixCache: PrefixCache | null,
+  ) {
+    if (limits.stepTokens > PREFILL_CHUNK || limits.stepTokens < 1) {
+      throw new RangeError(`stepTokens must be in 1..${PREFILL_CHUNK}`);
+    }
+  }
+
+  submit(seq: ScheduledSequence): void {
+    if (this.running.length + this.waiting.length >= this.limits.maxRunning + this.limits.maxQueued) {
+      throw new AdmissionError(
+        `the server is at capacity (${this.limits.maxRunning} running, ${this.limits.maxQueued} queued); retry shortly`,
+        503,
+        1,
+      );
+    }
+    this.waiting.push({ seq, cache: new KvCache(this.model.config, 0), prefilled: 0, next: null });
+    if (!this.loopActive) {
+      this.loopActive = true;
+      setImmediate(() => void this.loop());
+    }
+  }
+
+  stats(): SchedulerStats {
+    let kvBytes = 0;
+    for (const r of this.running) kvBytes += r.cache.bytes();
+    return {
+      running: this.running.length,
+      queued: this.waiting.length,
+      steps: this.steps,
+      lastBatchTokens: this.lastBatchTokens,
+      lastBatchSequences: this.lastBatchSequences,
+      kvBytes,
+    };
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (this.running.length + this.waiting.length > 0) {
+        this.dropAborted();
+        this.admit();
+        const batch = this.plan();
+        if (batch.length === 0) break;
+        let logits: Float32Array[];
+        try {
+          logits = await this.model.forwardBatch(batch.map((b) => b.item));
+        } catch (err) {
+          // A failed step (e.g. an expert read error) fails the sequences in it, not the server.
+          for (const b of batch) this.finish(b.r, err instanceof Error ? err : new Error(String(err)));
+          continue;
+        }
+        this.steps++;
+        this.lastBatchTokens = batch.reduce((a, b) => a + b.item.tokens.length, 0);
+        this.lastBatchSequences = batch.length;
+        let j = 0;
+        for (const b of batch) {
+          if (!b.item.wantLogits) continue;
+          const r = b.r;
+          if (r.prefilled === r.seq.prompt.length && r.next === null)
+            this.prefixCache?.store(r.seq.prompt, r.cache);
+          const next = r.seq.signal?.aborted ? null : r.seq.onLogits(logits[j++]);
+          if (next === null || r.cache.length >= r.seq.maxTotal) this.finish(r);
+          else r.next = next;
+        }
+        // Let sockets flush the tokens just produced before the next step.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.loopActive = false;
+      if (this.running.length + this.waiting.length > 0) {
+        this.loopActive = true;
+        setImmediate(() => void this.loop());
+      }
+    }
+  }
+
+  private dropAborted(): void {
+    for (const list of [this.running, this.waiting]) {
+      for (const r of [...list]) if (r.seq.signal?.aborted) this.finish(r, new Error("aborted"));
+    }
+  }
+
+  private admit(): void {
+    while (this.running.length < this.limits.maxRunning && this.waiting.length > 0) {
+      const r = this.waiting.shift()!;
+      if (this.prefixCache) {
+        r.prefilled = this.prefixCache.restore(r.seq.prompt, r.cache);
+        r.seq.cachedTokens = r.prefilled;
+      }
+      this.running.push(r);
+    }
+  }
+
+  /** Decode tokens first (one per running sequence), then prompt chunks in arrival order. */
+  private plan(): { r: Running; item: BatchItem }[] {
+    const out: { r: Running; item: BatchItem }[] = [];
+    let budget = this.limits.stepTokens;
+    for (const r of this.running) {
+      if (r.next !== null && budget > 0) {
+        out.push({ r, item: { tokens: [r.next], cache: r.cache, wantLogits: true } });
+        budget--;
+      }
+    }
+    for (const r of this.running) {
+      if (r.next !== null || budget <= 0) continue;
+      const take = Math.min(budget, r.seq.prompt.length - r.prefilled);
+      const tokens = r.seq.prompt.slice(r.prefilled, r.prefilled + take);
+      r.prefilled += take;
+      budget -= take;
+      out.push({ r, item: { tokens, cache: r.cache, wantLogits: r.prefilled === r.seq.prompt.length } });
+    }
+    // Chunks whose K/V were written advance the cache even when they yield no logits.
+    return out;
+  }
+
+  private finish(r: Running, error?: Error): void {
+    for (const list of [this.running, this.waiting]) {
+      const i = list.indexOf(r);
+      if (i >= 0) list.splice(i, 1);
+    }
+    r.seq.onEnd(error);
+  }
+}

@@ -1,0 +1,140 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CpuDevice } from "../../../gpu-backend/device/cpu/cpu-device.js";
+import { ReferenceDevice } from "../../../gpu-backend/device/reference/reference-device.js";
+import { MoeEngine } from "../../../gpu-backend/engine/engine.js";
+import { KvCache } from "../../../gpu-backend/engine/kv-cache.js";
+import { loadEngine } from "../../../gpu-backend/engine/load-engine.js";
+import { MoeTransformer } from "../../../gpu-backend/engine/model.js";
+import { argmax } from "../../../gpu-backend/engine/sampler.js";
+import { EagerExpertProvider } from "../../../gpu-backend/experts/eager-provider.js";
+import { openCheckpoint } from "../../../gpu-backend/model/checkpoint.js";
+import type { Family } from "../../../gpu-backend/model/types.js";
+import { collect, greedy, makeTinyModels } from "./fixtures.js";
+
+const families: Family[] = ["llama4", "mixtral", "qwen3moe"];
+let models: ReturnType<typeof makeTinyModels>;
+const engines: Record<string, MoeEngine> = {};
+
+beforeAll(async () => {
+  models = makeTinyModels(families);
+  for (const f of families) engines[f] = await loadEngine(models.dirs[f], { threads: 1 });
+});
+afterAll(() => {
+  for (const e of Object.values(engines)) e.close();
+  models.cleanup();
+});
+
+const prompts = [
+  [5, 17, 200, 33, 9, 41],
+  [300, 2, 2, 2, 150, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93],
+  [1, 400],
+];
+
+describe.each(families)("%s engine", (family) => {
+  it("prefill as one batch gives the same logits as feeding tokens one by one", async () => {
+    const m = engines[family].model;
+    const p = prompts[1];
+    const batched = (await m.forward(p, new KvCache(m.config, 64))).slice();
+    const cache = new KvCache(m.config, 64);
+    let stepped = new Float32Array();
+    for (const t of p) stepped = (await m.forward([t], cache)).slice();
+    let maxDiff = 0;
+    for (let i = 0; i < batched.length; i++) maxDiff = Math.max(maxDiff, Math.abs(batched[i] - stepped[i]));
+    expect(maxDiff).toBeLessThan(1e-4);
+    expect(argmax(batched)).toBe(argmax(stepped));
+  });
+
+  it("outputs depend on the prompt (the generated model is not degenerate)", async () => {
+    const outs = await Promise.all(prompts.map((p) => collect(engines[family].generate(p, greedy))));
+    const distinct = new Set(outs.map((o) => o.ids.join(",")));
+    expect(distinct.size).toBe(prompts.length);
+    // Not one token repeated forever either.
+    for (const o of outs) expect(new Set(o.ids).size).toBeGreaterThan(1);
+  });
+
+  it("matches the float64 reference device on greedy tokens", async () => {
+    const ckpt = openCheckpoint(models.dirs[family]);
+    const ref = new ReferenceDevice();
+    const refModel = new MoeTransformer(ckpt, ref, new EagerExpertProvider(ckpt, ref));
+    ckpt.close();
+    const m = engines[family].model;
+    for (const p of prompts) {
+      const a = new KvCache(m.config, 64);
+      const b = new KvCache(m.config, 64);
+      let la = await m.forward(p, a);
+      let lb = await refModel.forward(p, b);
+      for (let step = 0; step < 8; step++) {
+        const ta = argmax(la);
+        expect(ta).toBe(argmax(lb));
+        la = await m.forward([ta], a);
+        lb = await refModel.forward([ta], b);
+      }
+    }
+  });
+});
+
+describe("scheduler", () => {
+  it("concurrent requests (continuous batching) produce exactly the sequential outputs", async () => {
+    const e = engines.llama4;
+    const sequential = [];
+    for (const p of prompts) sequential.push((await collect(e.generate(p, greedy))).ids);
+    const together = await Promise.all(prompts.map((p) => collect(e.generate(p, greedy))));
+    expect(together.map((o) => o.ids)).toEqual(sequential);
+    expect(e.scheduler.stats().running).toBe(0);
+  });
+
+  it("reuses a shared prefix from the prefix cache with identical output and exact cached_tokens", async () => {
+    const e = engines.qwen3moe;
+    const system = Array.from({ length: 40 }, (_, i) => (i * 37 + 11) % 450);
+    const a = [...system, 7, 8, 9];
+    const b = [...system, 100, 101];
+    const noCache = new MoeEngine("x", e.model, e.tokenizer, e.experts, { prefixCacheBytes: 0 });
+    const expectA = await collect(noCache.generate(a, greedy));
+    const expectB = await collect(noCache.generate(b, greedy));
+    const cached = new MoeEngine("y", e.model, e.tokenizer, e.experts, { prefixBlockTokens: 16 });
+    const gotA = await collect(cached.generate(a, greedy));
+    const gotB = await collect(cached.generate(b, greedy));
+    expect(gotA.cachedTokens).toBe(0);
+    expect(gotB.cachedTokens).toBe(32); // two full 16-token blocks of the 40 shared tokens
+    expect(gotA.ids).toEqual(expectA.ids);
+    expect(gotB.ids).toEqual(expectB.ids);
+    // The same prompt again: every full block but the one holding the last token is reused.
+    const again = await collect(cached.generate(a, greedy));
+    expect(again.cachedTokens).toBe(32);
+    expect(again.ids).toEqual(expectA.ids);
+  });
+
+  it("an aborted request stops within a step and frees its slot", async () => {
+    const e = engines.mixtral;
+    const ctrl = new AbortController();
+    const gen = e.generate(prompts[0], { ...greedy, maxTokens: 200 }, ctrl.signal);
+    let n = 0;
+    for await (const _ of gen) {
+      if (++n === 3) ctrl.abort();
+    }
+    expect(n).toBeLessThanOrEqual(4);
+    expect(e.scheduler.stats().running).toBe(0);
+    // The engine keeps serving.
+    expect((await collect(e.generate(prompts[2], greedy))).ids).toHaveLength(greedy.maxTokens);
+  });
+
+  it("refuses work beyond the queue with a 503 and a retry hint, and invalid prompts with a 400", async () => {
+    const e = engines.llama4;
+    const small = new MoeEngine("z", e.model, e.tokenizer, e.experts, {
+      scheduler: { maxRunning: 1, maxQueued: 1 },
+    });
+    const first = collect(small.generate(prompts[0], greedy));
+    const second = collect(small.generate(prompts[1], greedy));
+    await expect(collect(small.generate(prompts[2], greedy))).rejects.toMatchObject({ status: 503 });
+    await Promise.all([first, second]);
+    await expect(collect(small.generate([99999], greedy))).rejects.toMatchObject({ status: 400 });
+    await expect(collect(small.generate([1], { ...greedy, maxTokens: 10 ** 7 }))).rejects.toMatchObject({
+      status: 400,
+      code: "context_length_exceeded",
+    });
+  });
+
+  it("uses the CPU device by default", () => {
+    expect(new CpuDevice({ threads: 1 }).name).toMatch(/cpu/);
+  });
+});

@@ -1,0 +1,43 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { SamplingParams } from "../../../gpu-backend/engine/types.js";
+import type { Family } from "../../../gpu-backend/model/types.js";
+import { makeModel } from "../../../gpu-backend/tools/make-model.js";
+
+/** Tiny checkpoints of each family in a temp folder, made once per test file. */
+export function makeTinyModels(families: Family[]): { dirs: Record<string, string>; cleanup: () => void } {
+  const root = mkdtempSync(join(tmpdir(), "moe-engine-"));
+  const dirs: Record<string, string> = {};
+  for (const family of families) {
+    dirs[family] = join(root, family);
+    makeModel({ family, preset: "tiny", out: dirs[family], seed: 3 });
+  }
+  return { dirs, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+export const greedy: SamplingParams = {
+  maxTokens: 12,
+  temperature: 0,
+  topP: 1,
+  topK: 0,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  stop: [],
+  logprobs: null,
+  ignoreEos: true,
+};
+
+export async function collect(
+  gen: AsyncGenerator<{ tokenId: number; text: string }, { completionTokens: number; cachedTokens: number }>,
+): Promise<{ ids: number[]; text: string; cachedTokens: number; completionTokens: number }> {
+  const ids: number[] = [];
+  let text = "";
+  let r = await gen.next();
+  while (!r.done) {
+    ids.push(r.value.tokenId);
+    text += r.value.text;
+    r = await gen.next();
+  }
+  return { ids, text, cachedTokens: r.value.cachedTokens, completionTokens: r.value.completionTokens };
+}
