@@ -3,7 +3,7 @@
  *   POST /admin/tenants            {name, id?}  -> 201 {tenant, api_key, key_prefix}
  *   GET  /admin/tenants/:id                     -> {tenant, key_prefixes}
  *   POST /admin/tenants/:id/keys                -> 201 {api_key, key_prefix}
- * The full API key appears only in the creating response.
+ * The full API key appears only in the creating response. Gateway routes: see gateway-routes.ts.
  */
 import { Hono } from "hono";
 import { z } from "zod";
@@ -12,6 +12,7 @@ import { zodToApiError } from "../../src/openai/schema.js";
 import type { AppEnv } from "../env.js";
 import { TenantStore } from "../tenants/store.js";
 import { adminAuth } from "./auth.js";
+import { gatewayAdminRoutes } from "./gateway-routes.js";
 
 const createTenantSchema = z.object({
   name: z.string().min(1).max(200),
@@ -62,5 +63,7 @@ export function createAdminApp(): Hono<AppEnv> {
     return c.json({ api_key: key, key_prefix: record.prefix }, 201);
   });
 
+  // Gateway: settings, key rotation / revocation, usage and fleet views (gateway-routes.ts).
+  gatewayAdminRoutes(admin);
   return admin;
 }

@@ -1,0 +1,201 @@
+/**
+ * Quota stage inside workerd against the real TenantQuota Durable Object: parallel admission never
+ * exceeds a limit, the settled total equals the usage the backend reported, and every failure path
+ * (backend error, mid-stream break, client leaving) gives back what was not used.
+ */
+import { describe, expect, it } from "vitest";
+import { chunkJson, harness, jsonAnswer, sseAnswer, sseEvents } from "./util.js";
+
+// Reservation of {role:"user", content:"hi"}: utf8("user"+"hi") + 16 per message + 32 = 54, + max_tokens.
+const PROMPT_ESTIMATE = 54;
+const body = (extra: Record<string, unknown> = {}) => ({
+  model: "test-model",
+  messages: [{ role: "user", content: "hi" }],
+  max_tokens: 46,
+  ...extra,
+});
+
+describe("quota: exact under concurrency", () => {
+  it("N parallel requests never exceed tokens-per-minute; settled total == reported usage", async () => {
+    let n = 0;
+    const reported: number[] = [];
+    const h = harness((_url, init) => {
+      const i = n++;
+      const usage = { prompt_tokens: 5, completion_tokens: 7 + (i % 30) };
+      reported.push(usage.prompt_tokens + usage.completion_tokens);
+      const stream = JSON.parse(String(init.body)).stream === true;
+      return stream ? sseAnswer(["a", "b"], usage) : jsonAnswer("ab", usage);
+    });
+    const { key } = await h.tenant({ quota: { tokens_per_minute: 1000, requests_per_minute: 100 } });
+    const N = 25;
+    const results = await Promise.all(
+      Array.from({ length: N }, (_, i) =>
+        h.chat(key, body({ stream: i % 2 === 0 })).then(async (r) => ({ r, text: await r.text() })),
+      ),
+    );
+    const ok = results.filter((x) => x.r.status === 200);
+    const limited = results.filter((x) => x.r.status === 429);
+    expect(ok.length + limited.length).toBe(N);
+    // Each reservation is 100 tokens; admission can never pass 1000 in total.
+    expect(ok.length).toBeLessThanOrEqual(10);
+    expect(ok.length).toBeGreaterThan(0);
+    expect(h.calls.length).toBe(ok.length); // refused requests never reached a backend
+    for (const { r, text } of limited) {
+      expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      expect(r.headers.get("x-ratelimit-limit-tokens")).toBe("1000");
+      expect(JSON.parse(text).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
+    }
+    for (const { r } of ok) {
+      expect(r.headers.get("x-ratelimit-limit-requests")).toBe("100");
+      expect(r.headers.get("RateLimit-Policy")).toContain('"tpm";q=1000;w=60');
+      expect(r.headers.get("RateLimit")).toMatch(/"tpm";r=\d+;t=\d+/);
+    }
+    const u = await h.usage(key);
+    const delivered = reported.reduce((a, b) => a + b, 0);
+    expect(u.totals.total_tokens).toBe(delivered);
+    expect(u.totals.requests).toBe(ok.length);
+    expect(u.quota.open_reservations).toBe(0);
+    expect(u.quota.open_streams).toBe(0);
+    const tpm = u.quota.dimensions.find((d) => d.dimension === "tokens_minute");
+    expect(tpm?.remaining).toBe(1000 - delivered);
+  });
+
+  it("max concurrent streams: the extra stream gets 429, a slot frees when a stream ends", async () => {
+    const pending: Array<(r: Response) => void> = [];
+    const h = harness(() => new Promise<Response>((resolve) => pending.push(resolve)));
+    const { key } = await h.tenant({ quota: { max_concurrent_streams: 2 } });
+    const a = h.chat(key, body({ stream: true }));
+    const b = h.chat(key, body({ stream: true }));
+    while (pending.length < 2) await new Promise((r) => setTimeout(r, 5));
+    const c = await h.chat(key, body({ stream: true }));
+    expect(c.status).toBe(429);
+    expect(JSON.parse(await c.text()).error.message).toContain("concurrency");
+    pending[0](sseAnswer(["x"], { prompt_tokens: 2, completion_tokens: 1 }));
+    await (await a).text();
+    await h.settled();
+    const d = h.chat(key, body({ stream: true }));
+    while (pending.length < 3) await new Promise((r) => setTimeout(r, 5));
+    pending[1](sseAnswer(["y"], { prompt_tokens: 2, completion_tokens: 1 }));
+    pending[2](sseAnswer(["z"], { prompt_tokens: 2, completion_tokens: 1 }));
+    expect((await b).status).toBe(200);
+    expect((await d).status).toBe(200);
+    await (await b).text();
+    await (await d).text();
+    const u = await h.usage(key);
+    expect(u.quota.open_streams).toBe(0);
+    expect(u.totals.total_tokens).toBe(9);
+  });
+});
+
+describe("quota: refunds", () => {
+  it("a backend error before output charges nothing", async () => {
+    const h = harness(() =>
+      Response.json(
+        { error: { message: "boom", type: "server_error", param: null, code: null } },
+        { status: 500 },
+      ),
+    );
+    const { key } = await h.tenant({ quota: { tokens_per_minute: 1000 } });
+    const r = await h.chat(key, body());
+    expect(r.status).toBe(500);
+    const u = await h.usage(key);
+    expect(u.quota.dimensions.find((d) => d.dimension === "tokens_minute")?.remaining).toBe(1000);
+    expect(u.totals.errors).toBe(1);
+    expect(u.totals.total_tokens).toBe(0);
+  });
+
+  it("an unreachable backend gives back the tokens and the request", async () => {
+    const h = harness(() => {
+      throw new TypeError("connect ECONNREFUSED");
+    });
+    const { key } = await h.tenant({ quota: { tokens_per_minute: 1000, requests_per_minute: 5 } });
+    expect((await h.chat(key, body())).status).toBe(502);
+    const u = await h.usage(key);
+    const dims = Object.fromEntries(u.quota.dimensions.map((d) => [d.dimension, d.remaining]));
+    expect(dims).toMatchObject({ tokens_minute: 1000, requests: 5 });
+  });
+
+  it("a mid-stream failure ends with an error event and charges what was delivered", async () => {
+    const enc = new TextEncoder();
+    const h = harness(() => {
+      let step = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (step++ === 0) c.enqueue(enc.encode(`data: ${chunkJson("partial")}\n\n`));
+          else c.error(new Error("backend died"));
+        },
+      });
+      return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+    });
+    const { key } = await h.tenant({ quota: { tokens_per_minute: 1000, max_concurrent_streams: 1 } });
+    const r = await h.chat(key, body({ stream: true }));
+    const events = await sseEvents(r);
+    expect(JSON.parse(events[0]).choices[0].delta.content).toBe("partial");
+    expect(JSON.parse(events.at(-1) ?? "{}").error.code).toBe("upstream_stream_error");
+    const u = await h.usage(key);
+    // No usage report arrived: prompt upper bound + 1 delivered chunk, never the whole reservation.
+    expect(u.quota.dimensions.find((d) => d.dimension === "tokens_minute")?.remaining).toBe(
+      1000 - (PROMPT_ESTIMATE + 1),
+    );
+    expect(u.quota.open_streams).toBe(0);
+    expect(u.totals.errors).toBe(1);
+  });
+
+  it("a client that leaves mid-stream frees its slot and is charged for what it got", async () => {
+    const enc = new TextEncoder();
+    let cancelled = false;
+    const h = harness(() => {
+      let sent = false;
+      const stream = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (!sent) {
+            sent = true;
+            c.enqueue(enc.encode(`data: ${chunkJson("one")}\n\ndata: ${chunkJson("two")}\n\n`));
+          }
+          return new Promise(() => {}); // then hangs, like a long generation
+        },
+        cancel() {
+          cancelled = true;
+        },
+      });
+      return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+    });
+    const { key } = await h.tenant({ quota: { tokens_per_day: 5000, max_concurrent_streams: 1 } });
+    const r = await h.chat(key, body({ stream: true }));
+    const reader = r.body!.getReader();
+    await reader.read();
+    await reader.cancel("client left");
+    expect(cancelled).toBe(true);
+    const u = await h.usage(key);
+    expect(u.quota.open_streams).toBe(0);
+    expect(u.quota.open_reservations).toBe(0);
+    expect(u.totals.aborted).toBe(1);
+    expect(u.quota.dimensions.find((d) => d.dimension === "tokens_day")?.remaining).toBe(
+      5000 - (PROMPT_ESTIMATE + 2),
+    );
+  });
+
+  it("a request larger than a whole window is a 400, and refusals charge nothing", async () => {
+    const h = harness(() => jsonAnswer("x", { prompt_tokens: 1, completion_tokens: 1 }));
+    const { key } = await h.tenant({ quota: { tokens_per_minute: 80, requests_per_minute: 1 } });
+    const big = await h.chat(key, body());
+    expect(big.status).toBe(400);
+    expect(JSON.parse(await big.text()).error.code).toBe("request_too_large");
+    expect((await h.chat(key, body({ max_tokens: 10 }))).status).toBe(200);
+    const second = await h.chat(key, body({ max_tokens: 10 }));
+    expect(second.status).toBe(429);
+    expect(second.headers.get("x-ratelimit-remaining-requests")).toBe("0");
+    const u = await h.usage(key);
+    expect(u.totals.requests).toBe(1);
+    expect(h.calls.length).toBe(1);
+  });
+
+  it("with a token limit and no max_tokens, the default bound is sent to the backend", async () => {
+    const h = harness(() => jsonAnswer("x", { prompt_tokens: 1, completion_tokens: 1 }));
+    const { key } = await h.tenant({ quota: { tokens_per_month: 100_000 } });
+    expect(
+      (await h.chat(key, { model: "test-model", messages: [{ role: "user", content: "hi" }] })).status,
+    ).toBe(200);
+    expect(h.calls[0].body.max_tokens).toBe(1024);
+  });
+});

@@ -1,0 +1,168 @@
+/** Helpers for the gateway tests: an app over a (possibly customised) env, with an execution context. */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { createApp } from "../../../workers/app.js";
+import type { Env } from "../../../workers/env.js";
+import type { FetchLike } from "../../../workers/upstream/target.js";
+
+export const ADMIN = "test-admin-token";
+const enc = new TextEncoder();
+
+export type Backend = (url: string, init: RequestInit) => Response | Promise<Response>;
+
+export interface Harness {
+  env: Env;
+  calls: Array<{ url: string; body: Record<string, unknown> }>;
+  /** Send a request; `settled()` waits for background work (settlement, cache fill). */
+  send(path: string, init?: RequestInit): Promise<Response>;
+  settled(): Promise<void>;
+  admin(method: string, path: string, body?: unknown): Promise<Response>;
+  tenant(settings?: Record<string, unknown>): Promise<{ id: string; key: string }>;
+  chat(key: string, body: Record<string, unknown>, headers?: Record<string, string>): Promise<Response>;
+  usage(key: string): Promise<UsageBody>;
+}
+
+export interface UsageBody {
+  totals: Record<string, number>;
+  by_model: Array<Record<string, number | string>>;
+  quota: {
+    dimensions: Array<{ dimension: string; limit: number; remaining: number }>;
+    open_reservations: number;
+    open_streams: number;
+  };
+}
+
+let seq = 0;
+
+export function harness(backend: Backend, vars: Partial<Env> = {}): Harness {
+  const e = { ...(env as unknown as Env), ...vars } as Env;
+  const calls: Harness["calls"] = [];
+  const fetch: FetchLike = async (url, init) => {
+    const body = typeof init.body === "string" ? (JSON.parse(init.body) as Record<string, unknown>) : {};
+    calls.push({ url, body });
+    return backend(url, init);
+  };
+  const app = createApp({ fetch });
+  const ctxs: ExecutionContext[] = [];
+  const h: Harness = {
+    env: e,
+    calls,
+    async send(path, init = {}) {
+      const ctx = createExecutionContext();
+      ctxs.push(ctx);
+      return app.request(`http://edge.test${path}`, init, e, ctx);
+    },
+    async settled() {
+      // Settlements may schedule more work (a cache fill after a settle): drain until quiet.
+      for (let i = 0; i < 3; i++) {
+        const all = ctxs.splice(0);
+        await Promise.all(all.map((c) => waitOnExecutionContext(c)));
+      }
+    },
+    admin(method, path, body) {
+      return h.send(`/admin${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    },
+    async tenant(settings) {
+      const id = `t${Date.now().toString(36)}${(seq++).toString(36)}`;
+      const res = await h.admin("POST", "/tenants", { name: id, id });
+      if (res.status !== 201) throw new Error(`create tenant: ${res.status} ${await res.text()}`);
+      const { api_key } = (await res.json()) as { api_key: string };
+      if (settings) {
+        const p = await h.admin("PATCH", `/tenants/${id}`, settings);
+        if (p.status !== 200) throw new Error(`patch tenant: ${p.status} ${await p.text()}`);
+      }
+      return { id, key: api_key };
+    },
+    chat(key, body, headers = {}) {
+      return h.send("/v1/chat/completions", {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...headers },
+        body: JSON.stringify(body),
+      });
+    },
+    async usage(key) {
+      await h.settled();
+      const res = await h.send("/v1/usage", { headers: { authorization: `Bearer ${key}` } });
+      if (res.status !== 200) throw new Error(`usage: ${res.status} ${await res.text()}`);
+      return (await res.json()) as UsageBody;
+    },
+  };
+  return h;
+}
+
+export function chunkJson(
+  content: string | null,
+  finish: string | null = null,
+  usage: unknown = null,
+): string {
+  return JSON.stringify({
+    id: "chatcmpl-x",
+    object: "chat.completion.chunk",
+    created: 1,
+    model: "test-model",
+    choices:
+      usage && content === null && finish === null
+        ? []
+        : [{ index: 0, delta: content === null ? {} : { content }, logprobs: null, finish_reason: finish }],
+    usage,
+  });
+}
+
+/** A complete SSE answer: the deltas, a finish chunk, the usage chunk and [DONE]. */
+export function sseAnswer(
+  deltas: string[],
+  usage: { prompt_tokens: number; completion_tokens: number },
+): Response {
+  const u = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
+  const events = [
+    ...deltas.map((d) => chunkJson(d)),
+    chunkJson(null, "stop"),
+    chunkJson(null, null, u),
+    "[DONE]",
+  ];
+  return new Response(enc.encode(events.map((e) => `data: ${e}\n\n`).join("")), {
+    headers: { "content-type": "text/event-stream" },
+  });
+}
+
+export function jsonAnswer(
+  text: string,
+  usage: { prompt_tokens: number; completion_tokens: number },
+): Response {
+  return Response.json({
+    id: "chatcmpl-x",
+    object: "chat.completion",
+    created: 1,
+    model: "test-model",
+    choices: [
+      {
+        index: 0,
+        message: { role: "assistant", content: text, refusal: null },
+        logprobs: null,
+        finish_reason: "stop",
+      },
+    ],
+    usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens },
+  });
+}
+
+/** SSE events (data payloads) of a response body. */
+export async function sseEvents(res: Response): Promise<string[]> {
+  const text = await res.text();
+  return text
+    .split("\n\n")
+    .filter((b) => b.startsWith("data: "))
+    .map((b) => b.slice(6));
+}
+
+export function streamedText(events: string[]): string {
+  return events
+    .filter((e) => e !== "[DONE]")
+    .map((e) => JSON.parse(e) as { choices?: Array<{ delta?: { content?: string } }> })
+    .map((c) => c.choices?.[0]?.delta?.content ?? "")
+    .join("");
+}
