@@ -44,14 +44,13 @@ static inline V cvt_bf16(const uint16_t* p) {
 static inline V cvt_i8(const int8_t* p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
-static inline V cvt_q4lo(const uint8_t* p) {
-  const __m128i b = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi8(0x0f));
-  return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(b), _mm512_set1_epi32(8)));
-}
-static inline V cvt_q4hi(const uint8_t* p) {
-  const __m128i b = _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), 4),
-                                  _mm_set1_epi8(0x0f));
-  return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(b), _mm512_set1_epi32(8)));
+// 16 bytes -> 32 values: widen bytes to 32-bit lanes once; vpermps looks up (nibble - 8) as a float
+// from a 16-entry table using only the low 4 bits of each lane, so no masking or conversion needed.
+static inline void q4_block(const uint8_t* p, V* out) {
+  const __m512i lanes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m512 table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+  out[0] = _mm512_permutexvar_ps(lanes, table);
+  out[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(lanes, 4), table);
 }
 static inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
 

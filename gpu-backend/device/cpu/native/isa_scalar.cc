@@ -51,8 +51,12 @@ static inline V cvt_bf16(const uint16_t* p) {
   return f;
 }
 static inline V cvt_i8(const int8_t* p) { return static_cast<float>(*p); }
-static inline V cvt_q4lo(const uint8_t* p) { return static_cast<float>((*p & 0x0f) - 8); }
-static inline V cvt_q4hi(const uint8_t* p) { return static_cast<float>((*p >> 4) - 8); }
+static inline void q4_block(const uint8_t* p, V* out) {
+  for (int j = 0; j < 16; j++) {
+    out[j] = static_cast<float>((p[j] & 0x0f) - 8);
+    out[j + 16] = static_cast<float>((p[j] >> 4) - 8);
+  }
+}
 static inline void prefetch(const void*) {}
 
 #include "isa_body.inc"
