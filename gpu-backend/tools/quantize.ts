@@ -101,7 +101,7 @@ export function quantizeCheckpoint(
     c.moeLayers.forEach((moe, l) => {
       if (!moe) return;
       for (let e = 0; e < c.numExperts; e++) {
-        // Load the expert once per part is wasteful; cache the quantized trio per expert instead.
+        // One positioned read per expert (all three parts), reused by its six output tensors.
         let trio: Record<string, Weight> | null = null;
         let trioKey = "";
         const part = (p: (typeof EXPERT_PARTS)[number]) => () => {
