@@ -120,7 +120,11 @@ export class MoeEngine implements Engine {
     }
   }
 
-  async *generate(
+  /**
+   * Validates and enqueues synchronously (so a caller can answer 4xx / 503 before it starts a
+   * stream), then returns the token stream.
+   */
+  generate(
     promptIds: number[],
     params: SamplingParams,
     signal?: AbortSignal,
@@ -170,14 +174,17 @@ export class MoeEngine implements Engine {
         throw new EngineError(err.message, err.status, "server_busy", err.retryAfterSeconds);
       throw err;
     }
-    yield* channel.drain();
-    return {
-      finishReason,
-      promptTokens: promptIds.length,
-      completionTokens: completion,
-      cachedTokens: seq.cachedTokens,
-      paging: diffStats(before, this.experts.stats()),
-    };
+    const experts = this.experts;
+    return (async function* () {
+      yield* channel.drain();
+      return {
+        finishReason,
+        promptTokens: promptIds.length,
+        completionTokens: completion,
+        cachedTokens: seq.cachedTokens,
+        paging: diffStats(before, experts.stats()),
+      };
+    })();
   }
 
   private logprobEntry(tokenId: number, logprob: number): TokenLogprob {

@@ -61,7 +61,11 @@ export interface Engine {
   readonly modelId: string;
   readonly tokenizer: Tokenizer;
   readonly contextLength: number;
-  /** Yields one event per generated token; returns the final accounting. Abort stops within one step. */
+  /**
+   * Yields one event per generated token; returns the final accounting. Abort stops within one
+   * step. Throws synchronously (before any event) for invalid input or when at capacity; such
+   * errors carry `status` (400 / 503) and, for 503, `retryAfterSeconds`.
+   */
   generate(
     promptIds: number[],
     params: SamplingParams,
