@@ -26,7 +26,9 @@ export function validateChatRequest(): MiddlewareHandler<AppEnv> {
       throw invalidJson();
     }
     const req = parseChatCompletionRequest(body);
-    if (!configuredModels(c.env).includes(req.model)) throw modelNotFound(req.model);
+    // A tenant's registered alias (gateway settings) names a served model too; the policy stage resolves it.
+    const alias = c.get("tenant")?.gateway?.aliases?.[req.model];
+    if (!configuredModels(c.env).includes(req.model) && alias === undefined) throw modelNotFound(req.model);
     c.set("chatRequest", req);
     await next();
   };
