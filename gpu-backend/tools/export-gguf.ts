@@ -93,7 +93,8 @@ function compatibility(c: ModelConfig, warnings: string[]): void {
       warnings.push("llama4: llama.cpp enables the qk-norm exactly when expert_count != 128");
     }
     const t = c.attnTemperature;
-    if (std && (!t || t.floorScale !== 8192 || Math.abs(t.attnScale - 0.1) > 1e-9)) {
+    const llamaCppTemp = t !== null && t.floorScale === 8192 && Math.abs(t.attnScale - 0.1) < 1e-9;
+    if (std && !llamaCppTemp) {
       warnings.push("llama4: llama.cpp hard-codes attention temperature tuning (floor 8192, scale 0.1)");
     }
   } else if (c.family === "qwen3moe") {

@@ -199,8 +199,7 @@ export function tokenizerJson(): Record<string, unknown> {
   const vocab: Record<string, number> = {};
   const order = bs.map((b, i) => [b, String.fromCodePoint(cs[i])] as const).sort((x, y) => x[0] - y[0]);
   for (const [b, ch] of order) vocab[ch] = b;
-  vocab["Ġt"] = 259;
-  vocab.he = 260;
+  Object.assign(vocab, { "\u0120t": 259, he: 260 }); // "Ġt" = byte-level " t"
   return {
     version: "1.0",
     added_tokens: [
