@@ -1,6 +1,6 @@
 import type { Device, Weight } from "../device/device.js";
 import type { ExpertProvider } from "../experts/provider.js";
-import type { Checkpoint, ModelConfig } from "../model/types.js";
+import type { Checkpoint, ExpertWeights, ModelConfig } from "../model/types.js";
 import { dequantizeRow } from "./dequantize-row.js";
 import type { KvCache } from "./kv-cache.js";
 
@@ -42,6 +42,9 @@ class Scratch {
     this.routerLogits = new Float32Array(n * Math.max(1, c.numExperts));
     this.expIds = new Int32Array(n * Math.max(1, c.topK));
     this.expWeights = new Float32Array(n * Math.max(1, c.topK));
+    this.guessLogits = new Float32Array(n * Math.max(1, c.numExperts));
+    this.guessIds = new Int32Array(n * Math.max(1, c.topK));
+    this.guessWeights = new Float32Array(n * Math.max(1, c.topK));
     this.gathered = new Float32Array(n * c.hiddenSize);
     this.expertOut = new Float32Array(n * c.hiddenSize);
     this.positions = new Int32Array(n);
@@ -58,6 +61,9 @@ class Scratch {
   routerLogits: Float32Array;
   expIds: Int32Array;
   expWeights: Float32Array;
+  guessLogits: Float32Array;
+  guessIds: Int32Array;
+  guessWeights: Float32Array;
   gathered: Float32Array;
   expertOut: Float32Array;
   positions: Int32Array;
@@ -292,29 +298,69 @@ export class MoeTransformer {
       list.push(i);
     }
     const ids = [...byExpert.keys()].sort((a, b) => a - b);
-    const weights = await this.experts.acquire(l, ids);
+    // Split into groups a lazy store can hold at once; summation order stays by expert id.
+    const per = this.experts.maxExpertsPerAcquire ?? ids.length;
+    const groups: number[][] = [];
+    for (let i = 0; i < ids.length; i += per) groups.push(ids.slice(i, i + per));
+    // Start the reads, then guess the next MoE layer's experts and compute the shared expert
+    // while the I/O threads work.
+    let pending = this.experts.acquire(l, groups[0]);
+    if (this.experts.wantsHints) this.hintNextLayer(l, s, n);
     if (w.shared) this.mlp(w.shared, s.xn, s.proj, n, c.expertFfn, s);
     else s.proj.fill(0, 0, n * H);
+    for (let gi = 0; gi < groups.length; gi++) {
+      const weights = await pending;
+      groups[gi].forEach((e, j) => {
+        this.runExpert(weights[j], byExpert.get(e)!, s);
+      });
+      // Only now: a group's weights stay valid until the next acquire().
+      if (gi + 1 < groups.length) pending = this.experts.acquire(l, groups[gi + 1]);
+    }
+  }
+
+  /** One expert over the (token, slot) pairs routed to it; adds its weighted output into s.proj. */
+  private runExpert(weights: ExpertWeights, pairs: number[], s: Scratch): void {
+    const c = this.config;
+    const d = this.device;
+    const H = c.hiddenSize;
+    const k = c.topK;
     const out = s.expertOut;
-    for (let j = 0; j < ids.length; j++) {
-      const pairs = byExpert.get(ids[j])!;
-      const m = pairs.length;
-      for (let r = 0; r < m; r++) {
-        const t = Math.floor(pairs[r] / k);
-        const row = s.gathered.subarray(r * H, (r + 1) * H);
-        row.set(s.xn.subarray(t * H, (t + 1) * H));
-        // Llama 4 scales the expert's input by its router score; the others scale the output.
-        if (c.scoreOnInput) {
-          const g = s.expWeights[pairs[r]];
-          for (let i = 0; i < H; i++) row[i] *= g;
-        }
-      }
-      this.mlp(weights[j], s.gathered, out, m, c.expertFfn, s);
-      for (let r = 0; r < m; r++) {
-        const t = Math.floor(pairs[r] / k);
-        const g = c.scoreOnInput ? 1 : s.expWeights[pairs[r]];
-        d.addScaled(s.proj.subarray(t * H, (t + 1) * H), out.subarray(r * H, (r + 1) * H), H, g);
+    const m = pairs.length;
+    for (let r = 0; r < m; r++) {
+      const t = Math.floor(pairs[r] / k);
+      const row = s.gathered.subarray(r * H, (r + 1) * H);
+      row.set(s.xn.subarray(t * H, (t + 1) * H));
+      // Llama 4 scales the expert's input by its router score; the others scale the output.
+      if (c.scoreOnInput) {
+        const g = s.expWeights[pairs[r]];
+        for (let i = 0; i < H; i++) row[i] *= g;
       }
     }
+    this.mlp(weights, s.gathered, out, m, c.expertFfn, s);
+    for (let r = 0; r < m; r++) {
+      const t = Math.floor(pairs[r] / k);
+      const g = c.scoreOnInput ? 1 : s.expWeights[pairs[r]];
+      d.addScaled(s.proj.subarray(t * H, (t + 1) * H), out.subarray(r * H, (r + 1) * H), H, g);
+    }
+  }
+
+  /**
+   * Prefetch guess: apply the next MoE layer's router to this layer's MoE input (hidden states
+   * change little between adjacent layers) and hint its top-k experts, most-picked first.
+   */
+  private hintNextLayer(l: number, s: Scratch, n: number): void {
+    const c = this.config;
+    let next = l + 1;
+    while (next < c.numLayers && !c.moeLayers[next]) next++;
+    if (next >= c.numLayers) return;
+    const d = this.device;
+    d.matmul(s.guessLogits, s.xn, n, this.layers[next].router!);
+    d.route(s.guessLogits, n, c.numExperts, c.topK, c.routing, c.normTopK, s.guessIds, s.guessWeights);
+    const votes = new Map<number, number>();
+    for (let i = 0; i < n * c.topK; i++) votes.set(s.guessIds[i], (votes.get(s.guessIds[i]) ?? 0) + 1);
+    this.experts.hint(
+      next,
+      [...votes.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([e]) => e),
+    );
   }
 }
