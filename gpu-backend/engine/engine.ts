@@ -196,8 +196,9 @@ export class MoeEngine implements Engine {
   }
 }
 
+/** Per-request view of the provider's counters; gauges (resident set, budget) are reported as-is. */
 function diffStats(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const k of Object.keys(b)) out[k] = b[k] - (a[k] ?? 0);
+  for (const k of Object.keys(b)) out[k] = /^(resident|budget|capacity)_/.test(k) ? b[k] : b[k] - (a[k] ?? 0);
   return out;
 }
