@@ -58,6 +58,7 @@ async function main(): Promise<void> {
       llamacpp: r.llamacpp,
       prompt: r.promptLen,
       match: r.match,
+      distinct: r.distinctIds,
       first_diff: r.firstDiff,
       logit_diff: Number(r.firstLogitsMaxAbsDiff.toExponential(2)),
       logit_scale: Number(r.firstLogitsMaxAbs.toFixed(2)),
