@@ -24,8 +24,11 @@ export interface ExpertPlan {
   dataBytes: number;
 }
 
-/** Ranges of one file closer than this are read as one span (one syscall beats two seeks). */
-const MERGE_GAP = 64 * 1024;
+/**
+ * Ranges of one file closer than this are read as one span (one syscall beats two). Small on
+ * purpose: a gap's bytes are read and held in the slot for nothing.
+ */
+const MERGE_GAP = 2 * IO_ALIGN;
 /** Reads are split into pieces of at most this size so one expert uses several I/O threads. */
 export const MAX_OP_BYTES = 2 * 1024 * 1024;
 
