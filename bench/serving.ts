@@ -1,0 +1,160 @@
+/**
+ * Serving benchmark (issue 5): aggregate decode throughput and TTFT at 1..16 concurrent streams
+ * on the Scout-like bench model, each next to its bandwidth bound, and TTFT of a request sharing
+ * a 1,000-token system prompt with and without the prefix KV cache.
+ *
+ * Bound for a decode step of c sequences: it must read the dense weights once plus every
+ * distinct routed expert the c tokens select (measured: acquired experts per step), so
+ *   bound tok/s = c * readBandwidth / (denseBytes + distinctExperts * expertBytes).
+ */
+import { loadNative } from "../gpu-backend/device/cpu/native.js";
+import type { MoeEngine } from "../gpu-backend/engine/engine.js";
+import { loadEngine } from "../gpu-backend/engine/load-engine.js";
+import type { SamplingParams } from "../gpu-backend/engine/types.js";
+import { openCheckpoint } from "../gpu-backend/model/checkpoint.js";
+import { bytesPerToken, prepareBenchModels } from "./decode.js";
+
+const THREADS = 2;
+const CONCURRENCY = (process.env.BENCH_SERVING_CONC ?? "1,2,4,8,16").split(",").map(Number);
+const GEN_TOKENS = Number(process.env.BENCH_SERVING_TOKENS ?? 48);
+const PROMPT_LEN = 32;
+
+const params: SamplingParams = {
+  maxTokens: GEN_TOKENS,
+  temperature: 0,
+  topP: 1,
+  topK: 0,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  stop: [],
+  logprobs: null,
+  ignoreEos: true,
+};
+
+function prompt(seed: number, len: number, vocab: number): number[] {
+  let x = seed * 2654435761;
+  return Array.from({ length: len }, () => {
+    x = (x * 1103515245 + 12345) >>> 0;
+    return 10 + (x % (vocab - 1000));
+  });
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+}
+
+interface StreamTiming {
+  ttft: number;
+  firstAt: number;
+  endAt: number;
+  tokens: number;
+}
+
+async function stream(engine: MoeEngine, ids: number[], p: SamplingParams): Promise<StreamTiming> {
+  const t0 = performance.now();
+  let firstAt = 0;
+  let tokens = 0;
+  for await (const _ of engine.generate(ids, p)) {
+    if (tokens++ === 0) firstAt = performance.now();
+  }
+  return { ttft: firstAt - t0, firstAt, endAt: performance.now(), tokens };
+}
+
+/** Dense bytes per step and bytes of one routed expert. */
+function modelBytes(path: string): { dense: number; expert: number; moeLayers: number; topK: number } {
+  const ck = openCheckpoint(path);
+  try {
+    const c = ck.config;
+    const expert = ck.expertRanges(c.moeLayers.indexOf(true), 0).reduce((s, r) => s + r.length, 0);
+    const moeLayers = c.moeLayers.filter(Boolean).length;
+    return { dense: bytesPerToken(path) - c.topK * moeLayers * expert, expert, moeLayers, topK: c.topK };
+  } finally {
+    ck.close();
+  }
+}
+
+export async function run() {
+  const { int8 } = prepareBenchModels();
+  const bw = loadNative().memReadBandwidth(1 << 30, THREADS) * 1e9;
+  const mb = modelBytes(int8);
+  const engine = await loadEngine(int8, { threads: THREADS });
+  const vocab = engine.model.config.vocabSize;
+  const rows: Record<string, unknown>[] = [];
+  await stream(engine, prompt(999, PROMPT_LEN, vocab), { ...params, maxTokens: 4 }); // warm-up
+  let single = 0;
+  let minFraction = Number.POSITIVE_INFINITY;
+  let eight = 0;
+  for (const conc of CONCURRENCY) {
+    const before = engine.experts.stats();
+    const stepsBefore = engine.scheduler.stats().steps;
+    const t0 = performance.now();
+    const timings = await Promise.all(
+      Array.from({ length: conc }, (_, i) =>
+        stream(engine, prompt(conc * 100 + i, PROMPT_LEN, vocab), params),
+      ),
+    );
+    const t1 = performance.now();
+    const steps = engine.scheduler.stats().steps - stepsBefore;
+    const acquired = (engine.experts.stats().hits ?? 0) - (before.hits ?? 0);
+    // Decode window: from the first token of any stream to the end (first tokens are prefill's).
+    const decodeTokens = timings.reduce((a, t) => a + t.tokens - 1, 0);
+    const tps = decodeTokens / ((t1 - Math.min(...timings.map((t) => t.firstAt))) / 1000);
+    const distinctPerStep = acquired / steps;
+    const stepBytes = mb.dense + distinctPerStep * mb.expert;
+    const bound = (conc * bw) / stepBytes;
+    const fraction = tps / bound;
+    if (conc === 1) single = tps;
+    if (conc === 8) eight = tps;
+    minFraction = Math.min(minFraction, fraction);
+    rows.push({
+      streams: conc,
+      "decode tok/s": +tps.toFixed(1),
+      "bound tok/s": +bound.toFixed(1),
+      fraction: +fraction.toFixed(3),
+      "experts/step": +distinctPerStep.toFixed(2),
+      "TTFT p50 ms": +percentile(
+        timings.map((t) => t.ttft),
+        0.5,
+      ).toFixed(1),
+      "TTFT p99 ms": +percentile(
+        timings.map((t) => t.ttft),
+        0.99,
+      ).toFixed(1),
+      "wall s": +((t1 - t0) / 1000).toFixed(2),
+    });
+  }
+  engine.close();
+
+  // Prefix cache: a 1,000-token system prompt shared by two requests with different questions.
+  const system = prompt(4242, 1000, vocab);
+  const ask = (q: number) => [...system, ...prompt(q, 16, vocab)];
+  const short = { ...params, maxTokens: 1 };
+  const cold = await loadEngine(int8, { threads: THREADS });
+  const noCache = new (cold.constructor as typeof MoeEngine)(
+    "nocache",
+    cold.model,
+    cold.tokenizer,
+    cold.experts,
+    {
+      prefixCacheBytes: 0,
+    },
+  );
+  const ttftNoCache = (await stream(noCache, ask(1), short)).ttft;
+  await stream(cold, ask(2), short); // fills the cache
+  const warm = await stream(cold, ask(3), short);
+  cold.close();
+  rows.push({ streams: "prefix: no cache", "TTFT p50 ms": +ttftNoCache.toFixed(1) });
+  rows.push({ streams: "prefix: cached", "TTFT p50 ms": +warm.ttft.toFixed(1) });
+
+  return {
+    name: "serving",
+    rows,
+    summary: {
+      throughput_8_vs_1: eight && single ? eight / single : 0,
+      fraction_of_bound_min: minFraction,
+      prefix_cache_ttft_speedup: ttftNoCache / warm.ttft,
+      read_bandwidth_gbs: bw / 1e9,
+    },
+  };
+}
