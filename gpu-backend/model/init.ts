@@ -15,13 +15,14 @@
  *  - lm_head ~ N(0, 1/hidden): logits ~ N(0, 1) per token, never dominated by one token;
  *  - norm weights 1 + N(0, 0.02).
  *
- * Router skew (option routerSkew = s >= 0): router row e = n_e + b_e u with n_e ~ N(0, 1/hidden).
+ * Router skew (option routerSkew = s >= 0): router row e = n_e + b_e u with n_e ~ N(0, 1/hidden)
+ * projected orthogonal to u.
  * For a normalized hidden state x (|x|^2 ~ hidden), n_e . x ~ N(0, 1) (token-dependent noise) and
  * u . x ~ c_l sqrt(hidden), c_l being u's expected share of layer l's normalized input (GAMMA
  * diluted by the branch outputs added before that layer). Choosing
- *   b_e = mu_e / (c_l sqrt(hidden)),  mu_e = -s * KAPPA * ln(e + 1)  (centred over experts)
- * gives logits mu_e + N(0, 1). Top-1 of Gaussian-perturbed logits is close to a softmax of mu / KAPPA
- * (Gumbel approximation, KAPPA = sqrt(6)/pi), so expert e is chosen with probability
+ *   b_e = mu_e / (c_l sqrt(hidden)),  mu_e = -s * kappa(E) * ln(e + 1)  (centred over experts)
+ * gives logits mu_e + N(0, 1). Top-1 of Gaussian-perturbed logits is close to a softmax of mu / kappa
+ * (Gumbel approximation, kappa(E) its scale), so expert e is chosen with probability
  * ~ (e + 1)^-s / Z: Zipf-like popularity, expert 0 hottest, as in trained MoE routers. s = 0 gives
  * routers with no preference (each expert ~ equally likely over many tokens).
  */
@@ -31,8 +32,14 @@ export type GenDType = "bf16" | "f16" | "f32";
 
 /** Share of the embedding's energy along the shared direction u (see header). */
 export const GAMMA = 0.5;
-/** Gumbel scale matching unit Gaussian noise: sqrt(6) / pi. */
-export const KAPPA = Math.sqrt(6) / Math.PI;
+/**
+ * Effective Gumbel scale of the top-1 choice among E experts under ~unit Gaussian logit noise. The
+ * maximum of E Gaussians behaves like a Gumbel of scale ~ 1/sqrt(2 ln E); the constant was fitted on
+ * simulated hidden states (see test/node/make) so popularity follows (e+1)^-s for E = 8..128.
+ */
+export function kappa(experts: number): number {
+  return 0.92 / Math.sqrt(Math.log(Math.max(2, experts)));
+}
 export const NORM_JITTER = 0.02;
 
 export type InitSpec =
@@ -221,7 +228,8 @@ export function directionShare(layer: number, layers: number): number {
 /** Target router logit offsets mu_e (centred), see the header. */
 export function routerOffsets(experts: number, skew: number): Float64Array {
   const mu = new Float64Array(experts);
-  for (let e = 0; e < experts; e++) mu[e] = -skew * KAPPA * Math.log(e + 1);
+  const k = kappa(experts);
+  for (let e = 0; e < experts; e++) mu[e] = -skew * k * Math.log(e + 1);
   const mean = mu.reduce((a, b) => a + b, 0) / Math.max(1, experts);
   return mu.map((m) => m - mean);
 }
@@ -258,14 +266,16 @@ export function fillTensor(
       const z = normals(seed, name, n);
       const scale = 1 / Math.sqrt(H);
       for (let i = 0; i < n; i++) z[i] *= scale;
-      if (spec.skew > 0) {
-        const u = sharedDirection(seed, H);
-        const mu = routerOffsets(spec.experts, spec.skew);
-        const c = directionShare(spec.layer, spec.layers) * Math.sqrt(H);
-        for (let e = 0; e < spec.experts; e++) {
-          const b = mu[e] / c;
-          for (let i = 0; i < H; i++) z[e * H + i] += b * u[i];
-        }
+      // Remove each row's component along u (a fixed random per-expert offset of std ~GAMMA that
+      // would blur the popularity law), then add exactly the offset the skew asks for.
+      const u = sharedDirection(seed, H);
+      const mu = routerOffsets(spec.experts, spec.skew);
+      const c = directionShare(spec.layer, spec.layers) * Math.sqrt(H);
+      for (let e = 0; e < spec.experts; e++) {
+        let along = 0;
+        for (let i = 0; i < H; i++) along += z[e * H + i] * u[i];
+        const b = mu[e] / c - along;
+        for (let i = 0; i < H; i++) z[e * H + i] += b * u[i];
       }
       return encodeValues(z, dtype);
     }
