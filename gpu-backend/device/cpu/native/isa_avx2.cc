@@ -2,7 +2,9 @@
 // called when the CPU reports them at run time (see dispatch.cc); the rest of the addon stays generic.
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 

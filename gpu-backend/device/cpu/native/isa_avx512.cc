@@ -1,7 +1,9 @@
 // AVX-512F kernels (plus FMA/F16C). Only called when the CPU reports avx512f at run time.
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 

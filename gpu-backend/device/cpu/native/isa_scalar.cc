@@ -1,6 +1,8 @@
 // Portable fallback: the generic bodies with one float per "vector" (the compiler may still
 // auto-vectorise at the baseline ISA).
+#include <cstddef>
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 
