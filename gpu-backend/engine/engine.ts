@@ -8,6 +8,7 @@ import { StopStringFilter } from "./stop-strings.js";
 import type {
   Engine,
   GenerationResult,
+  RequestMeta,
   SamplingParams,
   TokenEvent,
   Tokenizer,
@@ -128,6 +129,7 @@ export class MoeEngine implements Engine {
     promptIds: number[],
     params: SamplingParams,
     signal?: AbortSignal,
+    meta: RequestMeta = {},
   ): AsyncGenerator<TokenEvent, GenerationResult> {
     this.validate(promptIds, params);
     const sampler = new Sampler(params);
@@ -141,6 +143,7 @@ export class MoeEngine implements Engine {
     const seq: ScheduledSequence = {
       prompt: promptIds,
       maxTotal: promptIds.length + params.maxTokens,
+      tenant: meta.tenant ?? "",
       signal,
       cachedTokens: 0,
       onLogits: (logits) => {

@@ -7,7 +7,7 @@ import { ExpertStore } from "../experts/store.js";
 import { openCheckpoint } from "../model/checkpoint.js";
 import { loadTokenizer } from "../tokenizer/load.js";
 import { MoeEngine } from "./engine.js";
-import { MoeTransformer, PREFILL_CHUNK } from "./model.js";
+import { MoeTransformer } from "./model.js";
 
 export interface LoadEngineOptions {
   /** Compute threads (default: all cores). */
@@ -56,9 +56,9 @@ async function createLazyProvider(
       budget: opts.expertBudget!,
       policy: opts.policy,
       prefetch: opts.prefetch,
-      // One acquire asks for every distinct expert a forward chunk routes to in one layer: the
-      // budget must hold them together (prefill can touch them all).
-      maxExpertsPerStep: Math.min(c.numExperts, PREFILL_CHUNK * c.topK),
+      // The engine splits a step's expert set into groups of the store's capacity, so the floor
+      // is one token's experts in one layer (top-k): a smaller budget would serialize them.
+      maxExpertsPerStep: c.topK,
     });
   } catch (err) {
     ckpt.close();

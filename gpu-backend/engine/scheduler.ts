@@ -6,6 +6,8 @@ import type { PrefixCache } from "./prefix-cache.js";
 export interface ScheduledSequence {
   readonly prompt: number[];
   readonly maxTotal: number;
+  /** Fairness key: admission prefers the tenant with the fewest running sequences. */
+  readonly tenant: string;
   readonly signal?: AbortSignal;
   /** Called with the logits after the prompt (and after each fed token); returns the next token, or null when done. */
   onLogits(logits: Float32Array): number | null;
@@ -61,6 +63,8 @@ export class Scheduler {
   private readonly waiting: Running[] = [];
   private readonly running: Running[] = [];
   private loopActive = false;
+  /** Admissions per tenant (fairness). */
+  private readonly served = new Map<string, number>();
   private steps = 0;
   private lastBatchTokens = 0;
   private lastBatchSequences = 0;
@@ -83,6 +87,7 @@ export class Scheduler {
         1,
       );
     }
+    this.levelServed(seq.tenant);
     this.waiting.push({ seq, cache: new KvCache(this.model.config, 0), prefilled: 0, next: null });
     if (!this.loopActive) {
       this.loopActive = true;
@@ -151,13 +156,45 @@ export class Scheduler {
 
   private admit(): void {
     while (this.running.length < this.limits.maxRunning && this.waiting.length > 0) {
-      const r = this.waiting.shift()!;
+      const r = this.waiting.splice(this.nextWaiting(), 1)[0];
       if (this.prefixCache) {
         r.prefilled = this.prefixCache.restore(r.seq.prompt, r.cache);
         r.seq.cachedTokens = r.prefilled;
       }
       this.running.push(r);
     }
+  }
+
+  /**
+   * Fair admission: the oldest waiting sequence of the tenant with the fewest running sequences,
+   * then the fewest admissions so far (so a flood from one tenant cannot starve another).
+   */
+  private nextWaiting(): number {
+    const load = new Map<string, number>();
+    for (const r of this.running) load.set(r.seq.tenant, (load.get(r.seq.tenant) ?? 0) + 1);
+    const key = (i: number) => {
+      const t = this.waiting[i].seq.tenant;
+      return [load.get(t) ?? 0, this.served.get(t) ?? 0];
+    };
+    let best = 0;
+    for (let i = 1; i < this.waiting.length; i++) {
+      const [a, b] = key(i);
+      const [c, d] = key(best);
+      if (a < c || (a === c && b < d)) best = i;
+    }
+    const tenant = this.waiting[best].seq.tenant;
+    this.served.set(tenant, (this.served.get(tenant) ?? 0) + 1);
+    return best;
+  }
+
+  /** A tenant returning after idling starts level with the active ones, not far behind them. */
+  private levelServed(tenant: string): void {
+    const active = new Set([...this.running, ...this.waiting].map((r) => r.seq.tenant));
+    if (active.has(tenant)) return;
+    let min = Number.POSITIVE_INFINITY;
+    for (const t of active) min = Math.min(min, this.served.get(t) ?? 0);
+    if (Number.isFinite(min)) this.served.set(tenant, Math.max(this.served.get(tenant) ?? 0, min));
+    else this.served.clear(); // nothing active: everyone starts from zero
   }
 
   /** Decode tokens first (one per running sequence), then prompt chunks in arrival order. */

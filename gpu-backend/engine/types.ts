@@ -57,6 +57,11 @@ export interface Tokenizer {
   readonly eosTokenIds: number[];
 }
 
+/** Who a request is for: the scheduler keeps tenants from starving each other. */
+export interface RequestMeta {
+  tenant?: string;
+}
+
 export interface Engine {
   readonly modelId: string;
   readonly tokenizer: Tokenizer;

@@ -137,3 +137,22 @@ describe("scheduler", () => {
     expect(new CpuDevice({ threads: 1 }).name).toMatch(/cpu/);
   });
 });
+
+describe("fairness", () => {
+  it("admits a waiting tenant with nothing running before a busy tenant's backlog", async () => {
+    const e = engines.llama4;
+    const one = new MoeEngine("f", e.model, e.tokenizer, e.experts, {
+      scheduler: { maxRunning: 1, maxQueued: 8 },
+    });
+    const order: string[] = [];
+    const run = (tenant: string, p: number[]) =>
+      collect(one.generate(p, { ...greedy, maxTokens: 3 }, undefined, { tenant })).then(() =>
+        order.push(tenant),
+      );
+    // Tenant a floods the queue first; b arrives last but must not wait behind all of a's requests.
+    const all = [run("a", prompts[0]), run("a", prompts[1]), run("a", prompts[2]), run("a", prompts[0])];
+    all.push(run("b", prompts[1]));
+    await Promise.all(all);
+    expect(order.indexOf("b")).toBeLessThan(3);
+  });
+});
