@@ -3,6 +3,7 @@
  * Every command prints --help; bad arguments exit with status 2 and a one-line reason.
  */
 import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { isFamily, isPresetName, PRESET_NAMES, presetNames } from "../model/presets.js";
@@ -222,7 +223,8 @@ const COMMANDS: Record<string, (args: string[]) => void> = {
   "export-gguf": runExportGguf,
 };
 
-function main(argv: string[]): number {
+/** Run one command line (without the node/script prefix); returns the exit status. */
+export function main(argv: string[]): number {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
     console.log(MAIN_HELP);
@@ -246,4 +248,7 @@ function main(argv: string[]): number {
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+// Run only as the entry script, so tests can import main() and call it in-process.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = main(process.argv.slice(2));
+}

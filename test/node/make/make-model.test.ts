@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { bf16ArrayToF32, f16ArrayToF32, u16View } from "../../../gpu-backend/device/f16.js";
 import { readSafetensorsHeader, SafetensorsFile } from "../../../gpu-backend/formats/safetensors.js";
 import { HfCheckpoint } from "../../../gpu-backend/model/checkpoint-hf.js";
@@ -10,6 +10,7 @@ import { presetConfig, presetNames } from "../../../gpu-backend/model/presets.js
 import type { Family } from "../../../gpu-backend/model/types.js";
 import { loadTokenizer } from "../../../gpu-backend/tokenizer/load.js";
 import { type MakeModelOptions, makeModel } from "../../../gpu-backend/tools/make-model.js";
+import { main as cliMain } from "../../../gpu-backend/tools/model-cli.js";
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -392,40 +393,57 @@ describe("router skew", () => {
 });
 
 describe("model CLI", () => {
-  const cli = (args: string[]) =>
-    spawnSync(process.execPath, ["--import", "tsx", "gpu-backend/tools/model-cli.ts", ...args], {
-      encoding: "utf8",
-      cwd: join(import.meta.dirname, "../../.."),
-    });
+  /** In-process run of the CLI's main(), capturing what it prints. */
+  function run(args: string[]): { status: number; stdout: string; stderr: string } {
+    const out: string[] = [];
+    const err: string[] = [];
+    const log = vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
+    const warn = vi
+      .spyOn(console, "error")
+      .mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
+    try {
+      return { status: cliMain(args), stdout: out.join("\n"), stderr: err.join("\n") };
+    } finally {
+      log.mockRestore();
+      warn.mockRestore();
+    }
+  }
 
   it("prints help for every command and exits 2 on bad arguments", () => {
-    const main = cli(["--help"]);
+    const main = run(["--help"]);
     expect(main.status).toBe(0);
     expect(main.stdout).toMatch(/make.*quantize.*export-gguf/s);
     for (const cmd of ["make", "quantize", "export-gguf"]) {
-      const r = cli([cmd, "--help"]);
+      const r = run([cmd, "--help"]);
       expect(r.status, cmd).toBe(0);
       expect(r.stdout).toContain(`npm run model -- ${cmd}`);
     }
-    const bad = cli(["make", "--family", "gpt", "--preset", "tiny", "--out", "/tmp/x"]);
+    const bad = run(["make", "--family", "gpt", "--preset", "tiny", "--out", "/tmp/x"]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--family must be/);
+    expect(run(["make", "--family", "llama4", "--preset", "tiny", "--out", "/tmp/x", "--bogus"]).status).toBe(
+      2,
+    );
+    expect(run(["frobnicate"]).status).toBe(2);
   });
 
-  it("make writes a model end to end", () => {
+  it("make writes a model end to end when run as a script", () => {
     const out = mkdtempSync(join(tmpdir(), "make-cli-"));
     dirs.push(out);
-    const r = cli([
-      "make",
-      "--family",
-      "qwen3moe",
-      "--preset",
-      "tiny",
-      "--out",
-      out,
-      "--config",
-      '{"num_hidden_layers":2}',
-    ]);
+    const r = spawnSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "gpu-backend/tools/model-cli.ts",
+        "make",
+        "--family",
+        "qwen3moe",
+        "--preset",
+        "tiny",
+      ].concat(["--out", out, "--config", '{"num_hidden_layers":2}', "--router-skew", "1"]),
+      { encoding: "utf8", cwd: join(import.meta.dirname, "../../..") },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/wrote .*qwen3moe\/tiny/);
     expect(readJson(join(out, "config.json")).num_hidden_layers).toBe(2);
