@@ -22,7 +22,7 @@ let apiKey = "";
 
 // Edge-side prompt cache off for these calls: each must be computed by the backend.
 const BYPASS = { headers: { "x-prompt-cache": "bypass" } };
-const messages: OpenAI.ChatCompletionMessageParam[] = [
+const messages: { role: "system" | "user"; content: string }[] = [
   { role: "system", content: "You are terse." },
   { role: "user", content: "Tell me about mixtures of experts." },
 ];
