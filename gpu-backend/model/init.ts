@@ -175,34 +175,85 @@ function encodeValues(values: ArrayLike<number>, dtype: GenDType): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
+/**
+ * Two table lookups per xoshiro128** step (16 random bits each), with the generator inlined and its
+ * state in locals: this loop produces every byte of a multi-GB checkpoint. 16-bit outputs are
+ * stored pairwise as one u32 (little-endian: the first sample in the low half). Kept monomorphic
+ * (one array type per function) so V8 compiles it to a tight loop.
+ */
+function fillPairs16(out: Uint32Array, table: Uint16Array, st: Uint32Array): void {
+  let a = st[0] | 0;
+  let b = st[1] | 0;
+  let c = st[2] | 0;
+  let d = st[3] | 0;
+  const n = out.length;
+  for (let i = 0; i < n; i++) {
+    const x = Math.imul(b, 5);
+    const r = Math.imul((x << 7) | (x >>> 25), 9);
+    const t = b << 9;
+    c ^= a;
+    d ^= b;
+    b ^= c;
+    a ^= d;
+    c ^= t;
+    d = (d << 11) | (d >>> 21);
+    out[i] = table[r & 0xffff] | (table[r >>> 16] << 16);
+  }
+  st[0] = a;
+  st[1] = b;
+  st[2] = c;
+  st[3] = d;
+}
+
+function fillPairs32(out: Float32Array, table: Float32Array, st: Uint32Array): void {
+  let a = st[0] | 0;
+  let b = st[1] | 0;
+  let c = st[2] | 0;
+  let d = st[3] | 0;
+  const n = out.length >>> 1;
+  for (let i = 0; i < n; i++) {
+    const x = Math.imul(b, 5);
+    const r = Math.imul((x << 7) | (x >>> 25), 9);
+    const t = b << 9;
+    c ^= a;
+    d ^= b;
+    b ^= c;
+    a ^= d;
+    c ^= t;
+    d = (d << 11) | (d >>> 21);
+    out[2 * i] = table[r & 0xffff];
+    out[2 * i + 1] = table[r >>> 16];
+  }
+  st[0] = a;
+  st[1] = b;
+  st[2] = c;
+  st[3] = d;
+}
+
+/** The odd last element, from the stream's next step. */
+function lastFromTable(table: Uint16Array | Float32Array, st: Uint32Array): number {
+  const x = Math.imul(st[1], 5);
+  return table[Math.imul((x << 7) | (x >>> 25), 9) & 0xffff];
+}
+
 /** N(0, std^2) samples written straight into the output dtype through a 65536-entry table. */
 function fillNormal(seed: number, name: string, n: number, std: number, dtype: GenDType): Uint8Array {
   const unit = normalTable();
-  const next = rng32(seed, name);
+  const st = seedState(seed, name);
   if (dtype === "f32") {
     const table = new Float32Array(65536);
     for (let i = 0; i < 65536; i++) table[i] = unit[i] * std;
     const out = new Float32Array(n);
-    const even = n & ~1;
-    for (let i = 0; i < even; i += 2) {
-      const r = next();
-      out[i] = table[r & 0xffff];
-      out[i + 1] = table[r >>> 16];
-    }
-    if (even < n) out[even] = table[next() & 0xffff];
+    fillPairs32(out, table, st);
+    if (n & 1) out[n - 1] = lastFromTable(table, st);
     return new Uint8Array(out.buffer);
   }
   const conv = dtype === "bf16" ? f32ToBf16Bits : f32ToF16Bits;
   const table = new Uint16Array(65536);
   for (let i = 0; i < 65536; i++) table[i] = conv(unit[i] * std);
   const out = new Uint16Array(n);
-  const even = n & ~1;
-  for (let i = 0; i < even; i += 2) {
-    const r = next();
-    out[i] = table[r & 0xffff];
-    out[i + 1] = table[r >>> 16];
-  }
-  if (even < n) out[even] = table[next() & 0xffff];
+  fillPairs16(new Uint32Array(out.buffer, 0, n >>> 1), table, st);
+  if (n & 1) out[n - 1] = lastFromTable(table, st);
   return new Uint8Array(out.buffer);
 }
 
