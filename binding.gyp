@@ -9,7 +9,8 @@
         "gpu-backend/device/cpu/native/read_direct.cc",
         "gpu-backend/device/cpu/native/isa_scalar.cc",
         "gpu-backend/device/cpu/native/isa_avx2.cc",
-        "gpu-backend/device/cpu/native/isa_avx512.cc"
+        "gpu-backend/device/cpu/native/isa_avx512.cc",
+        "gpu-backend/device/cpu/native/isa_avx512vnni.cc"
       ],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "cflags!": ["-O2", "-O0"],

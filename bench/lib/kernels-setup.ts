@@ -1,6 +1,7 @@
 /** Helpers for kernel benchmarks: big weights filled cheaply with valid values, and a timer. */
-import type { Device, Weight, WeightDType } from "../../gpu-backend/device/device.js";
+
 import { loadNative } from "../../gpu-backend/device/cpu/native.js";
+import type { Device, Weight, WeightDType } from "../../gpu-backend/device/device.js";
 import { makeWeight, weightDataBytes } from "../../gpu-backend/device/f16.js";
 
 /**
@@ -39,7 +40,11 @@ export function weightBytes(w: Weight): number {
 }
 
 /** Seconds per call: one warm-up, then repeat for at least minSeconds; best and median. */
-export function timeIt(fn: () => void, minSeconds = 1, minIters = 3): { best: number; median: number; iters: number } {
+export function timeIt(
+  fn: () => void,
+  minSeconds = 1,
+  minIters = 3,
+): { best: number; median: number; iters: number } {
   fn();
   const times: number[] = [];
   const start = performance.now();

@@ -6,13 +6,18 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
-export type Isa = "scalar" | "avx2" | "avx512";
-export const ISA_INDEX: Record<Isa, number> = { scalar: 0, avx2: 1, avx512: 2 };
+/**
+ * Kernel sets. "avx512vnni" differs from "avx512" only for q8/q4 matmuls, which quantize the
+ * activations to int8 per 32-block (as llama.cpp does) to use vpdpbusd; all others compute with
+ * f32 activations and exactly dequantized weights.
+ */
+export type Isa = "scalar" | "avx2" | "avx512" | "avx512vnni";
+export const ISA_INDEX: Record<Isa, number> = { scalar: 0, avx2: 1, avx512: 2, avx512vnni: 3 };
 
 export interface NativeAddon {
   /** Instruction sets this CPU supports (each usable as the `isa` argument). */
   readonly availableIsas: Isa[];
-  /** The best of them (MOE_ISA=scalar|avx2|avx512 at load time forces one). */
+  /** The best of them (MOE_ISA=scalar|avx2|avx512|avx512vnni at load time forces one). */
   readonly bestIsa: Isa;
   readonly hardwareThreads: number;
   matmul(

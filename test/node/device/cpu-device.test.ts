@@ -7,6 +7,25 @@ import { ReferenceDevice } from "../../../gpu-backend/device/reference/reference
 import { expectClose, randn, rng } from "./helpers.js";
 
 const native = loadNative();
+
+/** What the avx512vnni q8/q4 kernels see: x rounded to int8 per 32-block, d = amax/127 (f32), RNE. */
+function quantizeActivations(x: Float32Array): Float32Array {
+  const fr = Math.fround;
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < x.length; b += 32) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b + j]));
+    const d = fr(amax / 127);
+    const id = d ? fr(1 / d) : 0;
+    for (let j = 0; j < 32; j++) {
+      const v = fr(x[b + j] * id);
+      let q = Math.round(v);
+      if (Math.abs(v % 1) === 0.5) q = 2 * Math.round(v / 2); // ties to even, as vcvtps2dq does
+      out[b + j] = fr(q * d);
+    }
+  }
+  return out;
+}
 const ref = new ReferenceDevice();
 const DTYPES: WeightDType[] = ["f32", "f16", "bf16", "q8", "q4"];
 
@@ -37,9 +56,18 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
         const got = new Float32Array(n * rows);
         const want = new Float32Array(n * rows);
         dev.matmul(got, x, n, uploaded);
-        ref.matmul(want, x, n, w);
-        // Inputs are exact in f32 on both sides; only f32 accumulation order differs.
-        expectClose(got, want, 2e-6 * cols, 1e-5, `${dtype} ${rows}x${cols} n=${n}`);
+        if (quant && isa === "avx512vnni") {
+          // Activations are quantized to int8 per block first (llama.cpp style): exact against the
+          // reference on the same quantized activations, and close to the unquantized result.
+          ref.matmul(want, quantizeActivations(x), n, w);
+          expectClose(got, want, 2e-6 * cols, 1e-5, `${dtype} ${rows}x${cols} n=${n} (int8 x)`);
+          ref.matmul(want, x, n, w);
+          expectClose(got, want, 0.01 * Math.sqrt(cols), 0, `${dtype} ${rows}x${cols} n=${n} vs f32 x`);
+        } else {
+          ref.matmul(want, x, n, w);
+          // Inputs are exact in f32 on both sides; only f32 accumulation order differs.
+          expectClose(got, want, 2e-6 * cols, 1e-5, `${dtype} ${rows}x${cols} n=${n}`);
+        }
       }
     });
   });
@@ -58,7 +86,7 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
     const got = new Float32Array(rows);
     const want = new Float32Array(rows);
     dev.matmul(got, x, 1, shifted);
-    ref.matmul(want, x, 1, w);
+    ref.matmul(want, isa === "avx512vnni" ? quantizeActivations(x) : x, 1, w);
     expectClose(got, want, 1e-4, 1e-5, "shifted q8");
     expect(() => dev.matmul(new Float32Array(rows - 1), x, 1, w)).toThrow(/matmul out/);
     expect(() => dev.matmul(got, x.subarray(1), 1, w)).toThrow(/matmul x/);

@@ -13,7 +13,7 @@
 namespace {
 using namespace moe;
 
-const KernelTable* const kIsas[] = {&kScalarKernels, &kAvx2Kernels, &kAvx512Kernels};
+const KernelTable* const kIsas[] = {&kScalarKernels, &kAvx2Kernels, &kAvx512Kernels, &kAvx512VnniKernels};
 
 [[noreturn]] void fail(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
 
@@ -56,7 +56,7 @@ double fnum(const Napi::CallbackInfo& info, size_t i) {
 
 const KernelTable* isa_arg(const Napi::CallbackInfo& info, size_t i) {
   const int64_t k = num(info, i);
-  if (k < 0 || k > 2) fail(info.Env(), "bad isa index");
+  if (k < 0 || k > 3) fail(info.Env(), "bad isa index");
   return kIsas[k];
 }
 
@@ -187,7 +187,7 @@ Napi::Value MemReadBandwidth(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // Which instruction sets this CPU can run (index = isa argument of the ops), and the best one.
   Napi::Array avail = Napi::Array::New(env);
-  const char* names[] = {"scalar", "avx2", "avx512"};
+  const char* names[] = {"scalar", "avx2", "avx512", "avx512vnni"};
   uint32_t n = 0;
   for (const char* name : names)
     if (kernels_by_name(name)) avail.Set(n++, name);

@@ -34,6 +34,7 @@ struct KernelTable {
 extern const KernelTable kScalarKernels;
 extern const KernelTable kAvx2Kernels;
 extern const KernelTable kAvx512Kernels;
+extern const KernelTable kAvx512VnniKernels;
 
 // Picks the best table this CPU supports (MOE_ISA=scalar|avx2|avx512 forces one, if supported).
 const KernelTable* best_kernels();

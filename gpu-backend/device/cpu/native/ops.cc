@@ -13,6 +13,9 @@
 namespace moe {
 
 static bool cpu_has(const char* isa) {
+  if (std::strcmp(isa, "avx512vnni") == 0)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   if (std::strcmp(isa, "avx512") == 0) return __builtin_cpu_supports("avx512f");
   if (std::strcmp(isa, "avx2") == 0)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
@@ -21,6 +24,7 @@ static bool cpu_has(const char* isa) {
 
 const KernelTable* kernels_by_name(const char* name) {
   if (!cpu_has(name)) return nullptr;
+  if (std::strcmp(name, "avx512vnni") == 0) return &kAvx512VnniKernels;
   if (std::strcmp(name, "avx512") == 0) return &kAvx512Kernels;
   if (std::strcmp(name, "avx2") == 0) return &kAvx2Kernels;
   return &kScalarKernels;
@@ -32,6 +36,7 @@ const KernelTable* best_kernels() {
   if (forced && *forced) {
     if (const KernelTable* k = kernels_by_name(forced)) return k;
   }
+  if (const KernelTable* k = kernels_by_name("avx512vnni")) return k;
   if (const KernelTable* k = kernels_by_name("avx512")) return k;
   if (const KernelTable* k = kernels_by_name("avx2")) return k;
   return &kScalarKernels;

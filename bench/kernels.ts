@@ -1,0 +1,107 @@
+/**
+ * Kernel benchmark of the CPU device: matvec (n = 1) over a 1 GiB weight per dtype, as GB/s of
+ * weight bytes (data + scales) read, against the machine's read bandwidth measured the same way
+ * (memReadBandwidth, 2 threads, best of 5 passes over 1 GiB, taken right before each dtype so a
+ * busy machine hurts both sides alike); prefill matmuls at n = 16 and 64 (GFLOP/s); and the
+ * fixed per-call cost of crossing into the addon.
+ *
+ *   npm run bench -- kernels        (BENCH_KERNELS_SECONDS=2 per measurement by default)
+ */
+import { CpuDevice } from "../gpu-backend/device/cpu/cpu-device.js";
+import { loadNative } from "../gpu-backend/device/cpu/native.js";
+import type { WeightDType } from "../gpu-backend/device/device.js";
+import { weightDataBytes } from "../gpu-backend/device/f16.js";
+import { bigWeight, matvecOnce, timeIt, weightBytes } from "./lib/kernels-setup.js";
+
+export interface BenchResult {
+  name: string;
+  rows: Record<string, unknown>[];
+  summary: Record<string, number>;
+}
+
+const DTYPES: WeightDType[] = ["f32", "f16", "bf16", "q8", "q4"];
+const GIB = 1 << 30;
+const BW_THREADS = 2;
+const SECONDS = Number(process.env.BENCH_KERNELS_SECONDS ?? 2);
+const r2 = (v: number) => Math.round(v * 100) / 100;
+
+export async function run(): Promise<BenchResult> {
+  const native = loadNative();
+  const dev = new CpuDevice();
+  const rows: Record<string, unknown>[] = [];
+  const summary: Record<string, number> = { threads: dev.threads };
+  let worst = Number.POSITIVE_INFINITY;
+  let bwBest = 0;
+
+  // Matvec on 1 GiB of weight data per dtype (8192 columns: a wide hidden size).
+  const cols = 8192;
+  for (const dtype of DTYPES) {
+    const wrows = Math.floor(GIB / weightDataBytes(dtype, 1, cols));
+    let w: ReturnType<typeof bigWeight> | null = bigWeight(dtype, wrows, cols);
+    const bw = native.memReadBandwidth(GIB, BW_THREADS);
+    bwBest = Math.max(bwBest, bw);
+    const t = timeIt(matvecOnce(dev, w, 1), SECONDS, 5);
+    const bytes = weightBytes(w);
+    const gbs = bytes / t.best / 1e9;
+    const fraction = gbs / bw;
+    worst = Math.min(worst, fraction);
+    summary[`matvec_GBps_${dtype}`] = r2(gbs);
+    rows.push({
+      op: "matvec",
+      dtype,
+      shape: `${wrows}x${cols}`,
+      n: 1,
+      "weight MiB": r2(bytes / 2 ** 20),
+      "ms best": r2(t.best * 1e3),
+      "ms median": r2(t.median * 1e3),
+      "GB/s best": r2(gbs),
+      "GB/s median": r2(bytes / t.median / 1e9),
+      "read bw GB/s": r2(bw),
+      fraction: r2(fraction),
+      iters: t.iters,
+    });
+    w = null; // let the GC return the 1 GiB before the next dtype
+  }
+  summary.read_bandwidth_GBps = r2(bwBest);
+  summary.matvec_fraction_of_bandwidth = r2(worst);
+
+  // Prefill-shaped matmuls: 4096 x 4096 weights, n tokens.
+  for (const n of [16, 64]) {
+    for (const dtype of DTYPES) {
+      const w = bigWeight(dtype, 4096, 4096);
+      const t = timeIt(matvecOnce(dev, w, n), SECONDS / 2, 3);
+      const gflops = (2 * w.rows * w.cols * n) / t.best / 1e9;
+      summary[`matmul_n${n}_GFLOPs_${dtype}`] = r2(gflops);
+      rows.push({
+        op: "matmul",
+        dtype,
+        shape: "4096x4096",
+        n,
+        "ms best": r2(t.best * 1e3),
+        "ms median": r2(t.median * 1e3),
+        "GFLOP/s": r2(gflops),
+        iters: t.iters,
+      });
+    }
+  }
+
+  // Fixed cost of one op call (argument checks + boundary crossing), on tiny inputs.
+  const a = new Float32Array(16);
+  const o = new Float32Array(16);
+  const calls = 200_000;
+  const t0 = performance.now();
+  for (let i = 0; i < calls; i++) dev.addScaled(o, a, 16, 0.5);
+  const callUs = ((performance.now() - t0) * 1e3) / calls;
+  summary.call_overhead_us = r2(callUs);
+  rows.push({ op: "addScaled len 16 (call overhead)", "us/call": r2(callUs) });
+  const small = bigWeight("q8", 64, 1024);
+  const ts = timeIt(matvecOnce(dev, small, 1), 0.5, 100);
+  summary.small_matvec_us = r2(ts.best * 1e6);
+  rows.push({
+    op: "matvec q8 64x1024 (router-sized)",
+    "us/call best": r2(ts.best * 1e6),
+    "us/call median": r2(ts.median * 1e6),
+  });
+
+  return { name: "kernels", rows, summary };
+}

@@ -1,0 +1,157 @@
+// AVX-512 VNNI kernels: as the avx512 table, except q8/q4 matmuls, which follow llama.cpp: each
+// activation row is quantized to int8 per 32-block (Q8_0 style, d = amax/127, round to nearest
+// even, scale kept in f32), and weight blocks are multiplied with vpdpbusd (64 int8 products per
+// instruction) before one float scale per block. About twice the elements per instruction of
+// dequantizing to f32, which is what lets q8/q4 matvecs keep up with memory; the price is the
+// activation rounding (|error| <= amax/254 per element), the same trade llama.cpp makes.
+// Used for every n so prefill and decode give identical numbers. Selected only when the CPU reports
+// avx512f, avx512bw, avx512vl and avx512vnni.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include "kernels.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
+
+namespace moe {
+namespace avx512vnni_isa {
+
+#include "avx512_vec.inc"
+#include "isa_body.inc"
+
+// One token's activations, quantized. Blocks are processed in groups of G (q8: 2, q4: 4) so that a
+// group's weights are exactly one 64-byte load; per group there are 16 int32 lanes (4 products each).
+struct QuantX {
+  std::vector<int8_t> q;     // q8: natural order; q4: per group, 64 "low-nibble" then 64 "high-nibble" values
+  std::vector<int32_t> corr;  // per group 16 lanes: initial accumulator undoing the weight offset (128 or 8)
+  std::vector<float> dx;      // per group 16 lanes: the block scale of each lane's block
+};
+
+template <int DT>
+static void quantize_x(const float* x, int cols, QuantX& out) {
+  constexpr int G = DT == DT_Q8 ? 2 : 4;
+  const int nb = cols / 32, ng = (nb + G - 1) / G;
+  out.q.assign(static_cast<size_t>(ng) * G * 32, 0);
+  out.corr.assign(static_cast<size_t>(ng) * 16, 0);
+  out.dx.assign(static_cast<size_t>(ng) * 16, 0.f);
+  alignas(64) int8_t qb[32];
+  for (int b = 0; b < nb; b++) {
+    const __m512 x0 = _mm512_loadu_ps(x + b * 32), x1 = _mm512_loadu_ps(x + b * 32 + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+    const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+    const __m512 idv = _mm512_set1_ps(id);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(qb), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x0, idv))));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(qb + 16),
+                     _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x1, idv))));
+    const int g = b / G, bi = b % G;
+    int8_t* qg = out.q.data() + static_cast<size_t>(g) * G * 32;
+    int32_t* cg = out.corr.data() + static_cast<size_t>(g) * 16;
+    float* dg = out.dx.data() + static_cast<size_t>(g) * 16;
+    if constexpr (DT == DT_Q8) {
+      // Lanes 8*bi .. 8*bi+7 hold this block; weights are offset by +128 (xor 0x80) in the kernel.
+      std::memcpy(qg + bi * 32, qb, 32);
+      for (int l = 0; l < 8; l++) {
+        cg[bi * 8 + l] = -128 * (qb[4 * l] + qb[4 * l + 1] + qb[4 * l + 2] + qb[4 * l + 3]);
+        dg[bi * 8 + l] = d;
+      }
+    } else {
+      // Byte m of a 64-byte q4 load is block m/16, element m%16 (low nibble) and 16 + m%16 (high).
+      std::memcpy(qg + bi * 16, qb, 16);
+      std::memcpy(qg + 64 + bi * 16, qb + 16, 16);
+      for (int l = 0; l < 4; l++) {
+        int s = 0;
+        for (int e = 0; e < 4; e++) s += qb[4 * l + e] + qb[16 + 4 * l + e];
+        cg[bi * 4 + l] = -8 * s;  // nibbles are stored as q + 8
+        dg[bi * 4 + l] = d;
+      }
+    }
+  }
+}
+
+// out[i] = dot(row i, x) for R rows and one token.
+template <int DT, int R>
+static inline void vnni_tile(const uint8_t* const* rp, const uint16_t* const* sp, int nb, const QuantX& qx,
+                             float* out) {
+  constexpr int G = DT == DT_Q8 ? 2 : 4;
+  constexpr int BPB = DT == DT_Q8 ? 32 : 16;  // weight bytes per block
+  const int ng = (nb + G - 1) / G;
+  const __m512i lane_block = DT == DT_Q8 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+                                         : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const __m512i m4 = _mm512_set1_epi8(0x0f), flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512 acc[R];
+  for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
+  for (int g = 0; g < ng; g++) {
+    const int nblk = nb - g * G < G ? nb - g * G : G;
+    const bool full = nblk == G;
+    const __mmask64 wm = full ? ~0ULL : ((1ULL << (nblk * BPB)) - 1);
+    const __mmask8 sm = static_cast<__mmask8>((1u << nblk) - 1);
+    const __m512i corr = _mm512_loadu_si512(qx.corr.data() + g * 16);
+    const __m512 dxv = _mm512_loadu_ps(qx.dx.data() + g * 16);
+    const int8_t* xg = qx.q.data() + static_cast<size_t>(g) * G * 32;
+    const __m512i xa = _mm512_loadu_si512(xg);
+    const __m512i xb = DT == DT_Q4 ? _mm512_loadu_si512(xg + 64) : xa;
+    for (int i = 0; i < R; i++) {
+      const uint8_t* wp = rp[i] + static_cast<size_t>(g) * 64;
+      prefetch(wp + PFD);
+      const __m512i w = full ? _mm512_loadu_si512(wp) : _mm512_maskz_loadu_epi8(wm, wp);
+      __m512i s;
+      if constexpr (DT == DT_Q8) {
+        s = _mm512_dpbusd_epi32(corr, _mm512_xor_si512(w, flip), xa);
+      } else {
+        s = _mm512_dpbusd_epi32(corr, _mm512_and_si512(w, m4), xa);
+        s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(w, 4), m4), xb);
+      }
+      const __m128i h = _mm_maskz_loadu_epi16(sm, sp[i] + g * G);
+      const __m512 dw = _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dxv), acc[i]);
+    }
+  }
+  for (int i = 0; i < R; i++) out[i] = vhsum(acc[i]);
+}
+
+template <int DT>
+static void vnni_rows(const MatmulArgs& a, int r0, int r1) {
+  thread_local std::vector<QuantX> qxs;
+  if (qxs.size() < static_cast<size_t>(a.n)) qxs.resize(a.n);
+  for (int t = 0; t < a.n; t++) quantize_x<DT>(a.x + static_cast<size_t>(t) * a.cols, a.cols, qxs[t]);
+  const size_t rb = DT == DT_Q8 ? static_cast<size_t>(a.cols) : static_cast<size_t>(a.cols) / 2;
+  const int nb = a.cols / 32;
+  constexpr int R = 4;
+  // Row groups outer, tokens inner: a group's weights stay in L1/L2 while every token uses them.
+  for (int r = r0; r < r1; r += R) {
+    const int nr = r + R <= r1 ? R : r1 - r;
+    const uint8_t* rp[R];
+    const uint16_t* sp[R];
+    for (int i = 0; i < nr; i++) {
+      rp[i] = a.w + static_cast<size_t>(r + i) * rb;
+      sp[i] = a.scales + static_cast<size_t>(r + i) * nb;
+    }
+    for (int t = 0; t < a.n; t++) {
+      float* o = a.out + static_cast<size_t>(t) * a.rows + r;
+      if (nr == R) {
+        vnni_tile<DT, R>(rp, sp, nb, qxs[t], o);
+      } else {
+        for (int i = 0; i < nr; i++) vnni_tile<DT, 1>(rp + i, sp + i, nb, qxs[t], o + i);
+      }
+    }
+  }
+}
+
+static void matmul_rows_vnni(const MatmulArgs& a, int r0, int r1) {
+  if (a.dtype == DT_Q8) return vnni_rows<DT_Q8>(a, r0, r1);
+  if (a.dtype == DT_Q4) return vnni_rows<DT_Q4>(a, r0, r1);
+  matmul_rows(a, r0, r1);
+}
+
+}  // namespace avx512vnni_isa
+
+const KernelTable kAvx512VnniKernels = {"avx512vnni", avx512vnni_isa::matmul_rows_vnni, avx512vnni_isa::dot,
+                                        avx512vnni_isa::axpy, avx512vnni_isa::read_sum};
+
+}  // namespace moe
+
+#pragma GCC pop_options
