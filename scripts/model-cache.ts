@@ -32,6 +32,7 @@ export function ensureGeneratedModel(
       })
     : null;
   const mb = (b: number) => (b / 1e6).toFixed(1);
+  if (opts.progress) console.log(`generating the ${family}/${preset} model into ${dir} (first start only)`);
   try {
     let started = false;
     const result = makeModel({
