@@ -40,6 +40,6 @@ mkdirSync(join(dir, "results"), { recursive: true });
 const out = join(dir, "results", `${name}.json`);
 writeFileSync(
   out,
-  `${JSON.stringify({ name: result.name, date: new Date().toISOString(), machine, ...result }, null, 2)}\n`,
+  `${JSON.stringify({ name: result.name, date: new Date().toISOString(), machine, rows: result.rows, summary: result.summary }, null, 2)}\n`,
 );
 console.log(`wrote ${out}`);
