@@ -42,32 +42,18 @@ export const PARITY_CASES: ParityCase[] = [
     name: "llama4-scout-like",
     family: "llama4",
     preset: "tiny",
-    // Scout: every layer MoE, qk-norm, llama3 RoPE scaling, NoPE every 4th layer, chunk 8192.
-    config: {
-      num_hidden_layers: 4,
-      interleave_moe_layer_step: 1,
-      use_qk_norm: true,
-      attention_chunk_size: 8192,
-      no_rope_layer_interval: 4,
-      floor_scale: 8192,
-      attn_scale: 0.1,
-    },
+    // Scout: every layer MoE, qk-norm, llama3 RoPE scaling, NoPE on layer 3. The tiny preset's
+    // chunk of 16 (to exercise chunking) is replaced by llama.cpp's hard-coded 8192.
+    config: { attention_chunk_size: 8192 },
     seed: 11,
   },
   {
     name: "llama4-maverick-like",
     family: "llama4",
-    preset: "tiny",
+    preset: "tiny-maverick",
     // Maverick: MoE on odd layers (dense FFN of intermediate_size_mlp on the others), no qk-norm.
-    // llama.cpp turns qk-norm off only for 128 experts, so this case needs 128 experts.
-    config: {
-      num_hidden_layers: 4,
-      interleave_moe_layer_step: 2,
-      num_local_experts: 128,
-      use_qk_norm: false,
-      attention_chunk_size: 8192,
-      no_rope_layer_interval: 4,
-    },
+    // llama.cpp turns the qk-norm off only for exactly 128 experts (Maverick's count).
+    config: { attention_chunk_size: 8192, num_local_experts: 128 },
     seed: 12,
   },
   { name: "mixtral", family: "mixtral", preset: "tiny", config: {}, seed: 13 },
@@ -75,8 +61,9 @@ export const PARITY_CASES: ParityCase[] = [
     name: "qwen3moe",
     family: "qwen3moe",
     preset: "tiny",
-    // Qwen3-30B-A3B ships norm_topk_prob: true; llama.cpp always renormalises.
-    config: { norm_topk_prob: true, decoder_sparse_step: 1, mlp_only_layers: [] },
+    // llama.cpp's qwen3moe has no dense layers: drop the tiny preset's mlp_only_layers [0].
+    // norm_topk_prob stays true (as in Qwen3-30B-A3B; llama.cpp always renormalises).
+    config: { mlp_only_layers: [], norm_topk_prob: true },
     seed: 14,
   },
 ];
@@ -124,13 +111,16 @@ export function prepareCase(
       cfgPath,
       "--seed",
       String(c.seed),
+      "--dtype",
+      "f32",
       "--out",
       hf,
     ]);
   }
   const gguf: Record<string, string> = {};
   for (const t of ggufTypes) {
-    const file = join(dir, `model-${t}.gguf`);
+    // Inside the HF folder: our GGUF loader reads the tokenizer files beside the .gguf.
+    const file = join(hf, `model-${t}.gguf`);
     if (!existsSync(file) || statSync(file).size === 0) {
       run(["gpu-backend/tools/model-cli.ts", "export-gguf", "--in", hf, "--out", file, "--type", t]);
     }
@@ -221,6 +211,8 @@ export interface PromptComparison {
   llamacpp: string;
   promptLen: number;
   match: boolean;
+  /** Distinct ids in llama.cpp's generation (a model stuck on one token would prove little). */
+  distinctIds: number;
   /** First generated position where the ids differ (-1 = none). */
   firstDiff: number;
   firstLogitsMaxAbsDiff: number;
@@ -256,6 +248,7 @@ export function compare(
       llamacpp: llamaLabel,
       promptLen: r.prompt_ids.length,
       match: firstDiff === -1 && o.ids.length === r.ids.length,
+      distinctIds: new Set(r.ids).size,
       firstDiff,
       firstLogitsMaxAbsDiff: maxAbsDiff(o.firstLogits, first),
       firstLogitsMaxAbs: first.reduce((m, x) => Math.max(m, Math.abs(x)), 0),
