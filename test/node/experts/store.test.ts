@@ -2,6 +2,7 @@ import { truncateSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseBudget } from "../../../gpu-backend/experts/budget.js";
 import { planExpert } from "../../../gpu-backend/experts/layout.js";
+import { pagingPrometheus } from "../../../gpu-backend/experts/metrics.js";
 import { LfuAgingPolicy, LruPolicy } from "../../../gpu-backend/experts/policy.js";
 import { type BlockReader, BufferedReader, defaultReader } from "../../../gpu-backend/experts/reader.js";
 import { ExpertStore } from "../../../gpu-backend/experts/store.js";
@@ -310,5 +311,20 @@ describe("ExpertStore", () => {
     await expect(t.acquire(0, [8])).rejects.toThrow(/expert id 8 out of range/);
     const w = await t.acquire(0, [0, 1]);
     expect(allEqual(w[1].gate, m.valueAt(0, 1, 0))).toBe(true);
+  });
+
+  it("renders exact counters as Prometheus text, per layer and per expert", async () => {
+    const m = model(base);
+    const s = new ExpertStore(m.ckpt, { budget: "25%", maxExpertsPerStep: 2, reader: new BufferedReader() });
+    await s.acquire(0, [1, 2]);
+    await s.acquire(0, [2]);
+    await s.acquire(3, [7]);
+    const text = pagingPrometheus(s.report(), "m1");
+    expect(text).toContain('moe_expert_hits_total{model="m1"} 1\n');
+    expect(text).toContain('moe_expert_misses_total{model="m1"} 3\n');
+    expect(text).toContain('moe_expert_layer_misses_total{model="m1",layer="3"} 1\n');
+    expect(text).toContain('moe_expert_expert_hits_total{model="m1",layer="0",expert="2"} 1\n');
+    expect(text).toContain('moe_expert_layer_resident{model="m1",layer="0"} 2\n');
+    expect(text).toContain(`moe_expert_budget_bytes{model="m1"} ${s.budgetBytes}\n`);
   });
 });
