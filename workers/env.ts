@@ -53,6 +53,8 @@ export interface Variables {
   reservation: ReservationInfo;
   /** Gateway: fetch used by forward (the fleet router's retrying fetch). */
   upstreamFetch: FetchLike;
+  /** Gateway: Server-Timing entries of the stages. */
+  timings: string[];
 }
 
 export type AppEnv = { Bindings: Env; Variables: Variables };

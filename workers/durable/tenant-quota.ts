@@ -67,16 +67,32 @@ export class TenantQuota<E = unknown> extends DurableObject<E> {
     this.ctx.storage.kv.put(STATE_KEY, this.state);
   }
 
+  /**
+   * Admission's write does not hold the reply: the decision is already made atomically in memory,
+   * and the write follows in order. If storage ever failed, the object restarts from the last
+   * durable state, which can only forget reservations (a refund), never admit past a limit.
+   * Settlements (and the ledger) stay confirmed before their reply.
+   */
+  private persistUnconfirmed(): void {
+    void this.ctx.storage.put(STATE_KEY, this.state, { allowUnconfirmed: true });
+  }
+
+  /** Alarm time already set (in memory: avoids one storage write per admission). */
+  private alarmAt: number | null = null;
+
   private scheduleAlarm(): void {
     const next = nextExpiry(this.state);
-    if (next !== null) void this.ctx.storage.setAlarm(next);
+    // A pending alarm at or before the earliest expiry will reschedule itself when it runs.
+    if (next === null || (this.alarmAt !== null && this.alarmAt <= next)) return;
+    this.alarmAt = next;
+    void this.ctx.storage.setAlarm(next, { allowUnconfirmed: true });
   }
 
   reserve(call: ReserveCall): ReserveResult {
     this.rememberLimits(call.limits);
     const result = reserve(this.state, call.limits, call, Date.now());
     if (result.ok) {
-      this.persist();
+      this.persistUnconfirmed();
       this.scheduleAlarm();
     }
     return result;
@@ -91,6 +107,11 @@ export class TenantQuota<E = unknown> extends DurableObject<E> {
       this.persist();
     }
     return result;
+  }
+
+  /** Ledger only: a request that held no reservation (a prompt-cache hit). */
+  record(usage: LedgerEntry): void {
+    recordUsage(this.ctx.storage.sql, usage, Date.now());
   }
 
   status(limits?: QuotaLimits): QuotaStatus {
@@ -114,6 +135,7 @@ export class TenantQuota<E = unknown> extends DurableObject<E> {
   }
 
   override alarm(): void {
+    this.alarmAt = null;
     const gone = expireReservations(this.state, this.limits, Date.now());
     if (gone.length > 0) {
       this.expired += gone.length;

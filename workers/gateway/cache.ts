@@ -5,7 +5,7 @@
  *   cacheable (not greedy or seeded, logprobs, n > 1); else HIT or MISS from KV. On a MISS a completion
  *   hook stores the answer when it finished normally with exact usage.
  * - replay (after quota): a HIT is answered from the entry, as SSE or JSON, with the same content,
- *   and settled as zero quota tokens, recorded in the ledger as cached.
+ *   costing no quota (no tokens, no request), recorded in the ledger as cached.
  * The response header `x-prompt-cache` says HIT / MISS / BYPASS. TTL: `x-prompt-cache-ttl` request
  * header (seconds), else the tenant's setting, else PROMPT_CACHE_TTL_SECONDS; at least 60 (KV minimum).
  */
@@ -24,6 +24,8 @@ import { SSE_HEADERS } from "../../src/sse.js";
 import type { AppEnv } from "../env.js";
 import { gatewayConfig } from "./config.js";
 import { setResponseHeaders } from "./headers.js";
+import { quotaStub } from "./quota.js";
+import { mark } from "./timing.js";
 
 export const CACHE_STATUS_HEADER = "x-prompt-cache";
 export const CACHE_TTL_HEADER = "x-prompt-cache-ttl";
@@ -59,10 +61,12 @@ export function promptCacheLookup(): MiddlewareHandler<AppEnv> {
     if (reason) {
       state = { status: "BYPASS", reason };
     } else {
+      const t0 = performance.now();
       const key = storageKey(tenant.id, await promptCacheHash(tenant.id, req.model, req));
       const bytes = await c.env.PROMPT_CACHE.get(key, "arrayBuffer");
       const entry = bytes ? decodeEntry(new Uint8Array(bytes)) : null;
       state = entry ? { status: "HIT", key, entry } : { status: "MISS", key };
+      mark(c, "cache", t0);
     }
     c.set("promptCache", state);
 
@@ -100,21 +104,19 @@ export function promptCacheReplay(): MiddlewareHandler<AppEnv> {
     if (state?.status !== "HIT" || !state.entry) return next();
     const entry = state.entry;
     const req = c.get("chatRequest");
-    const reservation = c.get("reservation");
-    if (reservation) {
-      const settle = reservation.settle(0, {
-        model: req.model,
-        promptTokens: 0,
-        completionTokens: 0,
-        cachedTokens: entry.promptTokens + entry.completionTokens,
-        cacheHit: true,
-        outcome: "ok",
-      });
-      try {
-        c.executionCtx.waitUntil(settle);
-      } catch {
-        await settle;
-      }
+    // Recorded in the ledger after the answer left (the hit reserved nothing; see quota.ts).
+    const record = quotaStub(c, c.get("tenant").id).record({
+      model: req.model,
+      promptTokens: 0,
+      completionTokens: 0,
+      cachedTokens: entry.promptTokens + entry.completionTokens,
+      cacheHit: true,
+      outcome: "ok",
+    });
+    try {
+      c.executionCtx.waitUntil(record);
+    } catch {
+      await record;
     }
     const id = `chatcmpl-${c.get("requestId")}`;
     const created = Math.floor(Date.now() / 1000);

@@ -28,6 +28,7 @@ import type { AppEnv } from "../env.js";
 import type { FetchLike } from "../upstream/target.js";
 import { gatewayConfig } from "./config.js";
 import { setResponseHeaders } from "./headers.js";
+import { mark } from "./timing.js";
 
 const health = new Map<string, BackendHealth>();
 const RETRYABLE = new Set([502, 503, 504]);
@@ -177,7 +178,9 @@ export function routeBackend(deps: RouteDeps = {}): MiddlewareHandler<AppEnv> {
         recordFailure(stateOf(used).breaker, cfg.routing, Date.now());
       }
     });
+    const t0 = performance.now();
     await next();
+    mark(c, "upstream", t0);
     const picked = used as BackendConfig | null;
     if (picked) setResponseHeaders(c, { "x-backend-id": picked.id });
   };

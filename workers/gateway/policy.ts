@@ -11,6 +11,7 @@ import type { AppEnv } from "../env.js";
 import { gatewayConfig } from "./config.js";
 import { setResponseHeaders } from "./headers.js";
 import { toPolicySubject } from "./settings.js";
+import { timingHeader } from "./timing.js";
 
 /** Image parts in any message (OpenAI `image_url` / `input_image` content parts). */
 export function hasImageInput(messages: ReadonlyArray<{ content: unknown }>): boolean {
@@ -45,6 +46,6 @@ export function licensePolicy(): MiddlewareHandler<AppEnv> {
     c.set("policy", d);
     if (d.model.id !== req.model) c.set("chatRequest", { ...req, model: d.model.id });
     await next();
-    setResponseHeaders(c, { ...d.headers, "x-policy-decision": "allow" });
+    setResponseHeaders(c, { ...d.headers, "x-policy-decision": "allow", ...timingHeader(c) });
   };
 }

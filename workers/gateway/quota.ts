@@ -7,7 +7,7 @@
  *  - ended mid-stream (backend failure or client left) without a usage report: the last usage the
  *    backend reported (continuous usage) if any, else the prompt estimate + completion chunks
  *    delivered (an upper bound, never an undercharge);
- *  - cache hit: charge 0, ledger records the replayed tokens as cached.
+ *  - cache hit: no reservation at all (no tokens, no request); the ledger records it as cached.
  * Every response carries x-ratelimit-* and RateLimit / RateLimit-Policy; a refusal is 429 with
  * Retry-After (or 400 when the request could never fit the limit), charging nothing.
  */
@@ -25,6 +25,7 @@ import type { LedgerEntry } from "../durable/ledger.js";
 import type { AppEnv } from "../env.js";
 import { gatewayConfig } from "./config.js";
 import { setResponseHeaders } from "./headers.js";
+import { mark } from "./timing.js";
 
 export interface ReservationInfo {
   id: string;
@@ -34,6 +35,10 @@ export interface ReservationInfo {
   settle: (charge: number, usage: LedgerEntry | undefined, refundRequest?: boolean) => Promise<void>;
   settled: () => boolean;
 }
+
+/** Last quota headers seen per tenant in this isolate (for answers that do not ask the DO). */
+const lastHeaders = new Map<string, Record<string, string>>();
+const LAST_HEADERS_MAX = 10_000;
 
 export function quotaStub(c: Context<AppEnv>, tenantId: string) {
   return c.env.TENANT_QUOTA.get(c.env.TENANT_QUOTA.idFromName(tenantId));
@@ -101,7 +106,13 @@ export function quotaReservation(): MiddlewareHandler<AppEnv> {
     const tenant = c.get("tenant");
     let req = c.get("chatRequest");
     const limits = tenant.gateway?.quota ?? {};
-    const hit = c.get("promptCache")?.status === "HIT";
+    // A prompt-cache hit costs no quota (no tokens, no request) and so waits for no Durable Object:
+    // its first byte goes out after the KV read. It carries the tenant's last known quota headers.
+    if (c.get("promptCache")?.status === "HIT") {
+      await next();
+      setResponseHeaders(c, lastHeaders.get(tenant.id) ?? {});
+      return;
+    }
 
     // The reservation must bound usage, so under a token limit the backend must get an explicit
     // max_tokens (DEFAULT_MAX_TOKENS when the client set none).
@@ -116,13 +127,17 @@ export function quotaReservation(): MiddlewareHandler<AppEnv> {
     }
     const texts = req.messages.map((m) => `${m.role}${m.name ?? ""}${messageText(m.content)}`);
     const promptEstimate = estimatePromptTokens(texts, req.messages.length);
-    const tokens = hit ? 0 : promptEstimate + maxTokens;
-    const stream = req.stream === true && !hit;
+    const tokens = promptEstimate + maxTokens;
+    const stream = req.stream === true;
     const id = c.get("requestId");
     const stub = quotaStub(c, tenant.id);
 
+    const t0 = performance.now();
     const r = await stub.reserve({ id, tokens, stream, ttlMs: cfg.reservationTtlMs, limits });
+    mark(c, "quota", t0);
     const headers = snapshotHeaders(r.snapshot);
+    if (lastHeaders.size >= LAST_HEADERS_MAX) lastHeaders.clear();
+    lastHeaders.set(tenant.id, headers);
     if (!r.ok) {
       if (r.kind === "too_large") {
         const e = badRequest(
