@@ -236,25 +236,49 @@ function lastFromTable(table: Uint16Array | Float32Array, st: Uint32Array): numb
   return table[Math.imul((x << 7) | (x >>> 25), 9) & 0xffff];
 }
 
+/**
+ * A reusable output buffer. Fresh multi-hundred-MB allocations cost page faults and zeroing on
+ * every tensor; a streaming writer that consumes each tensor before asking for the next can hand
+ * the same memory back each time. Bytes returned with a scratch are valid until the next call.
+ */
+export interface Scratch {
+  buf: ArrayBuffer | null;
+}
+
+function scratchBuffer(scratch: Scratch | undefined, bytes: number): ArrayBuffer {
+  // Rounded up to 4 bytes so the u32 pair view always fits.
+  const need = Math.ceil(bytes / 4) * 4;
+  if (!scratch) return new ArrayBuffer(need);
+  if (!scratch.buf || scratch.buf.byteLength < need) scratch.buf = new ArrayBuffer(need);
+  return scratch.buf;
+}
+
 /** N(0, std^2) samples written straight into the output dtype through a 65536-entry table. */
-function fillNormal(seed: number, name: string, n: number, std: number, dtype: GenDType): Uint8Array {
+function fillNormal(
+  seed: number,
+  name: string,
+  n: number,
+  std: number,
+  dtype: GenDType,
+  scratch?: Scratch,
+): Uint8Array {
   const unit = normalTable();
   const st = seedState(seed, name);
   if (dtype === "f32") {
     const table = new Float32Array(65536);
     for (let i = 0; i < 65536; i++) table[i] = unit[i] * std;
-    const out = new Float32Array(n);
+    const out = new Float32Array(scratchBuffer(scratch, n * 4), 0, n);
     fillPairs32(out, table, st);
     if (n & 1) out[n - 1] = lastFromTable(table, st);
-    return new Uint8Array(out.buffer);
+    return new Uint8Array(out.buffer, 0, n * 4);
   }
   const conv = dtype === "bf16" ? f32ToBf16Bits : f32ToF16Bits;
   const table = new Uint16Array(65536);
   for (let i = 0; i < 65536; i++) table[i] = conv(unit[i] * std);
-  const out = new Uint16Array(n);
+  const out = new Uint16Array(scratchBuffer(scratch, n * 2), 0, n);
   fillPairs16(new Uint32Array(out.buffer, 0, n >>> 1), table, st);
   if (n & 1) out[n - 1] = lastFromTable(table, st);
-  return new Uint8Array(out.buffer);
+  return new Uint8Array(out.buffer, 0, n * 2);
 }
 
 /** The shared unit direction u (same for every tensor of a model with this seed). */
@@ -292,11 +316,12 @@ export function fillTensor(
   shape: readonly number[],
   spec: InitSpec,
   dtype: GenDType,
+  scratch?: Scratch,
 ): Uint8Array {
   const n = shape.reduce((a, b) => a * b, 1);
   switch (spec.kind) {
     case "normal":
-      return fillNormal(seed, name, n, spec.std, dtype);
+      return fillNormal(seed, name, n, spec.std, dtype, scratch);
     case "norm": {
       const z = normals(seed, name, n);
       return encodeValues(

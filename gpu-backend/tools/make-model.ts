@@ -14,7 +14,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TensorToWrite, writeShardedSafetensors } from "../formats/safetensors.js";
 import { parseConfig } from "../model/config.js";
-import { dtypeBytes, fillTensor, type GenDType, type InitSpec } from "../model/init.js";
+import { dtypeBytes, fillTensor, type GenDType, type InitSpec, type Scratch } from "../model/init.js";
 import { type ConfigJson, type PresetName, presetConfig } from "../model/presets.js";
 import type { Family, ModelConfig } from "../model/types.js";
 import { type BuiltTokenizer, buildTokenizer } from "../tokenizer/build.js";
@@ -237,12 +237,14 @@ export function makeModel(opts: MakeModelOptions): MakeModelResult {
   mkdirSync(opts.out, { recursive: true });
   clearModelFiles(opts.out);
   let done = 0;
+  // writeShardedSafetensors writes each tensor before filling the next, so one buffer serves all.
+  const scratch: Scratch = { buf: null };
   const tensors: TensorToWrite[] = plan.map((p) => ({
     name: p.name,
     dtype: st,
     shape: p.shape,
     fill: () => {
-      const data = fillTensor(seed, p.name, p.shape, p.init, dtype);
+      const data = fillTensor(seed, p.name, p.shape, p.init, dtype, scratch);
       done += data.length;
       opts.onProgress?.(done, total, p.name);
       return data;
