@@ -16,7 +16,7 @@
  *    256-token prompts, lazy (100% budget, nothing read before it is routed to) vs eager.
  * Each measurement runs in its own child process (lib/paging-worker.ts).
  */
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureLlamaCpp, LLAMACPP_DIR } from "./lib/llamacpp.js";
 import { cgroupsAvailable, dropPageCache, runCapped } from "./lib/paging-cgroup.js";
@@ -69,9 +69,25 @@ export interface SweepRow {
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 const ratio = (a: number, b: number) => (b > 0 ? a / b : 0);
 
+/**
+ * The workers load a private copy of the native addon: other work on this machine may rebuild
+ * build/Release mid-run, and a benchmark must not fail (or change) halfway because of it.
+ */
+function pinnedAddon(): string {
+  const src = join(ROOT, "build", "Release", "moe_native.node");
+  const dst = join(CACHE, "moe_native.node");
+  mkdirSync(CACHE, { recursive: true });
+  if (existsSync(src)) copyFileSync(src, dst);
+  if (!existsSync(dst)) throw new Error(`native addon not built (${src}): run npm run build:native`);
+  return dst;
+}
+let addonPath: string | null = null;
+
 async function worker(mode: string, model: string, arg: string, limitBytes?: number) {
+  addonPath ??= pinnedAddon();
   const r = await runCapped(process.execPath, ["--expose-gc", "--import", "tsx", WORKER, mode, model, arg], {
     cwd: ROOT,
+    env: { ...process.env, MOE_NATIVE_PATH: addonPath },
     limitBytes,
     timeoutMs: 20 * 60_000,
   });
@@ -353,6 +369,8 @@ export async function run(): Promise<{
   summary: Record<string, number>;
   [k: string]: unknown;
 }> {
+  addonPath = pinnedAddon();
+  process.env.MOE_NATIVE_PATH = addonPath;
   const models = preparePagingModels();
   const scoutU = models.find((m) => m.name === "scout-u")!;
   let sw = loadSection<SweepSection>("sweep");
