@@ -4,6 +4,7 @@
  *   GET  /v1/models            models the tenant may use, with license (API key)
  *   GET  /v1/usage             the tenant's usage ledger and quota state (API key)
  *   POST /v1/chat/completions  the chat pipeline (chat/pipeline.ts)
+ *   POST /v1/completions       the same stages for a prompt string
  *   /admin/*                   admin API (ADMIN_TOKEN)
  */
 import { Hono } from "hono";
@@ -30,6 +31,8 @@ export function createApp(deps: AppDeps = {}): Hono<AppEnv> {
   app.get("/v1/usage", apiKeyAuth(), tenantUsage);
   // Registered one by one: Hono runs handlers of the same route in registration order.
   for (const stage of chatStages(deps)) app.post("/v1/chat/completions", stage.handler);
+  // The legacy completions endpoint runs the same stages with its own validation.
+  for (const stage of chatStages(deps, "completion")) app.post("/v1/completions", stage.handler);
   app.route("/admin", createAdminApp());
   return app;
 }

@@ -1,5 +1,5 @@
 /** The edge worker's bindings (wrangler.toml [vars], secrets, KV) and per-request variables. */
-import type { ChatCompletionRequest } from "../src/openai/schema.js";
+import type { ChatCompletionRequest, CompletionRequest } from "../src/openai/schema.js";
 import type { AllowDecision } from "../src/policy/index.js";
 import type { CompletionHook } from "./chat/outcome.js";
 import type { TenantQuota } from "./durable/tenant-quota.js";
@@ -41,6 +41,10 @@ export interface Variables {
   tenant: Tenant;
   /** Set by validation: the parsed OpenAI request. */
   chatRequest: ChatCompletionRequest;
+  /** Which OpenAI endpoint this request is ("chat" unless /v1/completions set "completion"). */
+  endpoint: "chat" | "completion";
+  /** Set by validation of /v1/completions. */
+  completionRequest: CompletionRequest;
   /** Where forward() sends the request; a routing stage may set it (default: BACKEND_URL). */
   upstream: UpstreamTarget;
   /** Called once the response is complete (usage known); stages push hooks (quota settle, cache fill). */

@@ -11,7 +11,7 @@ import { routeBackend } from "../gateway/fleet.js";
 import { licensePolicy } from "../gateway/policy.js";
 import { quotaReservation } from "../gateway/quota.js";
 import { apiKeyAuth } from "../middleware/auth.js";
-import { validateChatRequest } from "../middleware/validate.js";
+import { validateChatRequest, validateCompletionRequest } from "../middleware/validate.js";
 import { forwardChat } from "../upstream/forward.js";
 import type { FetchLike } from "../upstream/target.js";
 
@@ -25,10 +25,10 @@ export interface Stage {
   handler: MiddlewareHandler<AppEnv>;
 }
 
-export function chatStages(deps: PipelineDeps = {}): Stage[] {
+export function chatStages(deps: PipelineDeps = {}, endpoint: "chat" | "completion" = "chat"): Stage[] {
   return [
     { name: "auth", handler: apiKeyAuth() },
-    { name: "validate", handler: validateChatRequest() },
+    { name: "validate", handler: endpoint === "chat" ? validateChatRequest() : validateCompletionRequest() },
     // Gateway (workers/gateway): cache lookup runs before quota so that a hit reserves no tokens.
     { name: "policy", handler: licensePolicy() },
     { name: "cache", handler: promptCacheLookup() },

@@ -25,6 +25,7 @@ import type { AppEnv } from "../env.js";
 import { gatewayConfig } from "./config.js";
 import { setResponseHeaders } from "./headers.js";
 import { quotaStub } from "./quota.js";
+import { currentRequest } from "./request.js";
 import { mark } from "./timing.js";
 
 export const CACHE_STATUS_HEADER = "x-prompt-cache";
@@ -48,7 +49,8 @@ function ttlFor(header: string | undefined, tenantTtl: number | undefined, dflt:
 export function promptCacheLookup(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const tenant = c.get("tenant");
-    const req = c.get("chatRequest");
+    const view = currentRequest(c);
+    const req = view.req;
     const settings = tenant.gateway?.cache;
     const control = (c.req.header(CACHE_STATUS_HEADER) ?? "").toLowerCase();
     let state: PromptCacheState;
@@ -82,7 +84,7 @@ export function promptCacheLookup(): MiddlewareHandler<AppEnv> {
         if (o.status !== "ok" || !o.usage || !o.finishReason) return;
         const entry: CacheEntry = {
           v: 1,
-          kind: "chat",
+          kind: view.kind,
           model,
           createdAt: Date.now(),
           deltas: o.deltas && o.deltas.length > 0 ? o.deltas : [o.text],
@@ -103,7 +105,7 @@ export function promptCacheReplay(): MiddlewareHandler<AppEnv> {
     const state = c.get("promptCache");
     if (state?.status !== "HIT" || !state.entry) return next();
     const entry = state.entry;
-    const req = c.get("chatRequest");
+    const req = currentRequest(c).req;
     // Recorded in the ledger after the answer left (the hit reserved nothing; see quota.ts).
     const record = quotaStub(c, c.get("tenant").id).record({
       model: req.model,
@@ -118,7 +120,7 @@ export function promptCacheReplay(): MiddlewareHandler<AppEnv> {
     } catch {
       await record;
     }
-    const id = `chatcmpl-${c.get("requestId")}`;
+    const id = `${entry.kind === "chat" ? "chatcmpl" : "cmpl"}-${c.get("requestId")}`;
     const created = Math.floor(Date.now() / 1000);
     if (req.stream === true) {
       const body = replaySse(entry, {

@@ -28,6 +28,7 @@ import type { AppEnv } from "../env.js";
 import type { FetchLike } from "../upstream/target.js";
 import { gatewayConfig } from "./config.js";
 import { setResponseHeaders } from "./headers.js";
+import { currentRequest } from "./request.js";
 import { mark } from "./timing.js";
 
 const health = new Map<string, BackendHealth>();
@@ -149,7 +150,7 @@ export function routeBackend(deps: RouteDeps = {}): MiddlewareHandler<AppEnv> {
   const healthFetch: FetchLike = deps.healthFetch ?? base;
   return async (c, next) => {
     const cfg = gatewayConfig(c.env);
-    const req = c.get("chatRequest");
+    const req = currentRequest(c).req;
     // With one backend there is nothing to choose: no active checks (passive tracking still runs).
     if (cfg.pool.length > 1) scheduleHealthChecks(c, cfg.pool, cfg.healthIntervalMs, healthFetch);
     const prefix = prefixHash(req, cfg.routing.prefixChars);

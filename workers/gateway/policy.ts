@@ -10,6 +10,7 @@ import { evaluatePolicy } from "../../src/policy/index.js";
 import type { AppEnv } from "../env.js";
 import { gatewayConfig } from "./config.js";
 import { setResponseHeaders } from "./headers.js";
+import { currentRequest, isChat, replaceRequest } from "./request.js";
 import { toPolicySubject } from "./settings.js";
 import { timingHeader } from "./timing.js";
 
@@ -27,10 +28,11 @@ export function hasImageInput(messages: ReadonlyArray<{ content: unknown }>): bo
 export function licensePolicy(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const tenant = c.get("tenant");
-    const req = c.get("chatRequest");
+    const view = currentRequest(c);
+    const req = view.req;
     const d = evaluatePolicy(gatewayConfig(c.env).policy, toPolicySubject(tenant.id, tenant.gateway), {
       model: req.model,
-      hasImageInput: hasImageInput(req.messages),
+      hasImageInput: isChat(req) && hasImageInput(req.messages),
     });
     if (!d.allow) {
       const notFound = d.status === 404;
@@ -44,7 +46,7 @@ export function licensePolicy(): MiddlewareHandler<AppEnv> {
       );
     }
     c.set("policy", d);
-    if (d.model.id !== req.model) c.set("chatRequest", { ...req, model: d.model.id });
+    if (d.model.id !== req.model) replaceRequest(c, view, { model: d.model.id });
     await next();
     setResponseHeaders(c, { ...d.headers, "x-policy-decision": "allow", ...timingHeader(c) });
   };

@@ -13,7 +13,6 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { ApiError, badRequest } from "../../src/openai/errors.js";
-import { messageText } from "../../src/openai/schema.js";
 import {
   estimatePromptTokens,
   type QuotaSnapshot,
@@ -25,6 +24,7 @@ import type { LedgerEntry } from "../durable/ledger.js";
 import type { AppEnv } from "../env.js";
 import { gatewayConfig } from "./config.js";
 import { setResponseHeaders } from "./headers.js";
+import { currentRequest, promptParts, replaceRequest, requestedMaxTokens } from "./request.js";
 import { mark } from "./timing.js";
 
 export interface ReservationInfo {
@@ -104,7 +104,8 @@ export function quotaReservation(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const cfg = gatewayConfig(c.env);
     const tenant = c.get("tenant");
-    let req = c.get("chatRequest");
+    const view = currentRequest(c);
+    const req = view.req;
     const limits = tenant.gateway?.quota ?? {};
     // A prompt-cache hit costs no quota (no tokens, no request) and so waits for no Durable Object:
     // its first byte goes out after the KV read. It carries the tenant's last known quota headers.
@@ -116,17 +117,15 @@ export function quotaReservation(): MiddlewareHandler<AppEnv> {
 
     // The reservation must bound usage, so under a token limit the backend must get an explicit
     // max_tokens (DEFAULT_MAX_TOKENS when the client set none).
-    const maxTokens = req.max_completion_tokens ?? req.max_tokens ?? cfg.defaultMaxTokens;
+    const requested = requestedMaxTokens(req);
+    const maxTokens = requested ?? cfg.defaultMaxTokens;
     const tokenLimited =
       limits.tokensPerMinute !== undefined ||
       limits.tokensPerDay !== undefined ||
       limits.tokensPerMonth !== undefined;
-    if (tokenLimited && req.max_completion_tokens == null && req.max_tokens == null) {
-      req = { ...req, max_tokens: maxTokens };
-      c.set("chatRequest", req);
-    }
-    const texts = req.messages.map((m) => `${m.role}${m.name ?? ""}${messageText(m.content)}`);
-    const promptEstimate = estimatePromptTokens(texts, req.messages.length);
+    if (tokenLimited && requested === null) replaceRequest(c, view, { max_tokens: maxTokens });
+    const parts = promptParts(req);
+    const promptEstimate = estimatePromptTokens(parts.texts, parts.messages);
     const tokens = promptEstimate + maxTokens;
     const stream = req.stream === true;
     const id = c.get("requestId");

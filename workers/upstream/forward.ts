@@ -14,6 +14,7 @@ import { watchSse } from "./sse-usage.js";
 import { defaultTarget, type FetchLike } from "./target.js";
 
 const CHAT_PATH = "/v1/chat/completions";
+const COMPLETIONS_PATH = "/v1/completions";
 
 function runHooks(c: Context<AppEnv>, outcome: CompletionOutcome): void {
   const hooks = c.get("completionHooks") ?? [];
@@ -46,7 +47,9 @@ async function upstreamFailure(res: Response): Promise<ApiError> {
 export function forwardChat(fetchImpl?: FetchLike): MiddlewareHandler<AppEnv> {
   const doFetch: FetchLike = fetchImpl ?? ((input, init) => fetch(input, init));
   return async (c) => {
-    const req = c.get("chatRequest");
+    const completion = c.get("endpoint") === "completion";
+    const req = completion ? c.get("completionRequest") : c.get("chatRequest");
+    const path = completion ? COMPLETIONS_PATH : CHAT_PATH;
     const tenant = c.get("tenant");
     const target = c.get("upstream") ?? defaultTarget(c.env);
     const stream = req.stream === true;
@@ -57,7 +60,7 @@ export function forwardChat(fetchImpl?: FetchLike): MiddlewareHandler<AppEnv> {
     const body = JSON.stringify(upstreamBody);
     const signed = await signRequest(target.secret, {
       method: "POST",
-      path: CHAT_PATH,
+      path,
       body,
       tenant: tenant.id,
     });
@@ -65,7 +68,7 @@ export function forwardChat(fetchImpl?: FetchLike): MiddlewareHandler<AppEnv> {
     let res: Response;
     try {
       // The gateway router supplies a fetch that retries other backends before the first byte.
-      res = await (c.get("upstreamFetch") ?? doFetch)(`${target.baseUrl}${CHAT_PATH}`, {
+      res = await (c.get("upstreamFetch") ?? doFetch)(`${target.baseUrl}${path}`, {
         method: "POST",
         headers: {
           "content-type": "application/json",
@@ -95,17 +98,20 @@ export function forwardChat(fetchImpl?: FetchLike): MiddlewareHandler<AppEnv> {
     }
 
     if (!stream) {
-      const completion = (await res.json()) as ChatCompletion;
-      const choice = completion.choices?.[0];
+      const answer = (await res.json()) as ChatCompletion;
+      // Chat answers carry message.content; legacy completions carry text.
+      const choice = answer.choices?.[0] as
+        | (ChatCompletion["choices"][number] & { text?: string })
+        | undefined;
       runHooks(c, {
         status: "ok",
         stream,
-        usage: completion.usage ?? null,
+        usage: answer.usage ?? null,
         finishReason: choice?.finish_reason ?? null,
-        text: choice?.message?.content ?? "",
+        text: choice?.message?.content ?? choice?.text ?? "",
         upstreamStatus: res.status,
       });
-      return c.json(completion);
+      return c.json(answer);
     }
 
     if (!res.body) throw upstreamError("The inference backend sent an empty stream.", "upstream_error");

@@ -79,9 +79,11 @@ export function watchSse(
     // stream breaks before the final usage chunk.
     if (chunk.usage) lastUsage = chunk.usage;
     for (const choice of chunk.choices ?? []) {
-      if (choice.delta?.content) {
-        text += choice.delta.content;
-        deltas.push(choice.delta.content);
+      // Chat chunks carry delta.content; legacy completion chunks carry text.
+      const piece = choice.delta?.content ?? (choice as { text?: unknown }).text;
+      if (typeof piece === "string" && piece !== "") {
+        text += piece;
+        deltas.push(piece);
         deliveredChunks += 1;
       }
       if (choice.finish_reason) finishReason = choice.finish_reason;
