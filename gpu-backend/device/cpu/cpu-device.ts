@@ -123,7 +123,7 @@ export class CpuDevice implements Device {
   }
 
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void {
-    this.native.swiglu(out, gate, up, len);
+    this.native.swiglu(out, gate, up, len, this.isaIndex, this.threads);
   }
 
   addScaled(out: Float32Array, a: Float32Array, len: number, scale = 1): void {

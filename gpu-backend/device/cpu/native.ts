@@ -65,7 +65,14 @@ export interface NativeAddon {
     chunkSize: number,
     window: number,
   ): void;
-  swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void;
+  swiglu(
+    out: Float32Array,
+    gate: Float32Array,
+    up: Float32Array,
+    len: number,
+    isa?: number,
+    threads?: number,
+  ): void;
   addScaled(out: Float32Array, a: Float32Array, len: number, scale: number): void;
   route(
     logits: Float32Array,

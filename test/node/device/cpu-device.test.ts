@@ -184,6 +184,15 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
     dev.swiglu(got, g, u, len);
     ref.swiglu(want, g, u, len);
     expectClose(got, want, 1e-6, 1e-6, "swiglu");
+    // Large enough to be split across threads, with gates far into both tails.
+    const big = 70_001;
+    const gb = randn(big, r, 100);
+    const ub = randn(big, r);
+    const gotB = new Float32Array(big);
+    const wantB = new Float32Array(big);
+    dev.swiglu(gotB, gb, ub, big);
+    ref.swiglu(wantB, gb, ub, big);
+    expectClose(gotB, wantB, 1e-6, 1e-6, "swiglu big");
     const a = randn(len, r);
     for (const scale of [undefined, 0.37]) {
       const o1 = g.slice();

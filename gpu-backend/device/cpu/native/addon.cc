@@ -3,6 +3,7 @@
 #include <napi.h>
 #include <omp.h>
 
+#include <climits>
 #include <string>
 #include <thread>
 
@@ -139,11 +140,13 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// swiglu(out, gate, up, len)
+// swiglu(out, gate, up, len, isa?, threads?)
 Napi::Value Swiglu(const Napi::CallbackInfo& info) {
   const int64_t len = num(info, 3);
-  if (len < 0) fail(info.Env(), "swiglu: bad length");
-  moe::swiglu(arr<float>(info, 0, len, "swiglu out"), arr<float>(info, 1, len, "swiglu gate"),
+  if (len < 0 || len > INT32_MAX) fail(info.Env(), "swiglu: bad length");
+  const KernelTable* k = info.Length() > 4 && info[4].IsNumber() ? isa_arg(info, 4) : best_kernels();
+  const int threads = info.Length() > 5 && info[5].IsNumber() ? threads_arg(info, 5) : 1;
+  moe::swiglu(k, threads, arr<float>(info, 0, len, "swiglu out"), arr<float>(info, 1, len, "swiglu gate"),
               arr<float>(info, 2, len, "swiglu up"), static_cast<size_t>(len));
   return info.Env().Undefined();
 }

@@ -2,6 +2,7 @@
 // called when the CPU reports them at run time (see dispatch.cc); the rest of the addon stays generic.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <vector>
@@ -27,6 +28,26 @@ static inline void vstoreu(float* p, V v) { _mm256_storeu_ps(p, v); }
 static inline V vadd(V a, V b) { return _mm256_add_ps(a, b); }
 static inline V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 static inline V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
+static inline V vsub(V a, V b) { return _mm256_sub_ps(a, b); }
+static inline V vdiv(V a, V b) { return _mm256_div_ps(a, b); }
+// expf: range reduction to r in [-ln2/2, ln2/2], Cephes polynomial, 2^n via the exponent bits
+// (|relative error| < 2e-7; inputs clamped to [-87.3, 88.7], so no inf/denormal handling needed).
+static inline V vexp(V x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
+  const V fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  V r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  V p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
 static inline V vset1(float f) { return _mm256_set1_ps(f); }
 static inline float vhsum(V v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -62,7 +83,8 @@ static inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char
 
 }  // namespace avx2_isa
 
-const KernelTable kAvx2Kernels = {"avx2", avx2_isa::matmul_rows, avx2_isa::dot, avx2_isa::axpy, avx2_isa::read_sum};
+const KernelTable kAvx2Kernels = {"avx2", avx2_isa::matmul_rows, avx2_isa::dot, avx2_isa::axpy, avx2_isa::read_sum,
+                                    avx2_isa::exp_sub_sum, avx2_isa::swiglu};
 
 }  // namespace moe
 

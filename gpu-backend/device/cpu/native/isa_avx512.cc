@@ -1,6 +1,7 @@
 // AVX-512F kernels (plus FMA/F16C). Only called when the CPU reports avx512f at run time.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <vector>
@@ -19,7 +20,8 @@ namespace avx512_isa {
 }  // namespace avx512_isa
 
 const KernelTable kAvx512Kernels = {"avx512", avx512_isa::matmul_rows, avx512_isa::dot, avx512_isa::axpy,
-                                    avx512_isa::read_sum};
+                                    avx512_isa::read_sum,
+                                    avx512_isa::exp_sub_sum, avx512_isa::swiglu};
 
 }  // namespace moe
 

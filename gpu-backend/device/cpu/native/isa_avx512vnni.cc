@@ -8,6 +8,7 @@
 // avx512f, avx512bw, avx512vl and avx512vnni.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <vector>
@@ -150,7 +151,8 @@ static void matmul_rows_vnni(const MatmulArgs& a, int r0, int r1) {
 }  // namespace avx512vnni_isa
 
 const KernelTable kAvx512VnniKernels = {"avx512vnni", avx512vnni_isa::matmul_rows_vnni, avx512vnni_isa::dot,
-                                        avx512vnni_isa::axpy, avx512vnni_isa::read_sum};
+                                        avx512vnni_isa::axpy, avx512vnni_isa::read_sum,
+                                    avx512vnni_isa::exp_sub_sum, avx512vnni_isa::swiglu};
 
 }  // namespace moe
 

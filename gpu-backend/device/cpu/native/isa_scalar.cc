@@ -1,6 +1,7 @@
 // Portable fallback: the generic bodies with one float per "vector" (the compiler may still
 // auto-vectorise at the baseline ISA).
 #include <cstddef>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -43,6 +44,9 @@ static inline void vstoreu(float* p, V v) { *p = v; }
 static inline V vadd(V a, V b) { return a + b; }
 static inline V vfma(V a, V b, V c) { return a * b + c; }
 static inline V vmul(V a, V b) { return a * b; }
+static inline V vsub(V a, V b) { return a - b; }
+static inline V vdiv(V a, V b) { return a / b; }
+static inline V vexp(V x) { return std::exp(x); }
 static inline V vset1(float f) { return f; }
 static inline float vhsum(V v) { return v; }
 static inline V cvt_f16(const uint16_t* p) { return half_to_float(*p); }
@@ -66,6 +70,7 @@ static inline void prefetch(const void*) {}
 }  // namespace scalar_isa
 
 const KernelTable kScalarKernels = {"scalar", scalar_isa::matmul_rows, scalar_isa::dot, scalar_isa::axpy,
-                                    scalar_isa::read_sum};
+                                    scalar_isa::read_sum,
+                                    scalar_isa::exp_sub_sum, scalar_isa::swiglu};
 
 }  // namespace moe

@@ -29,6 +29,10 @@ struct KernelTable {
   void (*axpy)(float* y, float a, const float* x, int n);
   // Sum of n floats, streaming (memory bandwidth probe).
   float (*read_sum)(const float* p, size_t n);
+  // x[i] = exp(x[i] - m), returns the sum.
+  float (*exp_sub_sum)(float* x, int n, float m);
+  // out = silu(gate) * up.
+  void (*swiglu)(float* out, const float* gate, const float* up, size_t n);
 };
 
 extern const KernelTable kScalarKernels;
@@ -56,7 +60,7 @@ struct AttentionArgs {
   int chunk, window;
 };
 void attention(const KernelTable* k, int threads, const AttentionArgs& a);
-void swiglu(float* out, const float* gate, const float* up, size_t len);
+void swiglu(const KernelTable* k, int threads, float* out, const float* gate, const float* up, size_t len);
 void add_scaled(float* out, const float* a, size_t len, float scale);
 void route(const float* logits, int nTok, int nExperts, int k, bool sigmoid, bool renormalize, int32_t* outIds,
            float* outWeights);

@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <climits>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -30,7 +31,7 @@ const KernelTable* kernels_by_name(const char* name) {
   return &kScalarKernels;
 }
 
-const KernelTable* best_kernels() {
+static const KernelTable* pick_best() {
   __builtin_cpu_init();
   const char* forced = std::getenv("MOE_ISA");
   if (forced && *forced) {
@@ -40,6 +41,11 @@ const KernelTable* best_kernels() {
   if (const KernelTable* k = kernels_by_name("avx512")) return k;
   if (const KernelTable* k = kernels_by_name("avx2")) return k;
   return &kScalarKernels;
+}
+
+const KernelTable* best_kernels() {
+  static const KernelTable* const best = pick_best();
+  return best;
 }
 
 // Runs f(begin, end) over [0, n) split into `threads` contiguous slices whose boundaries are
@@ -133,12 +139,7 @@ void attention(const KernelTable* k, int threads, const AttentionArgs& a) {
         scores[j - k0] = s;
         mx = std::max(mx, s);
       }
-      double sum = 0;
-      for (int j = k0; j <= p; j++) {
-        const float e = std::exp(scores[j - k0] - mx);
-        scores[j - k0] = e;
-        sum += e;
-      }
+      const double sum = k->exp_sub_sum(scores.data(), p - k0 + 1, mx);
       std::memset(o, 0, sizeof(float) * a.headDim);
       const float inv = static_cast<float>(1.0 / sum);
       for (int j = k0; j <= p; j++) k->axpy(o, scores[j - k0] * inv, vb + j * kvStride, a.headDim);
@@ -146,11 +147,10 @@ void attention(const KernelTable* k, int threads, const AttentionArgs& a) {
   }
 }
 
-void swiglu(float* out, const float* gate, const float* up, size_t len) {
-  for (size_t i = 0; i < len; i++) {
-    const float g = gate[i];
-    out[i] = g / (1.f + std::exp(-g)) * up[i];
-  }
+void swiglu(const KernelTable* k, int threads, float* out, const float* gate, const float* up, size_t len) {
+  if (len > static_cast<size_t>(INT32_MAX)) len = INT32_MAX;  // (callers pass int lengths)
+  parallel_slices(threads, static_cast<int>(len), 64, len >= (1u << 16),
+                  [&](int b, int e) { k->swiglu(out + b, gate + b, up + b, static_cast<size_t>(e - b)); });
 }
 
 void add_scaled(float* out, const float* a, size_t len, float scale) {
