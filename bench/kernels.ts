@@ -38,7 +38,9 @@ export async function run(): Promise<BenchResult> {
   for (const dtype of DTYPES) {
     const wrows = Math.floor(GIB / weightDataBytes(dtype, 1, cols));
     let w: ReturnType<typeof bigWeight> | null = bigWeight(dtype, wrows, cols);
-    const bw = native.memReadBandwidth(GIB, BW_THREADS);
+    // Best of 3 x 5 passes: on a shared machine the best pass is the least disturbed one, as is
+    // the best matvec iteration below.
+    const bw = Math.max(...[0, 1, 2].map(() => native.memReadBandwidth(GIB, BW_THREADS)));
     bwBest = Math.max(bwBest, bw);
     const t = timeIt(matvecOnce(dev, w, 1), SECONDS, 5);
     const bytes = weightBytes(w);
