@@ -6,7 +6,7 @@
  */
 import type { CudaAddon, CudaProbe } from "../../../gpu-backend/device/cuda/native.js";
 import type { Weight, WeightDType } from "../../../gpu-backend/device/device.js";
-import { weightDataBytes } from "../../../gpu-backend/device/f16.js";
+import { f32ToF16Bits, weightDataBytes } from "../../../gpu-backend/device/f16.js";
 import { ReferenceDevice } from "../../../gpu-backend/device/reference/reference-device.js";
 
 const DTYPES: WeightDType[] = ["f32", "f16", "bf16", "q8", "q4"];
@@ -236,13 +236,29 @@ export class FakeCudaAddon implements CudaAddon {
       this.f32(w, wOff, nTok * k),
     );
   }
-  fill(): void {
-    throw new Error("fill: not emulated");
+  fill(id: number, off: number, count: number, kind: 0 | 1 | 2, seed: number, lo: number, hi: number): void {
+    let st = (seed ^ 0x9e3779b9) >>> 0;
+    const next = () => {
+      st = (Math.imul(st, 1664525) + 1013904223) >>> 0;
+      return st / 4294967296;
+    };
+    if (kind === 0) {
+      const b = this.bytes(id, off, count);
+      for (let i = 0; i < count; i++) b[i] = (next() * 256) | 0;
+    } else if (kind === 1) {
+      const b = this.bytes(id, off, count * 2);
+      const u = new Uint16Array(b.buffer, b.byteOffset, count);
+      for (let i = 0; i < count; i++) u[i] = f32ToF16Bits(lo + (hi - lo) * next());
+    } else {
+      const f = this.f32(id, off, count);
+      for (let i = 0; i < count; i++) f[i] = lo + (hi - lo) * next();
+    }
   }
+  /** Fixed figures: the emulator has no bandwidth of its own. */
   memReadBandwidth(): number {
-    return 0;
+    return 100;
   }
   h2dBandwidth(): number {
-    return 0;
+    return 10;
   }
 }
