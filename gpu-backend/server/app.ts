@@ -14,6 +14,7 @@ import { type AuthOptions, backendAuth } from "./auth.js";
 import { chatCompletions, completions } from "./chat.js";
 import type { ServerEnv } from "./context.js";
 import { handleServerError } from "./errors.js";
+import { ActiveCounter } from "./run.js";
 
 export type ServerOptions = AuthOptions;
 
@@ -43,12 +44,20 @@ export function createServerApp(engine: Engine | Promise<Engine>, opts: ServerOp
     throw loading();
   };
 
+  const active = new ActiveCounter();
   const app = new Hono<ServerEnv>();
   app.onError(handleServerError);
   app.notFound((c) => c.json(new ApiError(404, "Not found.", "not_found_error", "not_found").toBody(), 404));
 
   app.get("/health", (c) => {
-    if (ready) return c.json({ status: "ok", model: ready.modelId, context_length: ready.contextLength });
+    if (ready) {
+      return c.json({
+        status: "ok",
+        model: ready.modelId,
+        context_length: ready.contextLength,
+        active_requests: active.value,
+      });
+    }
     if (failed) return c.json({ status: "failed", error: (failed as Error).message }, 500);
     return c.json({ status: "loading" }, 503);
   });
@@ -61,7 +70,7 @@ export function createServerApp(engine: Engine | Promise<Engine>, opts: ServerOp
       data: [{ id: e.modelId, object: "model", created: 0, owned_by: "moe-edge" }],
     } satisfies ModelList);
   });
-  app.post("/v1/chat/completions", (c) => chatCompletions(c, current()));
-  app.post("/v1/completions", (c) => completions(c, current()));
+  app.post("/v1/chat/completions", (c) => chatCompletions(c, current(), active));
+  app.post("/v1/completions", (c) => completions(c, current(), active));
   return app;
 }

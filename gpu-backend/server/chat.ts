@@ -13,14 +13,18 @@ import type { ChatMessage, Engine } from "../engine/types.js";
 import type { ServerEnv } from "./context.js";
 import { chatLogprob, completionId, legacyLogprobs, nowSeconds, usageOf } from "./format.js";
 import { parseJsonBody } from "./json.js";
-import { collect, streamGeneration } from "./run.js";
+import { type ActiveCounter, collect, streamGeneration } from "./run.js";
 import { toSamplingParams } from "./sampling.js";
 
 function checkModel(engine: Engine, model: string): void {
   if (model !== engine.modelId) throw modelNotFound(model);
 }
 
-export async function chatCompletions(c: Context<ServerEnv>, engine: Engine): Promise<Response> {
+export async function chatCompletions(
+  c: Context<ServerEnv>,
+  engine: Engine,
+  active: ActiveCounter,
+): Promise<Response> {
   const req: ChatCompletionRequest = parseChatCompletionRequest(parseJsonBody(c.get("rawBody")));
   checkModel(engine, req.model);
   const messages: ChatMessage[] = req.messages.map((m) => ({
@@ -35,7 +39,7 @@ export async function chatCompletions(c: Context<ServerEnv>, engine: Engine): Pr
   const model = engine.modelId;
 
   if (!req.stream) {
-    const { events, text, result } = await collect(c, engine, promptIds, params);
+    const { events, text, result } = await collect(c, engine, promptIds, params, active);
     const lps = topLogprobs === null ? null : { content: events.map(chatLogprob).filter((x) => x !== null) };
     const body: ChatCompletion = {
       id,
@@ -64,33 +68,44 @@ export async function chatCompletions(c: Context<ServerEnv>, engine: Engine): Pr
     choices,
     ...(includeUsage ? { usage: null } : {}),
   });
-  return streamGeneration(c, engine, promptIds, params, {
-    start: () => [
-      chunk([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]),
-    ],
-    token: (ev) => {
-      const lp = chatLogprob(ev);
-      if (ev.text === "" && lp === null) return null;
-      return chunk([
-        {
-          index: 0,
-          delta: { content: ev.text },
-          logprobs: lp ? { content: [lp] } : null,
-          finish_reason: null,
-        },
-      ]);
+  return streamGeneration(
+    c,
+    engine,
+    promptIds,
+    params,
+    {
+      start: () => [
+        chunk([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]),
+      ],
+      token: (ev) => {
+        const lp = chatLogprob(ev);
+        if (ev.text === "" && lp === null) return null;
+        return chunk([
+          {
+            index: 0,
+            delta: { content: ev.text },
+            logprobs: lp ? { content: [lp] } : null,
+            finish_reason: null,
+          },
+        ]);
+      },
+      finish: (result) => {
+        const out: unknown[] = [
+          chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason }]),
+        ];
+        if (includeUsage) out.push({ ...chunk([]), usage: usageOf(result) });
+        return out;
+      },
     },
-    finish: (result) => {
-      const out: unknown[] = [
-        chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason }]),
-      ];
-      if (includeUsage) out.push({ ...chunk([]), usage: usageOf(result) });
-      return out;
-    },
-  });
+    active,
+  );
 }
 
-export async function completions(c: Context<ServerEnv>, engine: Engine): Promise<Response> {
+export async function completions(
+  c: Context<ServerEnv>,
+  engine: Engine,
+  active: ActiveCounter,
+): Promise<Response> {
   const req: CompletionRequest = parseCompletionRequest(parseJsonBody(c.get("rawBody")));
   checkModel(engine, req.model);
   const promptIds = engine.tokenizer.encode(req.prompt, true);
@@ -102,7 +117,7 @@ export async function completions(c: Context<ServerEnv>, engine: Engine): Promis
   const echo = req.echo === true ? req.prompt : "";
 
   if (!req.stream) {
-    const { events, text, result } = await collect(c, engine, promptIds, params);
+    const { events, text, result } = await collect(c, engine, promptIds, params, active);
     return c.json({
       id,
       object: "text_completion",
@@ -130,20 +145,27 @@ export async function completions(c: Context<ServerEnv>, engine: Engine): Promis
     ...(includeUsage ? { usage: null } : {}),
   });
   let offset = echo.length;
-  return streamGeneration(c, engine, promptIds, params, {
-    start: () => (echo ? [chunk([{ index: 0, text: echo, logprobs: null, finish_reason: null }])] : []),
-    token: (ev) => {
-      const lp = topLogprobs === null ? null : legacyLogprobs([ev], offset);
-      offset += ev.text.length;
-      if (ev.text === "" && lp === null) return null;
-      return chunk([{ index: 0, text: ev.text, logprobs: lp, finish_reason: null }]);
+  return streamGeneration(
+    c,
+    engine,
+    promptIds,
+    params,
+    {
+      start: () => (echo ? [chunk([{ index: 0, text: echo, logprobs: null, finish_reason: null }])] : []),
+      token: (ev) => {
+        const lp = topLogprobs === null ? null : legacyLogprobs([ev], offset);
+        offset += ev.text.length;
+        if (ev.text === "" && lp === null) return null;
+        return chunk([{ index: 0, text: ev.text, logprobs: lp, finish_reason: null }]);
+      },
+      finish: (result) => {
+        const out: unknown[] = [
+          chunk([{ index: 0, text: "", logprobs: null, finish_reason: result.finishReason }]),
+        ];
+        if (includeUsage) out.push({ ...chunk([]), usage: usageOf(result) });
+        return out;
+      },
     },
-    finish: (result) => {
-      const out: unknown[] = [
-        chunk([{ index: 0, text: "", logprobs: null, finish_reason: result.finishReason }]),
-      ];
-      if (includeUsage) out.push({ ...chunk([]), usage: usageOf(result) });
-      return out;
-    },
-  });
+    active,
+  );
 }

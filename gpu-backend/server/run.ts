@@ -12,6 +12,16 @@ import { toApiError } from "./errors.js";
 
 export const KEEPALIVE_MS = 10_000;
 
+/** Generations in flight (reported by /health; lets operators and tests see aborts take effect). */
+export class ActiveCounter {
+  value = 0;
+}
+
+/** Close a generator that may have been left suspended (client gone mid-write), running its cleanup. */
+async function closeGen(gen: AsyncGenerator<TokenEvent, GenerationResult> | null): Promise<void> {
+  await gen?.return(undefined as unknown as GenerationResult).catch(() => {});
+}
+
 /** Abort controller tied to the client connection. */
 function clientAbort(c: Context<ServerEnv>): AbortController {
   const ac = new AbortController();
@@ -26,16 +36,23 @@ export async function collect(
   engine: Engine,
   promptIds: number[],
   params: SamplingParams,
+  active: ActiveCounter,
 ): Promise<{ events: TokenEvent[]; text: string; result: GenerationResult }> {
   const ac = clientAbort(c);
   const gen = engine.generate(promptIds, params, ac.signal);
   const events: TokenEvent[] = [];
   let text = "";
-  for (;;) {
-    const r = await gen.next();
-    if (r.done) return { events, text, result: r.value };
-    events.push(r.value);
-    text += r.value.text;
+  active.value++;
+  try {
+    for (;;) {
+      const r = await gen.next();
+      if (r.done) return { events, text, result: r.value };
+      events.push(r.value);
+      text += r.value.text;
+    }
+  } finally {
+    active.value--;
+    await closeGen(gen);
   }
 }
 
@@ -54,6 +71,7 @@ export function streamGeneration(
   promptIds: number[],
   params: SamplingParams,
   h: StreamHandlers,
+  active: ActiveCounter,
 ): Response {
   return streamSSE(c, async (stream) => {
     const ac = clientAbort(c);
@@ -61,9 +79,11 @@ export function streamGeneration(
     const send = (obj: unknown) => stream.writeSSE({ data: JSON.stringify(obj) });
     // Comment lines keep proxies from timing out during a long prefill; clients skip them.
     const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n").catch(() => {}), KEEPALIVE_MS);
+    let gen: AsyncGenerator<TokenEvent, GenerationResult> | null = null;
+    active.value++;
     try {
       for (const obj of h.start()) await send(obj);
-      const gen = engine.generate(promptIds, params, ac.signal);
+      gen = engine.generate(promptIds, params, ac.signal);
       for (;;) {
         const r = await gen.next();
         if (r.done) {
@@ -83,6 +103,8 @@ export function streamGeneration(
       await stream.writeSSE({ data: JSON.stringify(api.toBody()) }).catch(() => {});
     } finally {
       clearInterval(keepAlive);
+      active.value--;
+      await closeGen(gen);
     }
   });
 }

@@ -13,6 +13,7 @@ export interface SamplingFields {
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
   stop?: string | string[] | null;
+  ignore_eos?: boolean | null;
 }
 
 /**
@@ -52,5 +53,6 @@ export function toSamplingParams(
     logprobs: topLogprobs,
   };
   if (req.seed != null) params.seed = req.seed;
+  if (req.ignore_eos) params.ignoreEos = true;
   return params;
 }

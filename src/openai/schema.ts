@@ -29,6 +29,8 @@ const samplingFields = {
   top_p: z.number().gt(0).max(1).nullable().optional(),
   /** Extension (vLLM-style): 0 = off. */
   top_k: z.number().int().min(0).nullable().optional(),
+  /** Extension (vLLM-style): keep generating past end-of-sequence tokens (benchmarks, tests). */
+  ignore_eos: z.boolean().nullable().optional(),
   seed: z.number().int().nullable().optional(),
   presence_penalty: z.number().min(-2).max(2).nullable().optional(),
   frequency_penalty: z.number().min(-2).max(2).nullable().optional(),

@@ -130,6 +130,32 @@ describe("openai client through edge and backend", () => {
     expect(["stop", "length"]).toContain(finish);
   });
 
+  it("a client that leaves mid-stream stops the generation on the backend", async () => {
+    const active = async () =>
+      ((await (await fetch(`${stack.backendUrl}/health`)).json()) as { active_requests: number })
+        .active_requests;
+    const params = {
+      model: stack.modelId,
+      messages,
+      max_tokens: 4000,
+      temperature: 0,
+      stream: true,
+      ignore_eos: true, // extension: without it a random model may stop early on its own
+    } as OpenAI.ChatCompletionCreateParamsStreaming;
+    const stream = await client.chat.completions.create(params, BYPASS);
+    let chunks = 0;
+    for await (const _chunk of stream) {
+      if (++chunks === 3) {
+        expect(await active()).toBe(1);
+        break; // the client aborts its request
+      }
+    }
+    // 4000 tokens take far longer than this on a CPU; the edge must pass the disconnect on.
+    const deadline = Date.now() + 3000;
+    while ((await active()) !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await active()).toBe(0);
+  });
+
   it("bad requests surface as the openai client's typed errors", async () => {
     const bad = new OpenAI({
       baseURL: `${stack.edgeUrl}/v1`,

@@ -222,8 +222,11 @@ describe("chat completions", () => {
       model: "fake-model",
       messages: [{ role: "user", content: "a" }],
       stop: "S",
+      ignore_eos: true,
     });
+    expect(engine.calls[0].params.ignoreEos).toBeUndefined();
     expect(engine.calls[1].params).toMatchObject({
+      ignoreEos: true,
       temperature: 1,
       topP: 1,
       topK: 0,

@@ -67,9 +67,13 @@ it("stops generating when the client disconnects", async () => {
   const reader = res.body!.getReader();
   await reader.read();
   await reader.read();
+  const during = (await (await fetch(`${url}/health`)).json()) as { active_requests: number };
+  expect(during.active_requests).toBe(1);
   ac.abort();
   const deadline = Date.now() + 3000;
   while (engine.aborted === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   expect(engine.aborted).toBe(1);
   expect(tokens).toBeLessThan(1000);
+  const health = (await (await fetch(`${url}/health`)).json()) as { active_requests: number };
+  expect(health.active_requests).toBe(0);
 });
