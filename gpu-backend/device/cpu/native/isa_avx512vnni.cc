@@ -114,11 +114,24 @@ static inline void vnni_tile(const uint8_t* const* rp, const uint16_t* const* sp
   for (int i = 0; i < R; i++) out[i] = vhsum(acc[i]);
 }
 
-template <int DT>
-static void vnni_rows(const MatmulArgs& a, int r0, int r1) {
+// Quantizes every activation row once per call (on the calling thread, before the workers start).
+static void prepare_vnni(MatmulArgs& a) {
+  if (a.dtype != DT_Q8 && a.dtype != DT_Q4) return;
   thread_local std::vector<QuantX> qxs;
   if (qxs.size() < static_cast<size_t>(a.n)) qxs.resize(a.n);
-  for (int t = 0; t < a.n; t++) quantize_x<DT>(a.x + static_cast<size_t>(t) * a.cols, a.cols, qxs[t]);
+  for (int t = 0; t < a.n; t++) {
+    const float* x = a.x + static_cast<size_t>(t) * a.cols;
+    if (a.dtype == DT_Q8)
+      quantize_x<DT_Q8>(x, a.cols, qxs[t]);
+    else
+      quantize_x<DT_Q4>(x, a.cols, qxs[t]);
+  }
+  a.prepared = qxs.data();
+}
+
+template <int DT>
+static void vnni_rows(const MatmulArgs& a, int r0, int r1) {
+  const QuantX* qxs = static_cast<const QuantX*>(a.prepared);
   const size_t rb = DT == DT_Q8 ? static_cast<size_t>(a.cols) : static_cast<size_t>(a.cols) / 2;
   const int nb = a.cols / 32;
   constexpr int R = 4;
@@ -150,7 +163,7 @@ static void matmul_rows_vnni(const MatmulArgs& a, int r0, int r1) {
 
 }  // namespace avx512vnni_isa
 
-const KernelTable kAvx512VnniKernels = {"avx512vnni", avx512vnni_isa::matmul_rows_vnni, avx512vnni_isa::dot,
+const KernelTable kAvx512VnniKernels = {"avx512vnni", avx512vnni_isa::matmul_rows_vnni, avx512vnni_isa::prepare_vnni, avx512vnni_isa::dot,
                                         avx512vnni_isa::axpy, avx512vnni_isa::read_sum,
                                     avx512vnni_isa::exp_sub_sum, avx512vnni_isa::swiglu};
 

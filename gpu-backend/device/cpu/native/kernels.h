@@ -16,6 +16,8 @@ struct MatmulArgs {
   const float* x;  // [n, cols]
   int n;
   float* out;  // [n, rows]
+  // Set by KernelTable::prepare (once per call, before the threads start), read by matmul_rows.
+  const void* prepared = nullptr;
 };
 
 // The vectorised kernels one instruction set provides. Each runs single-threaded on a slice;
@@ -24,6 +26,8 @@ struct KernelTable {
   const char* name;
   // out rows [r0, r1) for all n tokens.
   void (*matmul_rows)(const MatmulArgs& a, int r0, int r1);
+  // Optional per-call setup shared by all threads (e.g. quantizing the activations); may be null.
+  void (*prepare)(MatmulArgs& a);
   float (*dot)(const float* a, const float* b, int n);
   // y += a * x
   void (*axpy)(float* y, float a, const float* x, int n);

@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <chrono>
 #include <cmath>
@@ -68,9 +69,27 @@ static void parallel_slices(int threads, int n, int align, bool worth_it, F&& f)
   }
 }
 
-void matmul(const KernelTable* k, int threads, const MatmulArgs& a) {
+void matmul(const KernelTable* k, int threads, const MatmulArgs& args) {
+  MatmulArgs a = args;
+  if (k->prepare) k->prepare(a);
   const double work = static_cast<double>(a.rows) * a.cols * a.n;
-  parallel_slices(threads, a.rows, 4, work >= 32768, [&](int r0, int r1) { k->matmul_rows(a, r0, r1); });
+  const int nt = std::min(threads, (a.rows + 3) / 4);
+  if (nt <= 1 || work < 32768) {
+    k->matmul_rows(a, 0, a.rows);
+    return;
+  }
+  // Rows handed out in chunks (about 8 per thread, multiples of 4 rows) from a shared counter, so a
+  // thread slowed by something else on its core does not hold everyone up at the join.
+  const int chunk = std::max(4, ((a.rows + nt * 8 - 1) / (nt * 8) + 3) / 4 * 4);
+  std::atomic<int> next{0};
+#pragma omp parallel num_threads(nt)
+  {
+    for (;;) {
+      const int r0 = next.fetch_add(chunk, std::memory_order_relaxed);
+      if (r0 >= a.rows) break;
+      k->matmul_rows(a, r0, std::min(a.rows, r0 + chunk));
+    }
+  }
 }
 
 void rmsnorm(float* out, const float* x, const float* weight, int rows, int dim, float eps) {
