@@ -1,11 +1,10 @@
-import { statSync } from "node:fs";
-import { basename, dirname } from "node:path";
+import { basename } from "node:path";
 import { CpuDevice } from "../device/cpu/cpu-device.js";
 import { EagerExpertProvider } from "../experts/eager-provider.js";
 import type { ExpertProvider } from "../experts/provider.js";
 import { ExpertStore } from "../experts/store.js";
 import { openCheckpoint } from "../model/checkpoint.js";
-import { loadTokenizer } from "../tokenizer/load.js";
+import { loadModelTokenizer } from "../tokenizer/from-gguf.js";
 import { MoeEngine } from "./engine.js";
 import { MoeTransformer } from "./model.js";
 
@@ -22,7 +21,7 @@ export interface LoadEngineOptions {
   modelId?: string;
 }
 
-/** Open a checkpoint folder (or GGUF file beside its tokenizer files) and build a ready engine. */
+/** Open a checkpoint folder or GGUF file (tokenizer: see loadModelTokenizer) and build a ready engine. */
 export async function loadEngine(modelPath: string, opts: LoadEngineOptions = {}): Promise<MoeEngine> {
   const ckpt = openCheckpoint(modelPath);
   try {
@@ -31,8 +30,8 @@ export async function loadEngine(modelPath: string, opts: LoadEngineOptions = {}
       ? await createLazyProvider(ckpt, device, opts)
       : new EagerExpertProvider(ckpt, device);
     const model = new MoeTransformer(ckpt, device, experts);
-    const dir = statSync(modelPath).isDirectory() ? modelPath : dirname(modelPath);
-    const tokenizer = await loadTokenizer(dir);
+    // A .gguf without tokenizer.json beside it uses the tokenizer in its metadata.
+    const tokenizer = await loadModelTokenizer(modelPath);
     const id = opts.modelId ?? basename(modelPath).replace(/\.gguf$/, "");
     return new MoeEngine(id, model, tokenizer, experts);
   } finally {

@@ -10,7 +10,7 @@ import { FormatError } from "./errors.js";
 import { type GgufValue, gv } from "./gguf.js";
 
 /** tokenizer.json regex -> llama.cpp pre-tokenizer name. */
-const KNOWN_PRE: [string, string][] = [
+export const KNOWN_PRE: [string, string][] = [
   // GPT-2 (also what a ByteLevel pre-tokenizer with use_regex applies)
   ["'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+", "gpt-2"],
   // Llama 3
