@@ -18,6 +18,7 @@
  * Each measurement runs in its own child process (lib/paging-worker.ts).
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { ensureLlamaCpp, LLAMACPP_DIR } from "./lib/llamacpp.js";
 import { cgroupsAvailable, dropPageCache, runCapped } from "./lib/paging-cgroup.js";
@@ -376,19 +377,28 @@ export async function run(): Promise<{
   const only = process.env.BENCH_PAGING_MODELS?.split(",");
   const models = needModels ? preparePagingModels(only) : [];
   const scoutU = models.find((m) => m.name === "scout-u")!;
+  // This machine is shared: the load average around each section says how much the CPU was ours.
+  const load = loadSection<Record<string, number[]>>("load") ?? {};
+  const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+    const before = loadavg()[0];
+    const r = await f();
+    load[name] = [round(before, 2), round(loadavg()[0], 2)];
+    saveSection("load", load);
+    return r;
+  };
   let sw = loadSection<SweepSection>("sweep");
   if (SECTIONS.includes("sweep")) {
-    sw = await sweep(models);
+    sw = await timed("sweep", () => sweep(models));
     saveSection("sweep", sw);
   }
   let cp = loadSection<CappedRow[]>("capped");
   if (SECTIONS.includes("capped")) {
-    cp = await capped(scoutU);
+    cp = await timed("capped", () => capped(scoutU));
     saveSection("capped", cp);
   }
   let cd = loadSection<ColdRow[]>("cold");
   if (SECTIONS.includes("cold")) {
-    cd = await cold(models.filter((m) => m.routing === "uniform"));
+    cd = await timed("cold", () => cold(models.filter((m) => m.routing === "uniform")));
     saveSection("cold", cd);
   }
   const rows = sw?.rows ?? [];
@@ -471,6 +481,7 @@ export async function run(): Promise<{
     token_bytes: sw?.bytes,
     capped: cp,
     cold: cd,
+    loadavg_1min_before_after: load,
     notes: [
       "Experts are read with O_DIRECT (page cache bypassed) by the store's DirectReader; dense weights load eagerly through the page cache.",
       "decode tok/s: steady state, after a 32-token warm-up request on another prompt; counters cover the measured decode phase.",
