@@ -1,11 +1,12 @@
 import { basename } from "node:path";
-import { CpuDevice } from "../device/cpu/cpu-device.js";
+import type { Device } from "../device/device.js";
+import { type DeviceKind, selectDevice } from "../device/select.js";
 import { EagerExpertProvider } from "../experts/eager-provider.js";
 import type { ExpertProvider } from "../experts/provider.js";
 import { ExpertStore } from "../experts/store.js";
 import { openCheckpoint } from "../model/checkpoint.js";
 import { loadModelTokenizer } from "../tokenizer/from-gguf.js";
-import { MoeEngine } from "./engine.js";
+import { type EngineOptions, MoeEngine } from "./engine.js";
 import { MoeTransformer } from "./model.js";
 
 export interface LoadEngineOptions {
@@ -19,13 +20,17 @@ export interface LoadEngineOptions {
   prefetch?: boolean;
   /** Name reported in /v1/models (default: the folder name). */
   modelId?: string;
+  /** Compute device: "auto" (CUDA when a GPU and the CUDA addon are present, else CPU), "cpu", "cuda". */
+  device?: DeviceKind;
+  /** Scheduler limits and prefix-cache size. */
+  engine?: EngineOptions;
 }
 
 /** Open a checkpoint folder or GGUF file (tokenizer: see loadModelTokenizer) and build a ready engine. */
 export async function loadEngine(modelPath: string, opts: LoadEngineOptions = {}): Promise<MoeEngine> {
   const ckpt = openCheckpoint(modelPath);
   try {
-    const device = new CpuDevice({ threads: opts.threads });
+    const { device } = selectDevice({ device: opts.device, threads: opts.threads });
     const experts: ExpertProvider = opts.expertBudget
       ? await createLazyProvider(ckpt, device, opts)
       : new EagerExpertProvider(ckpt, device);
@@ -33,7 +38,7 @@ export async function loadEngine(modelPath: string, opts: LoadEngineOptions = {}
     // A .gguf without tokenizer.json beside it uses the tokenizer in its metadata.
     const tokenizer = await loadModelTokenizer(modelPath);
     const id = opts.modelId ?? basename(modelPath).replace(/\.gguf$/, "");
-    return new MoeEngine(id, model, tokenizer, experts);
+    return new MoeEngine(id, model, tokenizer, experts, opts.engine);
   } finally {
     // Eager weights are copied into device memory; the lazy store keeps its own file handles.
     if (!opts.expertBudget) ckpt.close();
@@ -46,7 +51,7 @@ export async function loadEngine(modelPath: string, opts: LoadEngineOptions = {}
  */
 async function createLazyProvider(
   ckpt: ReturnType<typeof openCheckpoint>,
-  _device: CpuDevice,
+  _device: Device,
   opts: LoadEngineOptions,
 ): Promise<ExpertProvider> {
   const c = ckpt.config;

@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import type { DeviceKind } from "../device/select.js";
 import { loadEngine } from "../engine/load-engine.js";
 import type { SamplingParams } from "../engine/types.js";
 
@@ -17,6 +18,7 @@ Offline generation with the backend's engine.
   --expert-budget B       routed-expert memory budget: bytes (e.g. 512MiB) or N% of all experts
   --policy NAME           expert eviction policy (lazy mode)
   --threads N             compute threads (default: all cores)
+  --device auto|cpu|cuda  compute device (default auto: CUDA when a GPU is present)
   --json                  print {ids, text, finish_reason, usage, paging, timings} as JSON`;
 
 async function main(): Promise<void> {
@@ -38,6 +40,7 @@ async function main(): Promise<void> {
       "expert-budget": { type: "string" },
       policy: { type: "string" },
       threads: { type: "string" },
+      device: { type: "string", default: "auto" },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -51,6 +54,7 @@ async function main(): Promise<void> {
     threads: values.threads ? Number(values.threads) : undefined,
     expertBudget: values["expert-budget"],
     policy: values.policy,
+    device: values.device as DeviceKind,
   });
   const tLoad = performance.now() - t0;
   const tok = engine.tokenizer;
