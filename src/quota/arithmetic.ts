@@ -202,8 +202,25 @@ export function settle(
 ): SettleResult {
   rollWindows(state, now);
   const r = state.reservations[input.id];
-  if (!r)
-    return { found: false, reserved: 0, charged: 0, refunded: 0, snapshot: snapshot(state, limits, now) };
+  if (!r) {
+    if (state.expired?.[input.id] === undefined) {
+      return { found: false, reserved: 0, charged: 0, refunded: 0, snapshot: snapshot(state, limits, now) };
+    }
+    // Late settle of an expired reservation: everything was refunded at expiry, so charge it all now.
+    delete state.expired[input.id];
+    const charge = Math.max(0, Math.ceil(input.charge));
+    state.tokensMinute.used += charge;
+    state.tokensDay.used += charge;
+    state.tokensMonth.used += charge;
+    return {
+      found: true,
+      late: true,
+      reserved: 0,
+      charged: charge,
+      refunded: 0,
+      snapshot: snapshot(state, limits, now),
+    };
+  }
   delete state.reservations[input.id];
   const charge = Math.max(0, Math.ceil(input.charge));
   const delta = charge - r.tokens;
@@ -225,8 +242,15 @@ export function settle(
 export function expireReservations(state: QuotaState, limits: QuotaLimits, now: number): Reservation[] {
   const expired = Object.values(state.reservations).filter((r) => r.expiresAt <= now);
   for (const r of expired) settle(state, limits, { id: r.id, charge: 0 }, now);
+  // Remember them for a day so a slow holder's settle still counts; forget older ones.
+  state.expired ??= {};
+  for (const [id, at] of Object.entries(state.expired))
+    if (now - at > EXPIRED_MEMORY_MS) delete state.expired[id];
+  for (const r of expired) state.expired[r.id] = now;
   return expired;
 }
+
+export const EXPIRED_MEMORY_MS = 86_400_000;
 
 /** Earliest expiry among open reservations (for the Durable Object's alarm), or null. */
 export function nextExpiry(state: QuotaState): number | null {

@@ -37,6 +37,11 @@ export interface QuotaState {
   /** Streams currently open. */
   streams: number;
   reservations: Record<string, Reservation>;
+  /**
+   * Reservations released by expiry (id -> expiry time). A holder that was only slow (not dead) may
+   * still settle: its charge is then applied to the current windows and its usage recorded.
+   */
+  expired?: Record<string, number>;
 }
 
 export type QuotaDimension = "requests" | "tokens_minute" | "tokens_day" | "tokens_month" | "concurrency";
@@ -71,6 +76,8 @@ export type ReserveResult =
 
 export interface SettleResult {
   found: boolean;
+  /** Settled after the reservation had expired (charged to the current windows). */
+  late?: boolean;
   reserved: number;
   charged: number;
   refunded: number;

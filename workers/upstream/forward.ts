@@ -118,6 +118,7 @@ export function forwardChat(fetchImpl?: FetchLike): MiddlewareHandler<AppEnv> {
     const upstreamStatus = res.status;
     const body$ = watchSse(res.body, {
       keepUsageChunk: clientWantsUsage,
+      clientSignal: c.req.raw.signal,
       onEnd: (o) => runHooks(c, { ...o, stream, upstreamStatus }),
     });
     return new Response(body$, {

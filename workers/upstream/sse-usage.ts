@@ -14,6 +14,8 @@ export interface WatchOptions {
   keepUsageChunk: boolean;
   /** Called exactly once, when the stream ends, fails or is cancelled. */
   onEnd: (outcome: Omit<CompletionOutcome, "stream" | "upstreamStatus">) => void;
+  /** The client's request signal: a read failing because the client left is "aborted", not "error". */
+  clientSignal?: AbortSignal;
 }
 
 function isUsageChunk(chunk: ChatCompletionChunk): chunk is ChatCompletionChunk & { usage: Usage } {
@@ -101,6 +103,12 @@ export function watchSse(
         try {
           result = await reader.read();
         } catch (err) {
+          if (opts.clientSignal?.aborted) {
+            // The client left (request.signal aborted the upstream fetch): nobody to tell.
+            end("aborted");
+            controller.error(err);
+            return;
+          }
           // Mid-stream failure: end the client's stream with an OpenAI error event (not a torn
           // connection), then settle for what was delivered.
           console.error("upstream stream failed:", err);

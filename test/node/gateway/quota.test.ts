@@ -172,3 +172,19 @@ describe("headers", () => {
     expect(estimatePromptTokens(["héllo"], 1)).toBe(6 + 16 + 32);
   });
 });
+
+describe("late settlement", () => {
+  it("a reservation settled after it expired is charged to the current windows, once", () => {
+    const lim: QuotaLimits = { tokensPerMinute: 1000, maxConcurrentStreams: 1 };
+    const s = emptyState(T0);
+    reserve(s, lim, { id: "slow", tokens: 300, stream: true, ttlMs: 10 }, T0);
+    expireReservations(s, lim, T0 + 10);
+    expect(s.tokensMinute.used).toBe(0);
+    expect(s.streams).toBe(0);
+    const late = settle(s, lim, { id: "slow", charge: 120 }, T0 + 20);
+    expect(late).toMatchObject({ found: true, late: true, charged: 120 });
+    expect(s.tokensMinute.used).toBe(120);
+    expect(settle(s, lim, { id: "slow", charge: 120 }, T0 + 30).found).toBe(false);
+    expect(s.tokensMinute.used).toBe(120);
+  });
+});
