@@ -4,7 +4,7 @@
 #
 # The addon links the CUDA runtime statically and loads cuBLAS with dlopen at run time, so the
 # .node file runs on any machine with a CUDA 13 driver (and loads, reporting "no GPU", without one).
-# Env: NVCC (compiler), CUDA_ARCHS (default "90": sm_90 SASS + compute_90 PTX), MOE_CUDA_BUILD_DIR.
+# Env: NVCC (compiler), NODE_INCLUDE / NAPI_INCLUDE (header dirs), CUDA_ARCHS (default "90": sm_90 SASS + compute_90 PTX), MOE_CUDA_BUILD_DIR.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
@@ -22,7 +22,7 @@ if [ -z "$cuda_home" ]; then
   [ -f "$cuda_home/include/cuda_runtime.h" ] || cuda_home=/usr/local/cuda
 fi
 node_inc="${NODE_INCLUDE:-$(node -p 'require("path").resolve(process.execPath, "../../include/node")')}"
-napi_inc="$(cd "$root" && node -p 'require("path").resolve(require("node-addon-api").include_dir)')"
+napi_inc="${NAPI_INCLUDE:-$(cd "$root" && node -p 'require("path").resolve(require("node-addon-api").include_dir)')}"
 if [ ! -f "$node_inc/node_api.h" ]; then
   echo "build:cuda: node_api.h not found under $node_inc (set NODE_INCLUDE)" >&2
   exit 1
