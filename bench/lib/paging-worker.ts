@@ -26,6 +26,8 @@ export interface RunConfig {
   promptLen: number;
   /** Tokens generated before the measured run (fills the cache: steady state); 0 = cold. */
   warmTokens: number;
+  /** Prompt length of the warm-up request (a long one touches most experts; default promptLen). */
+  warmPromptLen?: number;
   tokens: number;
   seed: number;
 }
