@@ -52,29 +52,32 @@ __device__ __forceinline__ float weight_at(int dtype, const void* w, const uint1
 
 // Vectorized matvec: one warp per row, up to kMatvecTokens tokens per pass. Requires 16-byte
 // aligned x and W rows and cols % 32 == 0 (checked by the launcher).
-template <int DT>
+// NT = tokens per pass (register accumulators): 1 for decode keeps registers low and occupancy high.
+template <int DT, int NT>
 __global__ void __launch_bounds__(kMatvecWarps* kWarp)
     matvec_kernel(float* __restrict__ out, const float* __restrict__ x, int n, int rows, int cols,
                   const void* __restrict__ w, const uint16_t* __restrict__ scales) {
   const int lane = threadIdx.x & 31;
   const int row = blockIdx.x * kMatvecWarps + (threadIdx.x >> 5);
   if (row >= rows) return;
-  for (int t0 = 0; t0 < n; t0 += kMatvecTokens) {
-    const int nt = min(kMatvecTokens, n - t0);
-    float acc[kMatvecTokens];
+  for (int t0 = 0; t0 < n; t0 += NT) {
+    const int nt = min(NT, n - t0);
+    float acc[NT];
 #pragma unroll
-    for (int t = 0; t < kMatvecTokens; t++) acc[t] = 0.f;
+    for (int t = 0; t < NT; t++) acc[t] = 0.f;
     const float* xb = x + static_cast<size_t>(t0) * cols;
     if constexpr (DT == kF32) {
       const float4* wr = reinterpret_cast<const float4*>(static_cast<const float*>(w) + static_cast<size_t>(row) * cols);
+#pragma unroll 4
       for (int c = lane; c < cols / 4; c += kWarp) {
         const float4 wv = __ldg(wr + c);
 #pragma unroll
-        for (int t = 0; t < kMatvecTokens; t++)
+        for (int t = 0; t < NT; t++)
           if (t < nt) acc[t] += dot4(wv, __ldg(reinterpret_cast<const float4*>(xb + static_cast<size_t>(t) * cols) + c));
       }
     } else if constexpr (DT == kF16 || DT == kBF16) {
       const uint4* wr = reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w) + static_cast<size_t>(row) * cols);
+#pragma unroll 4
       for (int c = lane; c < cols / 8; c += kWarp) {
         const uint4 raw = __ldg(wr + c);
         const uint16_t* hv = reinterpret_cast<const uint16_t*>(&raw);
@@ -82,7 +85,7 @@ __global__ void __launch_bounds__(kMatvecWarps* kWarp)
 #pragma unroll
         for (int j = 0; j < 8; j++) wf[j] = DT == kF16 ? h2f(hv[j]) : b2f(hv[j]);
 #pragma unroll
-        for (int t = 0; t < kMatvecTokens; t++) {
+        for (int t = 0; t < NT; t++) {
           if (t < nt) {
             const float4* xv = reinterpret_cast<const float4*>(xb + static_cast<size_t>(t) * cols) + 2 * c;
             const float4 a = __ldg(xv), b = __ldg(xv + 1);
@@ -92,60 +95,102 @@ __global__ void __launch_bounds__(kMatvecWarps* kWarp)
         }
       }
     } else if constexpr (DT == kQ8) {
+      // All U blocks' loads are issued before any math: more bytes in flight per warp, which is
+      // what a memory-bound matvec needs to approach HBM bandwidth.
+      constexpr int U = NT == 1 ? 4 : 1;  // U > 1 with several tokens spills (their x loads get hoisted)
       const int nb = cols / 32;
       const int8_t* wr = static_cast<const int8_t*>(w) + static_cast<size_t>(row) * cols;
       const uint16_t* sr = scales + static_cast<size_t>(row) * nb;
-      for (int b = lane; b < nb; b += kWarp) {
-        const uint4* wb = reinterpret_cast<const uint4*>(wr + b * 32);
-        uint4 raw[2] = {__ldg(wb), __ldg(wb + 1)};
-        const int8_t* q = reinterpret_cast<const int8_t*>(raw);
-        const float d = h2f(__ldg(sr + b));
+      for (int b0 = lane; b0 < nb; b0 += kWarp * U) {
+        uint4 raw[U][2];
+        float d[U];
 #pragma unroll
-        for (int t = 0; t < kMatvecTokens; t++) {
-          if (t < nt) {
-            const float4* xv = reinterpret_cast<const float4*>(xb + static_cast<size_t>(t) * cols + b * 32);
-            float s = 0.f;
+        for (int u = 0; u < U; u++) {
+          const int b = b0 + u * kWarp;
+          if (b < nb) {
+            const uint4* wb = reinterpret_cast<const uint4*>(wr + b * 32);
+            raw[u][0] = __ldg(wb);
+            raw[u][1] = __ldg(wb + 1);
+            d[u] = h2f(__ldg(sr + b));
+          } else {
+            raw[u][0] = raw[u][1] = make_uint4(0, 0, 0, 0);
+            d[u] = 0.f;
+          }
+        }
 #pragma unroll
-            for (int j = 0; j < 8; j++) {
-              const float4 a = __ldg(xv + j);
-              s += q[4 * j] * a.x + q[4 * j + 1] * a.y + q[4 * j + 2] * a.z + q[4 * j + 3] * a.w;
+        for (int u = 0; u < U; u++) {
+          const int b = b0 + u * kWarp;
+          if (b >= nb) continue;
+          const uint32_t words[8] = {raw[u][0].x, raw[u][0].y, raw[u][0].z, raw[u][0].w,
+                                     raw[u][1].x, raw[u][1].y, raw[u][1].z, raw[u][1].w};
+#pragma unroll
+          for (int t = 0; t < NT; t++) {
+            if (t < nt) {
+              const float4* xv = reinterpret_cast<const float4*>(xb + static_cast<size_t>(t) * cols + b * 32);
+              float s = 0.f;
+#pragma unroll
+              for (int j = 0; j < 8; j++) {
+                const float4 a = __ldg(xv + j);
+                const uint32_t wd = words[j];  // 4 int8 values, little-endian
+                s += static_cast<float>(static_cast<int8_t>(wd & 0xff)) * a.x +
+                     static_cast<float>(static_cast<int8_t>((wd >> 8) & 0xff)) * a.y +
+                     static_cast<float>(static_cast<int8_t>((wd >> 16) & 0xff)) * a.z +
+                     static_cast<float>(static_cast<int8_t>(wd >> 24)) * a.w;
+              }
+              acc[t] += s * d[u];
             }
-            acc[t] += s * d;
           }
         }
       }
     } else {  // kQ4: 16 bytes per block of 32; byte j = element j (low nibble) | element j+16 (high)
+      constexpr int U = 4;
       const int nb = cols / 32;
       const uint8_t* wr = static_cast<const uint8_t*>(w) + static_cast<size_t>(row) * (cols / 2);
       const uint16_t* sr = scales + static_cast<size_t>(row) * nb;
-      for (int b = lane; b < nb; b += kWarp) {
-        const uint4 raw = __ldg(reinterpret_cast<const uint4*>(wr + b * 16));
-        const uint8_t* qb = reinterpret_cast<const uint8_t*>(&raw);
-        const float d = h2f(__ldg(sr + b));
-        float lo[16], hi[16];
+      for (int b0 = lane; b0 < nb; b0 += kWarp * U) {
+        uint4 raw[U];
+        float d[U];
 #pragma unroll
-        for (int j = 0; j < 16; j++) {
-          lo[j] = static_cast<float>(static_cast<int>(qb[j] & 0x0f) - 8);
-          hi[j] = static_cast<float>(static_cast<int>(qb[j] >> 4) - 8);
+        for (int u = 0; u < U; u++) {
+          const int b = b0 + u * kWarp;
+          if (b < nb) {
+            raw[u] = __ldg(reinterpret_cast<const uint4*>(wr + b * 16));
+            d[u] = h2f(__ldg(sr + b));
+          } else {
+            raw[u] = make_uint4(0, 0, 0, 0);
+            d[u] = 0.f;
+          }
         }
 #pragma unroll
-        for (int t = 0; t < kMatvecTokens; t++) {
-          if (t < nt) {
-            const float4* xv = reinterpret_cast<const float4*>(xb + static_cast<size_t>(t) * cols + b * 32);
-            float s = 0.f;
+        for (int u = 0; u < U; u++) {
+          const int b = b0 + u * kWarp;
+          if (b >= nb) continue;
+          const uint8_t* qb = reinterpret_cast<const uint8_t*>(&raw[u]);
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-              const float4 a = __ldg(xv + j), c4 = __ldg(xv + 4 + j);
-              s += lo[4 * j] * a.x + lo[4 * j + 1] * a.y + lo[4 * j + 2] * a.z + lo[4 * j + 3] * a.w;
-              s += hi[4 * j] * c4.x + hi[4 * j + 1] * c4.y + hi[4 * j + 2] * c4.z + hi[4 * j + 3] * c4.w;
+          for (int t = 0; t < NT; t++) {
+            if (t < nt) {
+              const float4* xv = reinterpret_cast<const float4*>(xb + static_cast<size_t>(t) * cols + b * 32);
+              float s = 0.f;
+#pragma unroll
+              for (int j = 0; j < 4; j++) {
+                const float4 a = __ldg(xv + j), c4 = __ldg(xv + 4 + j);
+                s += static_cast<float>(static_cast<int>(qb[4 * j] & 0x0f) - 8) * a.x +
+                     static_cast<float>(static_cast<int>(qb[4 * j + 1] & 0x0f) - 8) * a.y +
+                     static_cast<float>(static_cast<int>(qb[4 * j + 2] & 0x0f) - 8) * a.z +
+                     static_cast<float>(static_cast<int>(qb[4 * j + 3] & 0x0f) - 8) * a.w;
+                s += static_cast<float>(static_cast<int>(qb[4 * j] >> 4) - 8) * c4.x +
+                     static_cast<float>(static_cast<int>(qb[4 * j + 1] >> 4) - 8) * c4.y +
+                     static_cast<float>(static_cast<int>(qb[4 * j + 2] >> 4) - 8) * c4.z +
+                     static_cast<float>(static_cast<int>(qb[4 * j + 3] >> 4) - 8) * c4.w;
+              }
+              acc[t] += s * d[u];
             }
-            acc[t] += s * d;
           }
         }
       }
     }
 #pragma unroll
-    for (int t = 0; t < kMatvecTokens; t++) {
+    for (int t = 0; t < NT; t++) {
       if (t < nt) {
         const float v = warp_sum(acc[t]);
         if (lane == 0) out[static_cast<size_t>(t0 + t) * rows + row] = v;
@@ -409,6 +454,10 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 
 }  // namespace
 
+template <int NT>
+cudaError_t launch_matvec_nt(cudaStream_t s, dim3 grid, dim3 block, float* out, const float* x, int n, int dtype,
+                             int rows, int cols, const void* w, const uint16_t* scales);
+
 cudaError_t launch_matvec(cudaStream_t s, float* out, const float* x, int n, int dtype, int rows, int cols,
                           const void* w, const uint16_t* scales) {
   if (n <= 0 || rows <= 0) return cudaSuccess;
@@ -418,21 +467,29 @@ cudaError_t launch_matvec(cudaStream_t s, float* out, const float* x, int n, int
     matvec_generic_kernel<<<grid, block, 0, s>>>(out, x, n, rows, cols, dtype, w, scales);
     return cudaGetLastError();
   }
+  if (n == 1) return launch_matvec_nt<1>(s, grid, block, out, x, n, dtype, rows, cols, w, scales);
+  if (n <= 4) return launch_matvec_nt<4>(s, grid, block, out, x, n, dtype, rows, cols, w, scales);
+  return launch_matvec_nt<kMatvecTokens>(s, grid, block, out, x, n, dtype, rows, cols, w, scales);
+}
+
+template <int NT>
+cudaError_t launch_matvec_nt(cudaStream_t s, dim3 grid, dim3 block, float* out, const float* x, int n, int dtype,
+                             int rows, int cols, const void* w, const uint16_t* scales) {
   switch (dtype) {
     case kF32:
-      matvec_kernel<kF32><<<grid, block, 0, s>>>(out, x, n, rows, cols, w, scales);
+      matvec_kernel<kF32, NT><<<grid, block, 0, s>>>(out, x, n, rows, cols, w, scales);
       break;
     case kF16:
-      matvec_kernel<kF16><<<grid, block, 0, s>>>(out, x, n, rows, cols, w, scales);
+      matvec_kernel<kF16, NT><<<grid, block, 0, s>>>(out, x, n, rows, cols, w, scales);
       break;
     case kBF16:
-      matvec_kernel<kBF16><<<grid, block, 0, s>>>(out, x, n, rows, cols, w, scales);
+      matvec_kernel<kBF16, NT><<<grid, block, 0, s>>>(out, x, n, rows, cols, w, scales);
       break;
     case kQ8:
-      matvec_kernel<kQ8><<<grid, block, 0, s>>>(out, x, n, rows, cols, w, scales);
+      matvec_kernel<kQ8, NT><<<grid, block, 0, s>>>(out, x, n, rows, cols, w, scales);
       break;
     case kQ4:
-      matvec_kernel<kQ4><<<grid, block, 0, s>>>(out, x, n, rows, cols, w, scales);
+      matvec_kernel<kQ4, NT><<<grid, block, 0, s>>>(out, x, n, rows, cols, w, scales);
       break;
     default:
       return cudaErrorInvalidValue;
