@@ -57,6 +57,8 @@ export interface Variables {
   reservation: ReservationInfo;
   /** Gateway: fetch used by forward (the fleet router's retrying fetch). */
   upstreamFetch: FetchLike;
+  /** Gateway: aborted when a concurrently running admission refuses the request. */
+  admissionSignal: AbortSignal;
   /** Gateway: Server-Timing entries of the stages. */
   timings: string[];
 }

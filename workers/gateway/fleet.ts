@@ -167,11 +167,20 @@ export function routeBackend(deps: RouteDeps = {}): MiddlewareHandler<AppEnv> {
     }
     let used: BackendConfig | null = null;
     c.set("upstream", { baseUrl: ranked[0].backend.url, secret: c.env.BACKEND_SECRET ?? "" });
+    // The quota stage may run admission concurrently with this call: a refusal aborts it.
+    const admission = c.get("admissionSignal");
+    const routed = fleetFetch(ranked, cfg.routing, base, (b) => {
+      used = b;
+    });
     c.set(
       "upstreamFetch",
-      fleetFetch(ranked, cfg.routing, base, (b) => {
-        used = b;
-      }),
+      admission
+        ? (input, init) =>
+            routed(input, {
+              ...init,
+              signal: init.signal ? AbortSignal.any([init.signal, admission]) : admission,
+            })
+        : routed,
     );
     // Passive tracking of failures after the first byte (the stream broke mid-way).
     c.get("completionHooks").push((o) => {

@@ -15,7 +15,9 @@ import type { Context, MiddlewareHandler } from "hono";
 import { ApiError, badRequest } from "../../src/openai/errors.js";
 import {
   estimatePromptTokens,
+  type QuotaLimits,
   type QuotaSnapshot,
+  type ReserveResult,
   rateLimitHeaders,
   retryAfterSeconds,
 } from "../../src/quota/index.js";
@@ -42,10 +44,6 @@ const LAST_HEADERS_MAX = 10_000;
 
 export function quotaStub(c: Context<AppEnv>, tenantId: string) {
   return c.env.TENANT_QUOTA.get(c.env.TENANT_QUOTA.idFromName(tenantId));
-}
-
-function snapshotHeaders(s: QuotaSnapshot): Record<string, string> {
-  return rateLimitHeaders(s);
 }
 
 /** Charge and ledger entry for a forwarded request's outcome. Exported for tests. */
@@ -100,6 +98,69 @@ export function chargeFor(
   };
 }
 
+/** Last quota snapshot per tenant in this isolate, and tokens of its admissions still in flight. */
+const lastSnapshot = new Map<string, { snap: QuotaSnapshot; at: number }>();
+const inflight = new Map<string, number>();
+/** How fresh a snapshot must be to overlap admission with the backend call. */
+export const OVERLAP_SNAPSHOT_MS = 2000;
+
+function remember(tenantId: string, snap: QuotaSnapshot): void {
+  if (lastSnapshot.size >= LAST_HEADERS_MAX) lastSnapshot.clear();
+  lastSnapshot.set(tenantId, { snap, at: Date.now() });
+  if (lastHeaders.size >= LAST_HEADERS_MAX) lastHeaders.clear();
+  lastHeaders.set(tenantId, rateLimitHeaders(snap));
+}
+
+/**
+ * Overlap admission with the backend call only when refusal is very unlikely: no limits at all, or a
+ * fresh snapshot (this isolate's last answer from the DO) shows at least twice this request's need
+ * left in every dimension, after what this isolate already has in flight. Bursts therefore fall back
+ * to strict admission after a few requests, so a refused burst does not load the backends.
+ */
+export function mayOverlap(
+  tenantId: string,
+  limits: QuotaLimits,
+  tokens: number,
+  stream: boolean,
+  now: number,
+): boolean {
+  if (Object.keys(limits).length === 0) return true;
+  const last = lastSnapshot.get(tenantId);
+  if (!last || now - last.at > OVERLAP_SNAPSHOT_MS) return false;
+  const pending = inflight.get(tenantId) ?? 0;
+  for (const d of last.snap.dimensions) {
+    const need =
+      d.dimension === "requests" ? 1 : d.dimension === "concurrency" ? (stream ? 1 : 0) : tokens + pending;
+    if (
+      need > 0 &&
+      d.remaining < 2 * need + (d.dimension === "concurrency" || d.dimension === "requests" ? 1 : 0)
+    ) {
+      return false;
+    }
+  }
+  return true;
+}
+
+function refusal(r: Extract<ReserveResult, { ok: false }>): ApiError {
+  const headers = rateLimitHeaders(r.snapshot);
+  if (r.kind === "too_large") {
+    const e = badRequest(
+      `This request needs up to ${r.requested} tokens (prompt + max_tokens), more than the tenant's ${r.dimension} limit of ${r.limit}. Lower max_tokens or shorten the prompt.`,
+      "max_tokens",
+      "request_too_large",
+    );
+    return new ApiError(e.status, e.message, e.type, e.code, e.param, headers);
+  }
+  return new ApiError(
+    429,
+    `Rate limit reached for ${r.dimension}: limit ${r.limit}, remaining ${r.remaining}, requested ${r.requested}. Retry after the time in Retry-After.`,
+    "rate_limit_error",
+    "rate_limit_exceeded",
+    null,
+    { ...headers, "retry-after": retryAfterSeconds(r.retryAfterMs) },
+  );
+}
+
 export function quotaReservation(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const cfg = gatewayConfig(c.env);
@@ -131,32 +192,24 @@ export function quotaReservation(): MiddlewareHandler<AppEnv> {
     const id = c.get("requestId");
     const stub = quotaStub(c, tenant.id);
 
+    const call = { id, tokens, stream, ttlMs: cfg.reservationTtlMs, limits };
     const t0 = performance.now();
-    const r = await stub.reserve({ id, tokens, stream, ttlMs: cfg.reservationTtlMs, limits });
-    mark(c, "quota", t0);
-    const headers = snapshotHeaders(r.snapshot);
-    if (lastHeaders.size >= LAST_HEADERS_MAX) lastHeaders.clear();
-    lastHeaders.set(tenant.id, headers);
-    if (!r.ok) {
-      if (r.kind === "too_large") {
-        const e = badRequest(
-          `This request needs up to ${r.requested} tokens (prompt + max_tokens), more than the tenant's ${r.dimension} limit of ${r.limit}. Lower max_tokens or shorten the prompt.`,
-          "max_tokens",
-          "request_too_large",
-        );
-        throw new ApiError(e.status, e.message, e.type, e.code, e.param, headers);
-      }
-      throw new ApiError(
-        429,
-        `Rate limit reached for ${r.dimension}: limit ${r.limit}, remaining ${r.remaining}, requested ${r.requested}. Retry after the time in Retry-After.`,
-        "rate_limit_error",
-        "rate_limit_exceeded",
-        null,
-        { ...headers, "retry-after": retryAfterSeconds(r.retryAfterMs) },
-      );
-    }
+    const overlap = mayOverlap(tenant.id, limits, tokens, stream, Date.now());
+    if (overlap) inflight.set(tenant.id, (inflight.get(tenant.id) ?? 0) + tokens);
+    const decided = stub.reserve(call).then(
+      (r) => {
+        if (overlap) inflight.set(tenant.id, (inflight.get(tenant.id) ?? tokens) - tokens);
+        remember(tenant.id, r.snapshot);
+        return r;
+      },
+      (err: unknown) => {
+        if (overlap) inflight.set(tenant.id, (inflight.get(tenant.id) ?? tokens) - tokens);
+        throw err;
+      },
+    );
 
     let done = false;
+    let hookFired = false;
     const info: ReservationInfo = {
       id,
       tokens,
@@ -170,17 +223,51 @@ export function quotaReservation(): MiddlewareHandler<AppEnv> {
     };
     c.set("reservation", info);
     const model = req.model;
-    c.get("completionHooks").push((o) => {
+    // Registered before anything is forwarded, so no outcome can be missed; a refused reservation
+    // has nothing to settle.
+    c.get("completionHooks").push(async (o) => {
+      hookFired = true;
+      const r = await decided.catch(() => null);
+      if (!r?.ok) return;
       const s = chargeFor(o, model, promptEstimate);
-      return info.settle(s.charge, s.usage, s.refundRequest);
+      await info.settle(s.charge, s.usage, s.refundRequest);
     });
 
-    await next();
+    let r: ReserveResult;
+    if (!overlap) {
+      r = await decided;
+      mark(c, "quota", t0);
+      if (!r.ok) throw refusal(r);
+      await next();
+    } else {
+      // Admission overlaps the backend call (its connection and prefill): the chain runs now, but
+      // nothing reaches the client before the Durable Object admits; a refusal aborts the backend
+      // call and answers 429 as usual, charging nothing.
+      const gate = new AbortController();
+      c.set("admissionSignal", gate.signal);
+      const downstream = next();
+      try {
+        r = await decided;
+      } catch (err) {
+        gate.abort();
+        await downstream;
+        await c.res.body?.cancel().catch(() => {});
+        throw err;
+      }
+      mark(c, "quota", t0);
+      if (!r.ok) {
+        gate.abort();
+        await downstream;
+        await c.res.body?.cancel().catch(() => {});
+        throw refusal(r);
+      }
+      await downstream;
+    }
+    const headers = rateLimitHeaders(r.snapshot);
 
     // A later stage refused the request before any hook ran (e.g. no backend available): nothing
-    // was generated, so give everything back. (Hooks run synchronously up to the settle call, so
-    // `done` is already true when the forward stage reported an outcome.)
-    if (!done && c.error) {
+    // was generated, so give everything back.
+    if (!hookFired && !done && c.error) {
       const p = info.settle(0, undefined, true);
       try {
         c.executionCtx.waitUntil(p);

@@ -199,3 +199,69 @@ describe("quota: refunds", () => {
     expect(h.calls[0].body.max_tokens).toBe(1024);
   });
 });
+
+describe("quota: admission overlapped with the backend call", () => {
+  it("a refusal that arrives after forwarding started aborts the backend call, sends nothing, charges nothing", async () => {
+    let aborted = 0;
+    let calls = 0;
+    const h = harness((_url, init) => {
+      calls++;
+      init.signal?.addEventListener("abort", () => aborted++);
+      return new Promise<Response>((resolve, reject) => {
+        // Answer slowly, so the Durable Object's refusal comes first.
+        const t = setTimeout(
+          () => resolve(jsonAnswer("late", { prompt_tokens: 1, completion_tokens: 1 })),
+          300,
+        );
+        init.signal?.addEventListener("abort", () => {
+          clearTimeout(t);
+          reject(new DOMException("aborted", "AbortError"));
+        });
+      });
+    });
+    const { id, key } = await h.tenant({ quota: { tokens_per_minute: 10_000 } });
+    // Warm-up: the isolate learns a snapshot with plenty of room.
+    expect((await h.chat(key, body())).status).toBe(200);
+    await h.settled();
+    // Another edge location takes (almost) everything, unseen by this isolate's snapshot.
+    const { env } = await import("cloudflare:workers");
+    const ns = (env as unknown as import("../../../workers/env.js").Env).TENANT_QUOTA;
+    const elsewhere = await ns.get(ns.idFromName(id)).reserve({
+      id: "other-location",
+      tokens: 10_000 - 2 - 50,
+      stream: false,
+      ttlMs: 60_000,
+      limits: { tokensPerMinute: 10_000 },
+    });
+    expect(elsewhere.ok).toBe(true);
+    const res = await h.chat(key, body());
+    expect(res.status).toBe(429);
+    expect(JSON.parse(await res.text()).error.code).toBe("rate_limit_exceeded");
+    expect(calls).toBe(2); // it was forwarded (overlapped) ...
+    expect(aborted).toBe(1); // ... and the backend call was aborted
+    const u = await h.usage(key);
+    expect(u.totals.requests).toBe(1);
+    expect(u.totals.total_tokens).toBe(2);
+    expect(u.quota.open_reservations).toBe(1); // only the other location's
+  });
+
+  it("bursts fall back to strict admission: few refused requests reach a backend; totals stay exact", async () => {
+    let reported = 0;
+    const h = harness(() => {
+      reported += 12;
+      return jsonAnswer("ok", { prompt_tokens: 5, completion_tokens: 7 });
+    });
+    const { key } = await h.tenant({ quota: { tokens_per_minute: 1000 } });
+    expect((await h.chat(key, body())).status).toBe(200);
+    await h.settled();
+    const results = await Promise.all(Array.from({ length: 20 }, () => h.chat(key, body())));
+    const ok = results.filter((r) => r.status === 200).length;
+    expect(ok).toBeLessThanOrEqual(9); // (1000 - 12) / 100 reservations fit
+    expect(h.calls.length - 1).toBeLessThanOrEqual(ok + 4); // at most the overlap budget was wasted
+    const u = await h.usage(key);
+    expect(u.totals.total_tokens).toBe(reported - 12 * (h.calls.length - 1 - ok));
+    expect(u.quota.dimensions.find((d) => d.dimension === "tokens_minute")?.remaining).toBe(
+      1000 - u.totals.total_tokens,
+    );
+  });
+});
