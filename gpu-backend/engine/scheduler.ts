@@ -71,7 +71,7 @@ export class Scheduler {
 
   constructor(
     private readonly model: MoeTransformer,
-    private readonly limits: SchedulerLimits,
+    readonly limits: SchedulerLimits,
     private readonly prefixCache: PrefixCache | null,
   ) {
     if (limits.stepTokens > PREFILL_CHUNK || limits.stepTokens < 1) {

@@ -75,5 +75,6 @@ export interface Engine {
     promptIds: number[],
     params: SamplingParams,
     signal?: AbortSignal,
+    meta?: RequestMeta,
   ): AsyncGenerator<TokenEvent, GenerationResult>;
 }

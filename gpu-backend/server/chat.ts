@@ -9,23 +9,26 @@ import {
   parseCompletionRequest,
 } from "../../src/openai/schema.js";
 import type { ChatCompletion, ChatCompletionChunk } from "../../src/openai/types.js";
-import type { ChatMessage, Engine } from "../engine/types.js";
+import type { ChatMessage, Engine, SamplingParams } from "../engine/types.js";
 import type { ServerEnv } from "./context.js";
 import { chatLogprob, completionId, legacyLogprobs, nowSeconds, usageOf } from "./format.js";
 import { parseJsonBody } from "./json.js";
-import { type ActiveCounter, collect, streamGeneration } from "./run.js";
+import { begin, collect, type RequestScope, type RunContext, streamGeneration } from "./run.js";
 import { toSamplingParams } from "./sampling.js";
 
 function checkModel(engine: Engine, model: string): void {
   if (model !== engine.modelId) throw modelNotFound(model);
 }
 
-export async function chatCompletions(
-  c: Context<ServerEnv>,
-  engine: Engine,
-  active: ActiveCounter,
-): Promise<Response> {
-  const req: ChatCompletionRequest = parseChatCompletionRequest(parseJsonBody(c.get("rawBody")));
+/** A validated request turned into what the engine takes. */
+export interface Prepared {
+  promptIds: number[];
+  params: SamplingParams;
+  /** null = no logprobs; otherwise alternatives per token. */
+  topLogprobs: number | null;
+}
+
+export function prepareChat(engine: Engine, req: ChatCompletionRequest): Prepared {
   checkModel(engine, req.model);
   const messages: ChatMessage[] = req.messages.map((m) => ({
     role: m.role,
@@ -34,12 +37,32 @@ export async function chatCompletions(
   const promptIds = engine.tokenizer.applyChatTemplate(messages);
   const topLogprobs = req.logprobs ? (req.top_logprobs ?? 0) : null;
   const params = toSamplingParams(req, promptIds.length, engine.contextLength, topLogprobs);
+  return { promptIds, params, topLogprobs };
+}
+
+export function prepareCompletion(engine: Engine, req: CompletionRequest): Prepared {
+  checkModel(engine, req.model);
+  const promptIds = engine.tokenizer.encode(req.prompt, true);
+  const topLogprobs = req.logprobs ?? null;
+  const params = toSamplingParams(req, promptIds.length, engine.contextLength, topLogprobs);
+  return { promptIds, params, topLogprobs };
+}
+
+export async function chatCompletions(
+  c: Context<ServerEnv>,
+  ctx: RunContext,
+  scope: RequestScope,
+): Promise<Response> {
+  const engine = ctx.engine;
+  const req: ChatCompletionRequest = parseChatCompletionRequest(parseJsonBody(c.get("rawBody")));
+  const { promptIds, params, topLogprobs } = prepareChat(engine, req);
+  const g = begin(c, ctx, scope, promptIds, params);
   const id = completionId("chatcmpl");
   const created = nowSeconds();
   const model = engine.modelId;
 
   if (!req.stream) {
-    const { events, text, result } = await collect(c, engine, promptIds, params, active);
+    const { events, text, result } = await collect(g);
     const lps = topLogprobs === null ? null : { content: events.map(chatLogprob).filter((x) => x !== null) };
     const body: ChatCompletion = {
       id,
@@ -70,9 +93,7 @@ export async function chatCompletions(
   });
   return streamGeneration(
     c,
-    engine,
-    promptIds,
-    params,
+    g,
     {
       start: () => [
         chunk([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]),
@@ -97,27 +118,26 @@ export async function chatCompletions(
         return out;
       },
     },
-    active,
+    ctx.keepAliveMs,
   );
 }
 
 export async function completions(
   c: Context<ServerEnv>,
-  engine: Engine,
-  active: ActiveCounter,
+  ctx: RunContext,
+  scope: RequestScope,
 ): Promise<Response> {
+  const engine = ctx.engine;
   const req: CompletionRequest = parseCompletionRequest(parseJsonBody(c.get("rawBody")));
-  checkModel(engine, req.model);
-  const promptIds = engine.tokenizer.encode(req.prompt, true);
-  const topLogprobs = req.logprobs ?? null;
-  const params = toSamplingParams(req, promptIds.length, engine.contextLength, topLogprobs);
+  const { promptIds, params, topLogprobs } = prepareCompletion(engine, req);
+  const g = begin(c, ctx, scope, promptIds, params);
   const id = completionId("cmpl");
   const created = nowSeconds();
   const model = engine.modelId;
   const echo = req.echo === true ? req.prompt : "";
 
   if (!req.stream) {
-    const { events, text, result } = await collect(c, engine, promptIds, params, active);
+    const { events, text, result } = await collect(g);
     return c.json({
       id,
       object: "text_completion",
@@ -147,9 +167,7 @@ export async function completions(
   let offset = echo.length;
   return streamGeneration(
     c,
-    engine,
-    promptIds,
-    params,
+    g,
     {
       start: () => (echo ? [chunk([{ index: 0, text: echo, logprobs: null, finish_reason: null }])] : []),
       token: (ev) => {
@@ -166,6 +184,6 @@ export async function completions(
         return out;
       },
     },
-    active,
+    ctx.keepAliveMs,
   );
 }

@@ -19,7 +19,42 @@ The inference backend (OpenAI-compatible HTTP, signed requests from the edge).
   --allow-unsigned     also accept unsigned requests (local development only)
   --bearer-token T     also accept unsigned requests with "Authorization: Bearer T" (env MOE_BACKEND_TOKEN)
   --expert-budget B    routed-expert memory budget: bytes (e.g. 512MiB) or N% of all experts
-  --threads N          compute threads (default: all cores)`;
+  --threads N          compute threads (default: all cores)
+  --device KIND        auto | cpu | cuda (default auto: CUDA when a GPU and the addon are present)
+  --max-running N      sequences decoding together in one batch (default 16)
+  --max-queued N       sequences waiting for a slot; beyond it new requests get 503 (default 64)
+  --prefix-cache-bytes B  prefix (prompt) KV cache size, e.g. 256MiB; 0 disables (default 256MiB)
+  --tenant-max-inflight N  per-tenant stream cap when the edge passes none (default: none)
+  --max-body-bytes B   largest request body accepted, e.g. 4MiB (default 4MiB; beyond it 413)
+  --no-openai          switch off the OpenAI endpoints (/v1/*): only the edge's frame protocol`;
+
+/** "512MiB", "1GB", "1048576" -> bytes. */
+function parseBytes(flag: string, text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?$/i.exec(text.trim());
+  if (!m) fail(`${flag} must be a byte count such as 268435456, 256MiB or 1GB`);
+  const unit = (m[2] ?? "b").toLowerCase();
+  const mult: Record<string, number> = {
+    b: 1,
+    kb: 1e3,
+    kib: 1024,
+    mb: 1e6,
+    mib: 1024 ** 2,
+    gb: 1e9,
+    gib: 1024 ** 3,
+  };
+  return Math.floor(Number(m[1]) * mult[unit]);
+}
+
+function parseCount(flag: string, text: string | undefined, min: number): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < min) fail(`${flag} must be an integer >= ${min}`);
+  return Number(text);
+}
+
+function fail(message: string): never {
+  console.error(`backend: ${message}`);
+  process.exit(2);
+}
 
 function main(): void {
   const { values } = parseArgs({
@@ -33,6 +68,13 @@ function main(): void {
       "bearer-token": { type: "string", default: process.env.MOE_BACKEND_TOKEN },
       "expert-budget": { type: "string" },
       threads: { type: "string" },
+      device: { type: "string", default: "auto" },
+      "max-running": { type: "string" },
+      "max-queued": { type: "string" },
+      "prefix-cache-bytes": { type: "string" },
+      "tenant-max-inflight": { type: "string" },
+      "max-body-bytes": { type: "string" },
+      "no-openai": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -44,17 +86,37 @@ function main(): void {
     console.error("backend: give --secret (or MOE_BACKEND_SECRET), --bearer-token or --allow-unsigned");
     process.exit(2);
   }
+  const device = values.device;
+  if (device !== "auto" && device !== "cpu" && device !== "cuda") fail("--device must be auto, cpu or cuda");
+  const maxRunning = parseCount("--max-running", values["max-running"], 1);
+  const maxQueued = parseCount("--max-queued", values["max-queued"], 0);
+  const scheduler = {
+    ...(maxRunning !== undefined ? { maxRunning } : {}),
+    ...(maxQueued !== undefined ? { maxQueued } : {}),
+  };
+  const prefixCacheBytes =
+    values["prefix-cache-bytes"] !== undefined
+      ? parseBytes("--prefix-cache-bytes", values["prefix-cache-bytes"])
+      : undefined;
   const port = Number(values.port);
   const started = performance.now();
   const engine = loadEngine(values.model, {
-    threads: values.threads ? Number(values.threads) : undefined,
+    threads: parseCount("--threads", values.threads, 1),
     expertBudget: values["expert-budget"],
     modelId: values["model-id"],
+    device,
+    engine: { scheduler, ...(prefixCacheBytes !== undefined ? { prefixCacheBytes } : {}) },
   });
   const app = createServerApp(engine, {
     secret: values.secret,
     allowUnsigned: values["allow-unsigned"],
     bearerToken: values["bearer-token"],
+    tenantMaxInflight: parseCount("--tenant-max-inflight", values["tenant-max-inflight"], 1),
+    maxBodyBytes:
+      values["max-body-bytes"] !== undefined
+        ? parseBytes("--max-body-bytes", values["max-body-bytes"])
+        : undefined,
+    openaiEndpoints: !values["no-openai"],
   });
   const server = serve({ fetch: app.fetch, hostname: values.host, port }, (info) => {
     console.log(`backend: listening on http://${values.host}:${info.port} (loading ${values.model})`);

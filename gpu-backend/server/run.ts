@@ -1,7 +1,10 @@
 /**
- * Drive one generation for an HTTP request: stop it when the client leaves, stream it as SSE
- * (keep-alive comments while the engine is busy, an error event if the engine fails mid-stream,
- * `[DONE]` at the end) or collect it for a plain JSON answer.
+ * Drive one generation for an HTTP request. Everything that can refuse the request (tenant cap,
+ * the engine's validation and admission, which throw synchronously) happens in `begin`, before a
+ * response exists, so refusals are plain JSON errors with the right status. Then the tokens are
+ * streamed (SSE here, msgpack frames in internal.ts) or collected for a JSON answer. The client
+ * leaving aborts the generation; stream writes wait for the socket to drain (backpressure), so a
+ * client that stops reading holds at most its own max_tokens of events in memory.
  */
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
@@ -9,6 +12,8 @@ import { SSE_DONE } from "../../src/sse.js";
 import type { Engine, GenerationResult, SamplingParams, TokenEvent } from "../engine/types.js";
 import type { ServerEnv } from "./context.js";
 import { toApiError } from "./errors.js";
+import type { Endpoint, RequestObserver, ServerMetrics } from "./metrics.js";
+import type { TenantInflight } from "./tenant-limits.js";
 
 export const KEEPALIVE_MS = 10_000;
 
@@ -17,42 +22,132 @@ export class ActiveCounter {
   value = 0;
 }
 
-/** Close a generator that may have been left suspended (client gone mid-write), running its cleanup. */
-async function closeGen(gen: AsyncGenerator<TokenEvent, GenerationResult> | null): Promise<void> {
-  await gen?.return(undefined as unknown as GenerationResult).catch(() => {});
+/** What the handlers share for one server. */
+export interface RunContext {
+  engine: Engine;
+  metrics: ServerMetrics;
+  tenants: TenantInflight;
+  active: ActiveCounter;
+  keepAliveMs: number;
 }
 
-/** Abort controller tied to the client connection. */
-function clientAbort(c: Context<ServerEnv>): AbortController {
+/** Who the request is for and under which cap (from the signed request). */
+export interface RequestScope {
+  endpoint: Endpoint;
+  tenant: string;
+  maxInflight: number | null;
+}
+
+type Gen = AsyncGenerator<TokenEvent, GenerationResult>;
+
+/** Close a generator that may have been left suspended (client gone mid-write), running its cleanup. */
+async function closeGen(gen: Gen): Promise<void> {
+  await gen.return(undefined as unknown as GenerationResult).catch(() => {});
+}
+
+/** An admitted generation: its events, its abort switch and its bookkeeping (released once). */
+export interface Generation {
+  gen: Gen;
+  abort: AbortController;
+  observer: RequestObserver;
+  /** Release the tenant slot and the active count, record the outcome. Idempotent. */
+  done(outcome: "ok" | "aborted" | "error", status: number, result?: GenerationResult): Promise<void>;
+}
+
+/**
+ * Admit a generation or throw (429 tenant cap, 4xx invalid input, 503 engine at capacity).
+ * Must be called before the response starts.
+ */
+export function begin(
+  c: Context<ServerEnv>,
+  ctx: RunContext,
+  scope: RequestScope,
+  promptIds: number[],
+  params: SamplingParams,
+): Generation {
+  const release = ctx.tenants.acquire(scope.tenant, scope.maxInflight);
   const ac = new AbortController();
   const sig = c.req.raw.signal;
   if (sig.aborted) ac.abort();
   else sig.addEventListener("abort", () => ac.abort(), { once: true });
-  return ac;
+  let gen: Gen;
+  try {
+    gen = ctx.engine.generate(promptIds, params, ac.signal, { tenant: scope.tenant });
+  } catch (err) {
+    release();
+    throw err;
+  }
+  ctx.active.value++;
+  const observer = ctx.metrics.request(scope.endpoint);
+  let finished = false;
+  return {
+    gen,
+    abort: ac,
+    observer,
+    async done(outcome, status, result) {
+      if (finished) return;
+      finished = true;
+      ctx.active.value--;
+      release();
+      observer.end(outcome, status, result);
+      await closeGen(gen);
+    },
+  };
 }
 
 export async function collect(
-  c: Context<ServerEnv>,
-  engine: Engine,
-  promptIds: number[],
-  params: SamplingParams,
-  active: ActiveCounter,
+  g: Generation,
 ): Promise<{ events: TokenEvent[]; text: string; result: GenerationResult }> {
-  const ac = clientAbort(c);
-  const gen = engine.generate(promptIds, params, ac.signal);
   const events: TokenEvent[] = [];
   let text = "";
-  active.value++;
   try {
     for (;;) {
-      const r = await gen.next();
-      if (r.done) return { events, text, result: r.value };
+      const r = await g.gen.next();
+      if (r.done) {
+        await g.done(g.abort.signal.aborted ? "aborted" : "ok", 200, r.value);
+        return { events, text, result: r.value };
+      }
+      g.observer.token();
       events.push(r.value);
       text += r.value.text;
     }
+  } catch (err) {
+    await g.done(g.abort.signal.aborted ? "aborted" : "error", toApiError(err).status);
+    throw err;
   } finally {
-    active.value--;
-    await closeGen(gen);
+    await g.done("aborted", 499);
+  }
+}
+
+/**
+ * Writes that wait for the consumer (hono's stream writer resolves once the chunk is taken),
+ * plus keep-alives that are skipped while a write is still pending, so a stalled client never
+ * makes them pile up.
+ */
+export class PacedWriter {
+  private pending = 0;
+  private timer: ReturnType<typeof setInterval> | null = null;
+
+  constructor(private readonly write: (chunk: string | Uint8Array) => Promise<unknown>) {}
+
+  async send(chunk: string | Uint8Array): Promise<void> {
+    this.pending++;
+    try {
+      await this.write(chunk);
+    } finally {
+      this.pending--;
+    }
+  }
+
+  keepAlive(everyMs: number, chunk: () => string | Uint8Array): void {
+    this.timer = setInterval(() => {
+      if (this.pending === 0) void this.send(chunk()).catch(() => {});
+    }, everyMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
   }
 }
 
@@ -67,44 +162,41 @@ export interface StreamHandlers {
 
 export function streamGeneration(
   c: Context<ServerEnv>,
-  engine: Engine,
-  promptIds: number[],
-  params: SamplingParams,
+  g: Generation,
   h: StreamHandlers,
-  active: ActiveCounter,
+  keepAliveMs: number,
 ): Response {
   return streamSSE(c, async (stream) => {
-    const ac = clientAbort(c);
-    stream.onAbort(() => ac.abort());
-    const send = (obj: unknown) => stream.writeSSE({ data: JSON.stringify(obj) });
+    stream.onAbort(() => g.abort.abort());
+    const out = new PacedWriter((s) => stream.write(s));
+    const send = (obj: unknown) => out.send(`data: ${JSON.stringify(obj)}\n\n`);
     // Comment lines keep proxies from timing out during a long prefill; clients skip them.
-    const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n").catch(() => {}), KEEPALIVE_MS);
-    let gen: AsyncGenerator<TokenEvent, GenerationResult> | null = null;
-    active.value++;
+    out.keepAlive(keepAliveMs, () => ": keep-alive\n\n");
     try {
       for (const obj of h.start()) await send(obj);
-      gen = engine.generate(promptIds, params, ac.signal);
       for (;;) {
-        const r = await gen.next();
+        const r = await g.gen.next();
         if (r.done) {
-          if (ac.signal.aborted) return; // nobody is listening
+          if (g.abort.signal.aborted) return; // nobody is listening
           for (const obj of h.finish(r.value)) await send(obj);
-          await stream.writeSSE({ data: SSE_DONE });
+          await out.send(`data: ${SSE_DONE}\n\n`);
+          await g.done("ok", 200, r.value);
           return;
         }
+        g.observer.token();
         const obj = h.token(r.value);
         if (obj !== null) await send(obj);
       }
     } catch (err) {
-      if (ac.signal.aborted) return;
+      if (g.abort.signal.aborted) return;
       const api = toApiError(err);
       if (api.status >= 500) console.error("generation failed mid-stream:", err);
+      await g.done("error", api.status);
       // An error after the stream began is a final event, then the stream closes (no [DONE]).
-      await stream.writeSSE({ data: JSON.stringify(api.toBody()) }).catch(() => {});
+      await out.send(`data: ${JSON.stringify(api.toBody())}\n\n`).catch(() => {});
     } finally {
-      clearInterval(keepAlive);
-      active.value--;
-      await closeGen(gen);
+      out.stop();
+      await g.done("aborted", 499);
     }
   });
 }

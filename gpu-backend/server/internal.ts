@@ -1,0 +1,116 @@
+/**
+ * POST /internal/v1/generate: the edge's frame protocol (src/protocol). The body is a msgpack
+ * InternalRequest, signed; its tenant must be the signed one. Refusals (bad envelope, invalid
+ * OpenAI request, tenant cap, engine full) are JSON errors with their status before any frame;
+ * after that the answer is `start`, `token`s (and `ping`s while nothing flows), then `end` or
+ * `error`. The client (the edge) closing the connection aborts the generation.
+ */
+import type { Context } from "hono";
+import { stream } from "hono/streaming";
+import { ApiError, badRequest } from "../../src/openai/errors.js";
+import { parseChatCompletionRequest, parseCompletionRequest } from "../../src/openai/schema.js";
+import { decodeRequest, encodeFrame, ProtocolError } from "../../src/protocol/codec.js";
+import {
+  FRAMES_CONTENT_TYPE,
+  type Frame,
+  PROTOCOL_VERSION,
+  type TokenFrame,
+} from "../../src/protocol/types.js";
+import type { TokenEvent } from "../engine/types.js";
+import { prepareChat, prepareCompletion } from "./chat.js";
+import type { ServerEnv } from "./context.js";
+import { toApiError } from "./errors.js";
+import { begin, PacedWriter, type RunContext } from "./run.js";
+
+export function tokenFrame(ev: TokenEvent): TokenFrame {
+  const f: TokenFrame = { t: "token", id: ev.tokenId, text: ev.text };
+  if (ev.logprob) {
+    f.logprob = { id: ev.logprob.tokenId, token: ev.logprob.token, logprob: ev.logprob.logprob };
+    f.top = (ev.topLogprobs ?? []).map((t) => ({ id: t.tokenId, token: t.token, logprob: t.logprob }));
+  }
+  return f;
+}
+
+export async function internalGenerate(
+  c: Context<ServerEnv>,
+  ctx: RunContext,
+  defaults: { tenantMaxInflight: number | null },
+): Promise<Response> {
+  let req: ReturnType<typeof decodeRequest>;
+  try {
+    req = decodeRequest(c.get("rawBody"));
+  } catch (err) {
+    if (err instanceof ProtocolError)
+      throw badRequest(`Invalid internal request: ${err.message}.`, null, "invalid_protocol");
+    throw err;
+  }
+  const signedTenant = c.get("tenant") ?? "";
+  if (req.tenant !== signedTenant)
+    throw new ApiError(
+      403,
+      "The request's tenant is not the signed tenant.",
+      "permission_error",
+      "tenant_mismatch",
+    );
+  const prepared =
+    req.endpoint === "chat"
+      ? prepareChat(ctx.engine, parseChatCompletionRequest(req.request))
+      : prepareCompletion(ctx.engine, parseCompletionRequest(req.request));
+  const g = begin(
+    c,
+    ctx,
+    {
+      endpoint: "internal",
+      tenant: req.tenant,
+      maxInflight: req.limits.maxInflight ?? defaults.tenantMaxInflight,
+    },
+    prepared.promptIds,
+    prepared.params,
+  );
+  c.header("content-type", FRAMES_CONTENT_TYPE);
+  c.header("cache-control", "no-cache");
+  return stream(c, async (s) => {
+    s.onAbort(() => g.abort.abort());
+    const out = new PacedWriter((b) => s.write(b));
+    const send = (f: Frame) => out.send(encodeFrame(f));
+    out.keepAlive(ctx.keepAliveMs, () => encodeFrame({ t: "ping" }));
+    try {
+      await send({
+        t: "start",
+        v: PROTOCOL_VERSION,
+        model: ctx.engine.modelId,
+        prompt_tokens: prepared.promptIds.length,
+      });
+      for (;;) {
+        const r = await g.gen.next();
+        if (r.done) {
+          if (g.abort.signal.aborted) return;
+          const res = r.value;
+          await send({
+            t: "end",
+            finish_reason: res.finishReason,
+            usage: {
+              prompt_tokens: res.promptTokens,
+              completion_tokens: res.completionTokens,
+              cached_tokens: res.cachedTokens,
+            },
+            ...(res.paging ? { paging: res.paging } : {}),
+          });
+          await g.done("ok", 200, res);
+          return;
+        }
+        g.observer.token();
+        await send(tokenFrame(r.value));
+      }
+    } catch (err) {
+      if (g.abort.signal.aborted) return;
+      const api = toApiError(err);
+      if (api.status >= 500) console.error("generation failed mid-stream:", err);
+      await g.done("error", api.status);
+      await send({ t: "error", status: api.status, error: api.toBody().error }).catch(() => {});
+    } finally {
+      out.stop();
+      await g.done("aborted", 499);
+    }
+  });
+}

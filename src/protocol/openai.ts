@@ -1,0 +1,254 @@
+/**
+ * Frames -> OpenAI: the edge side of the internal protocol. Turns the backend's frames into the
+ * exact chunks (stream) or response object (non-stream) the backend's own OpenAI endpoints
+ * produce for the same generation, for chat and legacy completions, and keeps what the edge
+ * needs for accounting: exact usage (cached tokens included), finish reason, text and deltas.
+ */
+import type { OpenAIErrorBody } from "../openai/errors.js";
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  LogprobContent,
+  TopLogprob,
+  Usage,
+} from "../openai/types.js";
+import { ProtocolError } from "./codec.js";
+import type { EndFrame, Frame, FrameLogprob, FrameUsage, TokenFrame } from "./types.js";
+
+export interface OpenAIView {
+  endpoint: "chat" | "completion";
+  id: string;
+  created: number;
+  model: string;
+  /** Send the usage chunk at the end (stream_options.include_usage); chunks then carry `usage: null`. */
+  includeUsage: boolean;
+  /** The client asked for logprobs (chat: logprobs true; completions: logprobs set). */
+  logprobs: boolean;
+  /** Legacy completions with echo: the prompt text, sent first. */
+  echo?: string;
+}
+
+export interface LegacyLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[];
+  text_offset: number[];
+}
+
+export interface TextCompletion {
+  id: string;
+  object: "text_completion";
+  created: number;
+  model: string;
+  choices: Array<{
+    index: number;
+    text: string;
+    logprobs: LegacyLogprobs | null;
+    finish_reason: "stop" | "length";
+  }>;
+  usage: Usage;
+}
+
+const utf8 = new TextEncoder();
+
+export function usageFromFrame(u: FrameUsage): Usage {
+  return {
+    prompt_tokens: u.prompt_tokens,
+    completion_tokens: u.completion_tokens,
+    total_tokens: u.prompt_tokens + u.completion_tokens,
+    prompt_tokens_details: { cached_tokens: u.cached_tokens },
+  };
+}
+
+function top(t: FrameLogprob): TopLogprob {
+  return { token: t.token, logprob: t.logprob, bytes: Array.from(utf8.encode(t.token)) };
+}
+
+function chatLogprob(f: TokenFrame): LogprobContent | null {
+  if (!f.logprob) return null;
+  return { ...top(f.logprob), top_logprobs: (f.top ?? []).map(top) };
+}
+
+/** Legacy logprobs of a run of tokens; offsets advance by each token's own text. */
+function legacyLogprobs(frames: TokenFrame[], startOffset: number): LegacyLogprobs | null {
+  const withLp = frames.filter((f) => f.logprob);
+  if (withLp.length === 0) return null;
+  const out: LegacyLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  let offset = startOffset;
+  for (const f of withLp) {
+    const lp = f.logprob!;
+    out.tokens.push(lp.token);
+    out.token_logprobs.push(lp.logprob);
+    out.top_logprobs.push(Object.fromEntries((f.top ?? []).map((t) => [t.token, t.logprob])));
+    out.text_offset.push(offset);
+    offset += lp.token.length;
+  }
+  return out;
+}
+
+/**
+ * Feed frames in order. `chunks()` gives the stream chunks each frame becomes; after `end`,
+ * `response()` gives the non-stream answer. State (text, usage, ...) is readable at any time.
+ */
+export class FramesToOpenAI {
+  text = "";
+  readonly deltas: string[] = [];
+  finishReason: "stop" | "length" | null = null;
+  usage: Usage | null = null;
+  paging: Record<string, number> | null = null;
+  error: { status: number; body: OpenAIErrorBody } | null = null;
+  /** Chunks that carried content. */
+  contentChunks = 0;
+  private started = false;
+  private readonly tokens: TokenFrame[] = [];
+  /** Legacy streaming offsets advance by the text deltas actually sent. */
+  private offset: number;
+
+  constructor(readonly view: OpenAIView) {
+    this.offset = view.echo?.length ?? 0;
+  }
+
+  get done(): boolean {
+    return this.finishReason !== null || this.error !== null;
+  }
+
+  private chatChunk(choices: ChatCompletionChunk["choices"]): ChatCompletionChunk {
+    const v = this.view;
+    return {
+      id: v.id,
+      object: "chat.completion.chunk",
+      created: v.created,
+      model: v.model,
+      choices,
+      ...(v.includeUsage ? { usage: null } : {}),
+    };
+  }
+
+  private textChunk(choices: unknown[]): Record<string, unknown> {
+    const v = this.view;
+    return {
+      id: v.id,
+      object: "text_completion",
+      created: v.created,
+      model: v.model,
+      choices,
+      ...(v.includeUsage ? { usage: null } : {}),
+    };
+  }
+
+  /** The chunks (JSON-ready objects) this frame becomes in a stream; ping frames become none. */
+  chunks(frame: Frame): unknown[] {
+    if (this.done) throw new ProtocolError(`frame '${frame.t}' after the end of the stream`);
+    const chat = this.view.endpoint === "chat";
+    switch (frame.t) {
+      case "start":
+        if (this.started) throw new ProtocolError("a second start frame");
+        this.started = true;
+        if (chat)
+          return [
+            this.chatChunk([
+              { index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null },
+            ]),
+          ];
+        return this.view.echo
+          ? [this.textChunk([{ index: 0, text: this.view.echo, logprobs: null, finish_reason: null }])]
+          : [];
+      case "ping":
+        return [];
+      case "token": {
+        this.requireStart(frame.t);
+        this.tokens.push(frame);
+        if (frame.text !== "") {
+          this.text += frame.text;
+          this.deltas.push(frame.text);
+        }
+        if (chat) {
+          const lp = chatLogprob(frame);
+          if (frame.text === "" && lp === null) return [];
+          if (frame.text !== "") this.contentChunks++;
+          return [
+            this.chatChunk([
+              {
+                index: 0,
+                delta: { content: frame.text },
+                logprobs: lp ? { content: [lp] } : null,
+                finish_reason: null,
+              },
+            ]),
+          ];
+        }
+        const lp = this.view.logprobs ? legacyLogprobs([frame], this.offset) : null;
+        this.offset += frame.text.length;
+        if (frame.text === "" && lp === null) return [];
+        if (frame.text !== "") this.contentChunks++;
+        return [this.textChunk([{ index: 0, text: frame.text, logprobs: lp, finish_reason: null }])];
+      }
+      case "end": {
+        this.requireStart(frame.t);
+        this.end(frame);
+        const usage = this.usage!;
+        const out: unknown[] = chat
+          ? [this.chatChunk([{ index: 0, delta: {}, logprobs: null, finish_reason: frame.finish_reason }])]
+          : [this.textChunk([{ index: 0, text: "", logprobs: null, finish_reason: frame.finish_reason }])];
+        if (this.view.includeUsage)
+          out.push(chat ? { ...this.chatChunk([]), usage } : { ...this.textChunk([]), usage });
+        return out;
+      }
+      case "error":
+        this.error = { status: frame.status, body: { error: frame.error } };
+        return [this.error.body];
+    }
+  }
+
+  private requireStart(t: string): void {
+    if (!this.started) throw new ProtocolError(`frame '${t}' before the start frame`);
+  }
+
+  private end(frame: EndFrame): void {
+    this.finishReason = frame.finish_reason;
+    this.usage = usageFromFrame(frame.usage);
+    this.paging = frame.paging ?? null;
+  }
+
+  /** The non-stream answer; only after the end frame. */
+  response(): ChatCompletion | TextCompletion {
+    if (this.finishReason === null || this.usage === null)
+      throw new ProtocolError("the stream has no end frame");
+    const v = this.view;
+    if (v.endpoint === "chat") {
+      return {
+        id: v.id,
+        object: "chat.completion",
+        created: v.created,
+        model: v.model,
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: this.text, refusal: null },
+            logprobs: v.logprobs
+              ? { content: this.tokens.map(chatLogprob).filter((x): x is LogprobContent => x !== null) }
+              : null,
+            finish_reason: this.finishReason,
+          },
+        ],
+        usage: this.usage,
+      };
+    }
+    const echo = v.echo ?? "";
+    return {
+      id: v.id,
+      object: "text_completion",
+      created: v.created,
+      model: v.model,
+      choices: [
+        {
+          index: 0,
+          text: echo + this.text,
+          logprobs: v.logprobs ? legacyLogprobs(this.tokens, echo.length) : null,
+          finish_reason: this.finishReason,
+        },
+      ],
+      usage: this.usage,
+    };
+  }
+}
