@@ -66,6 +66,7 @@ async function main(): Promise<void> {
       logit_diff: Number(r.firstLogitsMaxAbsDiff.toExponential(2)),
       logit_scale: Number(r.firstLogitsMaxAbs.toFixed(2)),
       step_diff: r.stepLogitsMaxAbsDiff === undefined ? "" : Number(r.stepLogitsMaxAbsDiff.toExponential(2)),
+      diff_to_diff: r.diffUpToDiff === undefined ? "" : Number(r.diffUpToDiff.toExponential(2)),
       margin_at_diff: r.marginAtDiff === undefined ? "" : Number(r.marginAtDiff.toExponential(2)),
     })),
   );

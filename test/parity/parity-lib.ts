@@ -237,17 +237,20 @@ export interface PromptComparison {
   stepLogitsMaxAbsDiff?: number;
   /** At the first differing step: llama.cpp's top-1 minus top-2 logit (tiny = near-tie). */
   marginAtDiff?: number;
+  /** Largest logit difference from the first token up to and including the first differing step. */
+  diffUpToDiff?: number;
   /**
    * identical: same ids. near-tie: the ids part where llama.cpp's top-2 logits are closer than
-   * the engines' logits differ anywhere (rounding decides the tie), and the logits agree to 2%
-   * of their scale. DIVERGED: anything else (a semantic difference).
+   * twice the engines' logit difference up to that step (rounding decides the tie), and those
+   * logits agree to 2% of their scale. DIVERGED: anything else (a semantic difference). Later
+   * steps may differ more (a rounding-level flip of a router choice changes a whole expert).
    */
   status?: "identical" | "near-tie" | "DIVERGED";
 }
 
 export function classify(r: PromptComparison): NonNullable<PromptComparison["status"]> {
   if (r.match) return "identical";
-  const d = r.stepLogitsMaxAbsDiff;
+  const d = r.diffUpToDiff;
   const small = d !== undefined && d <= 0.02 * Math.max(1, r.firstLogitsMaxAbs);
   if (small && r.marginAtDiff !== undefined && r.marginAtDiff <= 2 * d) return "near-tie";
   return "DIVERGED";
@@ -291,6 +294,11 @@ export function compare(
       if (firstDiff >= 0) {
         const at = firstDiff === 0 ? first : r.step_logits[firstDiff - 1];
         if (at) cmp.marginAtDiff = topMargin(at);
+        let upTo = cmp.firstLogitsMaxAbsDiff;
+        for (let i = 0; i < firstDiff && i < o.stepLogits.length; i++) {
+          upTo = Math.max(upTo, maxAbsDiff(o.stepLogits[i], r.step_logits[i]));
+        }
+        cmp.diffUpToDiff = upTo;
       }
     }
     return cmp;
@@ -372,6 +380,7 @@ export async function runParity(opts: ParityOptions): Promise<PromptComparison[]
           bad.forEach((i, j) => {
             cmp[i].stepLogitsMaxAbsDiff = again[j].stepLogitsMaxAbsDiff;
             cmp[i].marginAtDiff = again[j].marginAtDiff;
+            cmp[i].diffUpToDiff = again[j].diffUpToDiff;
           });
         }
         for (const r of cmp) r.status = classify(r);
