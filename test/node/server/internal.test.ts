@@ -1,0 +1,291 @@
+/**
+ * POST /internal/v1/generate (the frame protocol): signed only, refusals as JSON before any frame,
+ * and frames that the edge-side converter turns into exactly what the backend's own OpenAI
+ * endpoints send for the same generation (chat and completions, stream and not, logprobs, echo,
+ * usage). Then on the real tiny model: exact cached tokens, pings during prefill, cancellation,
+ * tenant caps, an error frame when generation fails.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createServerApp, type ServerOptions } from "../../../gpu-backend/server/app.js";
+import { encodeRequest, readFrames } from "../../../src/protocol/codec.js";
+import { collectFrames } from "../../../src/protocol/collect.js";
+import type { OpenAIView } from "../../../src/protocol/openai.js";
+import { framesToSse } from "../../../src/protocol/sse.js";
+import {
+  type Frame,
+  INTERNAL_GENERATE_PATH,
+  type InternalRequest,
+  PROTOCOL_VERSION,
+} from "../../../src/protocol/types.js";
+import { signRequest } from "../../../src/signing.js";
+import { FakeEngine } from "./fake-engine.js";
+import { idle, makeTinyModel, type RealServer, startServer, until } from "./real-server.js";
+import { sseEvents } from "./sse.js";
+
+const SECRET = "edge-backend";
+
+type Fetcher = (path: string, init: RequestInit) => Promise<Response>;
+
+async function internal(
+  fetcher: Fetcher,
+  req: Omit<InternalRequest, "v" | "limits"> & Partial<Pick<InternalRequest, "limits">>,
+  opts: { signTenant?: string; signal?: AbortSignal } = {},
+): Promise<Response> {
+  const body = encodeRequest({ v: PROTOCOL_VERSION, limits: {}, ...req } as InternalRequest);
+  const headers = await signRequest(SECRET, {
+    method: "POST",
+    path: INTERNAL_GENERATE_PATH,
+    body,
+    tenant: opts.signTenant ?? req.tenant,
+  });
+  return fetcher(INTERNAL_GENERATE_PATH, { method: "POST", headers, body, signal: opts.signal });
+}
+
+async function direct(fetcher: Fetcher, path: string, request: Record<string, unknown>): Promise<Response> {
+  const body = JSON.stringify(request);
+  const headers = await signRequest(SECRET, { method: "POST", path, body, tenant: "acme" });
+  return fetcher(path, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body });
+}
+
+/** Ids and timestamps differ per response; everything else must be identical. */
+function normalize(x: unknown): unknown {
+  if (Array.isArray(x)) return x.map(normalize);
+  if (typeof x !== "object" || x === null) return x;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(x)) {
+    if (k === "id" && typeof v === "string") out[k] = "ID";
+    else if (k === "created") out[k] = 0;
+    else out[k] = normalize(v);
+  }
+  return out;
+}
+
+const events = (sse: string) => sseEvents(sse).map((d) => (d === "[DONE]" ? d : normalize(JSON.parse(d))));
+
+function viewOf(endpoint: "chat" | "completion", request: Record<string, unknown>): OpenAIView {
+  const so = request.stream_options as { include_usage?: boolean } | undefined;
+  return {
+    endpoint,
+    id: "ID",
+    created: 0,
+    model: String(request.model),
+    includeUsage: so?.include_usage === true,
+    logprobs: endpoint === "chat" ? request.logprobs === true : request.logprobs != null,
+    echo: request.echo === true ? String(request.prompt) : undefined,
+  };
+}
+
+describe("frames -> OpenAI equals the backend's own OpenAI endpoints", () => {
+  const app = createServerApp(new FakeEngine(), { secret: SECRET });
+  const fetcher: Fetcher = async (path, init) => app.request(path, init);
+  const chat = { model: "fake-model", messages: [{ role: "user", content: "héllo wörld" }], temperature: 0 };
+  const comp = { model: "fake-model", prompt: "once upon a time", temperature: 0 };
+  const cases: [string, "chat" | "completion", Record<string, unknown>][] = [
+    [
+      "chat, stream, usage, logprobs",
+      "chat",
+      { ...chat, stream: true, stream_options: { include_usage: true }, logprobs: true, top_logprobs: 2 },
+    ],
+    ["chat, stream, no usage, max_tokens", "chat", { ...chat, stream: true, max_tokens: 5 }],
+    ["chat, non-stream, logprobs", "chat", { ...chat, logprobs: true, top_logprobs: 3 }],
+    [
+      "completion, stream, echo, logprobs, usage",
+      "completion",
+      { ...comp, stream: true, echo: true, logprobs: 2, stream_options: { include_usage: true } },
+    ],
+    [
+      "completion, non-stream, echo, logprobs",
+      "completion",
+      { ...comp, echo: true, logprobs: 1, max_tokens: 7 },
+    ],
+  ];
+  for (const [name, endpoint, request] of cases) {
+    it(name, async () => {
+      const path = endpoint === "chat" ? "/v1/chat/completions" : "/v1/completions";
+      const want = await direct(fetcher, path, request);
+      expect(want.status).toBe(200);
+      const res = await internal(fetcher, { tenant: "acme", endpoint, request } as InternalRequest);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe("application/vnd.moe.frames.v1+msgpack");
+      const view = viewOf(endpoint, request);
+      if (request.stream) {
+        let ended: string | null = null;
+        const { stream, state } = framesToSse(res.body!, view, { onEnd: (s) => (ended = s) });
+        const got = await new Response(stream).text();
+        expect(events(got)).toEqual(events(await want.text()));
+        expect(ended).toBe("ok");
+        expect(state.usage?.completion_tokens).toBeGreaterThan(0);
+      } else {
+        const state = await collectFrames(res.body!, view);
+        expect(normalize(state.response())).toEqual(normalize(await want.json()));
+      }
+    });
+  }
+});
+
+describe("refusals come as JSON errors before any frame", () => {
+  const setup = (opts: ServerOptions = { secret: SECRET }, engine = new FakeEngine()) => {
+    const app = createServerApp(engine, opts);
+    const fetcher: Fetcher = async (path, init) => app.request(path, init);
+    return { app, fetcher };
+  };
+  const request = { model: "fake-model", messages: [{ role: "user", content: "hi" }] };
+
+  it("unsigned, bearer and local-unsigned access are all refused (signed only)", async () => {
+    const { app } = setup({ secret: SECRET, allowUnsigned: true, bearerToken: "tok" });
+    const body = encodeRequest({
+      v: 1,
+      tenant: "",
+      limits: {},
+      endpoint: "chat",
+      request,
+    } as InternalRequest);
+    const res = await app.request(INTERNAL_GENERATE_PATH, {
+      method: "POST",
+      headers: { authorization: "Bearer tok" },
+      body,
+    });
+    expect(res.status).toBe(401);
+  });
+
+  it("tenant mismatch 403, bad envelope 400, invalid OpenAI request 400, unknown model 404", async () => {
+    const { app, fetcher } = setup();
+    const mismatch = await internal(
+      fetcher,
+      { tenant: "acme", endpoint: "chat", request } as InternalRequest,
+      {
+        signTenant: "evil",
+      },
+    );
+    expect(mismatch.status).toBe(403);
+    const junk = new Uint8Array([0xc1, 0x00]);
+    const h = await signRequest(SECRET, {
+      method: "POST",
+      path: INTERNAL_GENERATE_PATH,
+      body: junk,
+      tenant: "acme",
+    });
+    const bad = await app.request(INTERNAL_GENERATE_PATH, { method: "POST", headers: h, body: junk });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe("invalid_protocol");
+    const invalid = await internal(fetcher, {
+      tenant: "acme",
+      endpoint: "chat",
+      request: { ...request, temperature: 9 },
+    } as InternalRequest);
+    expect(invalid.status).toBe(400);
+    expect(((await invalid.json()) as { error: { param: string } }).error.param).toBe("temperature");
+    const unknown = await internal(fetcher, {
+      tenant: "acme",
+      endpoint: "chat",
+      request: { ...request, model: "nope" },
+    } as InternalRequest);
+    expect(unknown.status).toBe(404);
+  });
+});
+
+describe("on the real tiny model", () => {
+  let model: ReturnType<typeof makeTinyModel>;
+  beforeAll(() => {
+    model = makeTinyModel();
+  });
+  afterAll(() => model.cleanup());
+  const fetcherOf =
+    (s: RealServer): Fetcher =>
+    (path, init) =>
+      fetch(`${s.url}${path}`, init);
+  const req = (content: string, extra: Record<string, unknown> = {}) =>
+    ({
+      tenant: "acme",
+      endpoint: "chat",
+      request: {
+        model: "tiny",
+        messages: [{ role: "user", content }],
+        temperature: 0,
+        max_tokens: 6,
+        ignore_eos: true,
+        ...extra,
+      },
+    }) as InternalRequest;
+  const allFrames = async (res: Response) => {
+    const out: Frame[] = [];
+    for await (const f of readFrames(res.body!)) out.push(f);
+    return out;
+  };
+
+  it("the end frame carries exact usage (cached tokens) and paging; pings flow during a long prefill", async () => {
+    const s = await startServer(
+      model.dir,
+      { engine: { scheduler: { stepTokens: 8 }, prefixBlockTokens: 16 } },
+      { secret: SECRET, keepAliveMs: 5 },
+    );
+    try {
+      const prompt = "a shared system prompt that many requests start with. ".repeat(30);
+      const first = await allFrames(await internal(fetcherOf(s), req(prompt)));
+      const second = await allFrames(await internal(fetcherOf(s), req(prompt)));
+      const end1 = first.at(-1)!;
+      const end2 = second.at(-1)!;
+      if (end1.t !== "end" || end2.t !== "end") throw new Error("no end frame");
+      expect(first[0]).toMatchObject({ t: "start", v: 1, model: "tiny" });
+      expect(end1.usage.cached_tokens).toBe(0);
+      expect(end2.usage.cached_tokens).toBe(s.engine.prefixCache!.stats().hitTokens);
+      expect(end2.usage.cached_tokens).toBeGreaterThan(0);
+      expect(end2.usage.completion_tokens).toBe(6);
+      expect(second.filter((f) => f.t === "token")).toHaveLength(6);
+      expect(end1.paging?.hits).toBeGreaterThan(0);
+      // The first request's long prefill (no cache) sent pings before its first token.
+      const firstToken = first.findIndex((f) => f.t === "token");
+      expect(first.slice(0, firstToken).some((f) => f.t === "ping")).toBe(true);
+      expect(idle(s.engine)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("cancelling the frame stream frees the sequence; tenant caps from the request's limits give 429", async () => {
+    const s = await startServer(model.dir, {}, { secret: SECRET });
+    try {
+      const ac = new AbortController();
+      const res = await internal(
+        fetcherOf(s),
+        { ...req("long", { max_tokens: 3000 }), limits: { maxInflight: 1 } },
+        { signal: ac.signal },
+      );
+      expect(res.status).toBe(200);
+      const frames = readFrames(res.body!);
+      await frames.next();
+      await frames.next();
+      const refused = await internal(fetcherOf(s), { ...req("second"), limits: { maxInflight: 1 } });
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get("retry-after")).toBe("1");
+      ac.abort();
+      await frames.return(undefined);
+      await until(() => idle(s.engine), 3000, "idle after cancel");
+      const ok = await internal(fetcherOf(s), { ...req("third"), limits: { maxInflight: 1 } });
+      expect(ok.status).toBe(200);
+      expect((await allFrames(ok)).at(-1)?.t).toBe("end");
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a failure mid-generation sends an error frame and nothing after it", async () => {
+    const s = await startServer(model.dir, {}, { secret: SECRET });
+    try {
+      const m = s.engine.model;
+      const forward = m.forwardBatch.bind(m);
+      let calls = 0;
+      m.forwardBatch = async (items) => {
+        if (++calls === 3) throw new Error("expert read failed");
+        return forward(items);
+      };
+      const frames = await allFrames(await internal(fetcherOf(s), req("x", { max_tokens: 10 })));
+      expect(frames.filter((f) => f.t === "token")).toHaveLength(2);
+      const last = frames.at(-1)!;
+      expect(last).toMatchObject({ t: "error", status: 500, error: { type: "server_error" } });
+      expect(idle(s.engine)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+});
