@@ -9,7 +9,7 @@
 import type { OpenAIErrorBody } from "../openai/errors.js";
 import type { ChatCompletionRequest, CompletionRequest } from "../openai/schema.js";
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 1 as const;
 export const INTERNAL_GENERATE_PATH = "/internal/v1/generate";
 export const REQUEST_CONTENT_TYPE = "application/vnd.moe.request.v1+msgpack";
 export const FRAMES_CONTENT_TYPE = "application/vnd.moe.frames.v1+msgpack";
