@@ -9,7 +9,7 @@
  * /v1/* requires a signed request from the edge (or the local-use options in AuthOptions) and
  * can be switched off (`openaiEndpoints: false`), leaving only the internal protocol.
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "../../src/openai/errors.js";
 import type { ModelList } from "../../src/openai/types.js";
@@ -104,6 +104,14 @@ export function createServerApp(engine: Engine | Promise<Engine>, opts: ServerOp
     c.header("retry-after", "1");
     return c.json({ status: "loading" }, 503);
   });
+
+  // Every answer to a generation request tells the edge router this backend's load (refusals too).
+  const reportLoad: MiddlewareHandler<ServerEnv> = async (c, next) => {
+    await next();
+    const e = introspect(ready);
+    if (e) c.res.headers.set("x-backend-load", String(loadReport(e).load));
+  };
+  for (const path of Object.keys(ENDPOINTS)) app.use(path, reportLoad);
 
   app.get("/metrics", async (c) => {
     const text = await metrics.render(ready?.modelId ?? null);

@@ -223,3 +223,19 @@ it("oversized bodies get 413, absurd max_tokens and n > 1 get 400, all as OpenAI
     await s.close();
   }
 });
+
+it("generation responses carry x-backend-load for the edge router", async () => {
+  const s = await startServer(model.dir, { engine: { scheduler: { maxRunning: 2, maxQueued: 2 } } });
+  try {
+    const ac = new AbortController();
+    const long = await post(s, chat("long", { max_tokens: 2000, stream: true }), {}, ac.signal);
+    expect(long.headers.get("x-backend-load")).toBe("0.25"); // itself: 1 of 4 slots
+    await long.body!.getReader().read();
+    const short = await post(s, chat("short"));
+    expect(short.headers.get("x-backend-load")).toBe("0.25"); // measured after it finished
+    ac.abort();
+    await until(() => idle(s.engine), 3000, "idle");
+  } finally {
+    await s.close();
+  }
+});
