@@ -480,8 +480,11 @@ export class ExpertStore implements ExpertProvider {
     const totals = {
       ...s,
       hit_rate: ratio(s.hits, s.hits + s.misses),
-      // Of the experts prefetch read, the share a step then used.
-      prefetch_precision: ratio(s.prefetch_used, s.prefetch_issued),
+      // Resident, or already being read because a guess asked for it before the step did.
+      covered_rate: ratio(s.hits + s.misses_inflight, s.hits + s.misses),
+      // Of the prefetches whose fate is known (used by a step, or evicted unused), the share used.
+      // Counted at resolution, so any window of two snapshots stays within 0..1.
+      prefetch_precision: ratio(s.prefetch_used, s.prefetch_used + s.prefetch_wasted),
       // Of the experts steps needed from disk, the share prefetch had started reading ahead.
       prefetch_recall: ratio(s.prefetch_used, s.prefetch_used + (s.misses - s.misses_inflight)),
       // Of the experts the guesses named, the share the next step of that layer used.
