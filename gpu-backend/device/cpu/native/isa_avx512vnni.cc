@@ -76,7 +76,7 @@ static void quantize_x(const float* x, int cols, QuantX& out) {
 // out[i] = dot(row i, x) for R rows and one token.
 template <int DT, int R>
 static inline void vnni_tile(const uint8_t* const* rp, const uint16_t* const* sp, int nb, const QuantX& qx,
-                             float* out) {
+                             float* out, size_t rb, size_t next, int os) {
   constexpr int G = DT == DT_Q8 ? 2 : 4;
   constexpr int BPB = DT == DT_Q8 ? 32 : 16;  // weight bytes per block
   const int ng = (nb + G - 1) / G;
@@ -97,7 +97,7 @@ static inline void vnni_tile(const uint8_t* const* rp, const uint16_t* const* sp
     const __m512i xb = DT == DT_Q4 ? _mm512_loadu_si512(xg + 64) : xa;
     for (int i = 0; i < R; i++) {
       const uint8_t* wp = rp[i] + static_cast<size_t>(g) * 64;
-      prefetch(wp + PFD);
+      prefetch(prefetch_addr(rp[i], static_cast<size_t>(g) * 64 + PFD, rb, next));
       const __m512i w = full ? _mm512_loadu_si512(wp) : _mm512_maskz_loadu_epi8(wm, wp);
       __m512i s;
       if constexpr (DT == DT_Q8) {
@@ -111,7 +111,7 @@ static inline void vnni_tile(const uint8_t* const* rp, const uint16_t* const* sp
       acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dxv), acc[i]);
     }
   }
-  for (int i = 0; i < R; i++) out[i] = vhsum(acc[i]);
+  for (int i = 0; i < R; i++) out[static_cast<size_t>(i) * os] = vhsum(acc[i]);
 }
 
 // Quantizes every activation row once per call (on the calling thread, before the workers start).
@@ -135,23 +135,27 @@ static void vnni_rows(const MatmulArgs& a, int r0, int r1) {
   const size_t rb = DT == DT_Q8 ? static_cast<size_t>(a.cols) : static_cast<size_t>(a.cols) / 2;
   const int nb = a.cols / 32;
   constexpr int R = 4;
-  // Row groups outer, tokens inner: a group's weights stay in L1/L2 while every token uses them.
-  for (int r = r0; r < r1; r += R) {
-    const int nr = r + R <= r1 ? R : r1 - r;
+  // The R rows of a tile come from R contiguous sub-ranges so that each memory stream reads
+  // consecutive rows (see rows_impl in isa_body.inc); tokens innermost, so a tile's weights stay
+  // in L1/L2 while every token uses them.
+  const int m = r1 - r0;
+  const int S = m >= 2 * R ? m / R : 0;
+  for (int j = 0; j < S; j++) {
     const uint8_t* rp[R];
     const uint16_t* sp[R];
-    for (int i = 0; i < nr; i++) {
-      rp[i] = a.w + static_cast<size_t>(r + i) * rb;
-      sp[i] = a.scales + static_cast<size_t>(r + i) * nb;
+    for (int i = 0; i < R; i++) {
+      const int r = r0 + i * S + j;
+      rp[i] = a.w + static_cast<size_t>(r) * rb;
+      sp[i] = a.scales + static_cast<size_t>(r) * nb;
     }
-    for (int t = 0; t < a.n; t++) {
-      float* o = a.out + static_cast<size_t>(t) * a.rows + r;
-      if (nr == R) {
-        vnni_tile<DT, R>(rp, sp, nb, qxs[t], o);
-      } else {
-        for (int i = 0; i < nr; i++) vnni_tile<DT, 1>(rp + i, sp + i, nb, qxs[t], o + i);
-      }
-    }
+    for (int t = 0; t < a.n; t++)
+      vnni_tile<DT, R>(rp, sp, nb, qxs[t], a.out + static_cast<size_t>(t) * a.rows + r0 + j, rb, rb, S);
+  }
+  for (int r = r0 + R * S; r < r1; r++) {
+    const uint8_t* rp = a.w + static_cast<size_t>(r) * rb;
+    const uint16_t* sp = a.scales + static_cast<size_t>(r) * nb;
+    for (int t = 0; t < a.n; t++)
+      vnni_tile<DT, 1>(&rp, &sp, nb, qxs[t], a.out + static_cast<size_t>(t) * a.rows + r, rb, rb, 1);
   }
 }
 
