@@ -148,6 +148,16 @@ describe("refusals come as JSON errors before any frame", () => {
     expect(res.status).toBe(401);
   });
 
+  it("with the OpenAI endpoints switched off, only the frame protocol answers", async () => {
+    const { app, fetcher } = setup({ secret: SECRET, openaiEndpoints: false });
+    const off = await direct(fetcher, "/v1/chat/completions", request);
+    expect(off.status).toBe(404);
+    expect((await app.request("/v1/models")).status).toBe(404);
+    const on = await internal(fetcher, { tenant: "acme", endpoint: "chat", request } as InternalRequest);
+    expect(on.status).toBe(200);
+    await on.arrayBuffer();
+  });
+
   it("tenant mismatch 403, bad envelope 400, invalid OpenAI request 400, unknown model 404", async () => {
     const { app, fetcher } = setup();
     const mismatch = await internal(
