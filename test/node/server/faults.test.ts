@@ -219,7 +219,7 @@ it("a burst of 200 requests: each gets a whole stream or a clean 503/429; the se
 it("keep-alive comments flow during a long prefill, before the first token", async () => {
   const s = await startServer(model.dir, SLOW_PREFILL, { allowUnsigned: true, keepAliveMs: 10 });
   try {
-    const prompt = longPrompt((t) => s.engine.tokenizer.encode(t, true), 3000);
+    const prompt = longPrompt((t) => s.engine.tokenizer.encode(t, true), 1200);
     const res = await fetch(`${s.url}/v1/completions`, {
       method: "POST",
       body: completion(prompt, { stream: true, max_tokens: 2 }),
