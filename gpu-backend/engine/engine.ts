@@ -34,9 +34,19 @@ export interface EngineOptions {
   prefixBlockTokens?: number;
 }
 
+/** A reader this far behind pauses its sequence (backpressure instead of unbounded buffering). */
+const MAX_UNREAD_EVENTS = 32;
+
 /** Events of one sequence, handed from the scheduler loop to the request's async generator. */
 class Channel<T> {
   private items: T[] = [];
+  /** Called after the reader takes an item (the scheduler resumes a paused sequence). */
+  onTake: (() => void) | null = null;
+
+  get backlog(): number {
+    return this.items.length;
+  }
+
   private wake: (() => void) | null = null;
   private ended = false;
   private error: Error | undefined;
@@ -54,7 +64,10 @@ class Channel<T> {
 
   async *drain(): AsyncGenerator<T> {
     for (;;) {
-      while (this.items.length > 0) yield this.items.shift()!;
+      while (this.items.length > 0) {
+        yield this.items.shift()!;
+        this.onTake?.();
+      }
       if (this.ended) {
         if (this.error) throw this.error;
         return;
@@ -168,7 +181,11 @@ export class MoeEngine implements Engine {
         channel.push(event);
         return finishReason === "stop" || last ? null : s.tokenId;
       },
+      paused: () => channel.backlog >= MAX_UNREAD_EVENTS,
       onEnd: (error) => channel.end(signal?.aborted ? undefined : error),
+    };
+    channel.onTake = () => {
+      if (channel.backlog === MAX_UNREAD_EVENTS - 1) this.scheduler.kick();
     };
     try {
       this.scheduler.submit(seq);

@@ -11,6 +11,8 @@ export interface ScheduledSequence {
   readonly signal?: AbortSignal;
   /** Called with the logits after the prompt (and after each fed token); returns the next token, or null when done. */
   onLogits(logits: Float32Array): number | null;
+  /** True while the reader is behind (too many unread events): skip its decode steps. */
+  paused(): boolean;
   /** Called once when the sequence leaves (done, aborted or failed). */
   onEnd(error?: Error): void;
   /** Set by the scheduler when the prompt's KV came partly from the prefix cache. */
@@ -89,10 +91,15 @@ export class Scheduler {
     }
     this.levelServed(seq.tenant);
     this.waiting.push({ seq, cache: new KvCache(this.model.config, 0), prefilled: 0, next: null });
-    if (!this.loopActive) {
-      this.loopActive = true;
-      setImmediate(() => void this.loop());
-    }
+    seq.signal?.addEventListener("abort", () => this.kick(), { once: true });
+    this.kick();
+  }
+
+  /** Start the step loop unless it runs (new work, a resumed reader, an abort to clean up). */
+  kick(): void {
+    if (this.loopActive) return;
+    this.loopActive = true;
+    setImmediate(() => void this.loop());
   }
 
   stats(): SchedulerStats {
@@ -140,11 +147,8 @@ export class Scheduler {
         await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
+      // Remaining sequences are all paused by slow readers; their reader kicks the loop again.
       this.loopActive = false;
-      if (this.running.length + this.waiting.length > 0) {
-        this.loopActive = true;
-        setImmediate(() => void this.loop());
-      }
     }
   }
 
@@ -202,7 +206,7 @@ export class Scheduler {
     const out: { r: Running; item: BatchItem }[] = [];
     let budget = this.limits.stepTokens;
     for (const r of this.running) {
-      if (r.next !== null && budget > 0) {
+      if (r.next !== null && budget > 0 && !r.seq.paused()) {
         out.push({ r, item: { tokens: [r.next], cache: r.cache, wantLogits: true } });
         budget--;
       }

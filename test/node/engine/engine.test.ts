@@ -156,3 +156,22 @@ describe("fairness", () => {
     expect(order.indexOf("b")).toBeLessThan(3);
   });
 });
+
+describe("backpressure", () => {
+  it("pauses a sequence whose reader stops, and resumes it when reading resumes", async () => {
+    const e = engines.llama4;
+    const gen = e.generate(prompts[0], { ...greedy, maxTokens: 120 });
+    await gen.next();
+    const steps = () => e.scheduler.stats().steps;
+    // Not reading: the scheduler must stop stepping this sequence once 32 events wait unread.
+    await new Promise((r) => setTimeout(r, 300));
+    const paused = steps();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(steps()).toBe(paused);
+    expect(e.scheduler.stats().running).toBe(1);
+    let n = 1;
+    for await (const _ of gen) n++;
+    expect(n).toBe(120);
+    expect(e.scheduler.stats().running).toBe(0);
+  });
+});
