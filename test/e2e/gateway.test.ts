@@ -80,6 +80,9 @@ const ask = (i: number) => [{ role: "user" as const, content: `Count to ${i}.` }
 describe("gateway with the real backend", () => {
   it("parallel streams never exceed tokens-per-minute; the settled total equals the usage the client saw", async () => {
     // Each reservation: utf8("user"+"Count to N.") + 16 + 32 + max_tokens 8 = 71 tokens -> at most 4 fit in 300.
+    // Per-minute counters are exact within one UTC minute: do not start right before its end.
+    const left = 60_000 - (Date.now() % 60_000);
+    if (left < 8000) await new Promise((r) => setTimeout(r, left + 50));
     const t = await tenant("quota", { quota: { tokens_per_minute: 300 } });
     const results = await Promise.all(
       Array.from({ length: 8 }, async (_, i) => {

@@ -1,6 +1,6 @@
 /** Prompt cache in the chain: MISS then HIT with the same content, per-tenant isolation, BYPASS rules, quota/usage rules. */
-import { describe, expect, it } from "vitest";
-import { harness, jsonAnswer, sseAnswer, sseEvents, streamedText } from "./util.js";
+import { beforeEach, describe, expect, it } from "vitest";
+import { clearOfMinuteEdge, harness, jsonAnswer, sseAnswer, sseEvents, streamedText } from "./util.js";
 
 const det = (extra: Record<string, unknown> = {}) => ({
   model: "test-model",
@@ -24,6 +24,8 @@ function backend() {
     },
   };
 }
+
+beforeEach(() => clearOfMinuteEdge());
 
 describe("prompt cache", () => {
   it("MISS fills, HIT replays the same content as SSE without calling the backend", async () => {

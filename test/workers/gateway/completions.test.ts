@@ -1,6 +1,6 @@
 /** /v1/completions through the same gateway stages: quota settles from the text stream, the cache replays text_completion. */
-import { describe, expect, it } from "vitest";
-import { harness, sseEvents } from "./util.js";
+import { beforeEach, describe, expect, it } from "vitest";
+import { clearOfMinuteEdge, harness, sseEvents } from "./util.js";
 
 const enc = new TextEncoder();
 function textStream(pieces: string[], usage: { prompt_tokens: number; completion_tokens: number }): Response {
@@ -20,6 +20,8 @@ function textStream(pieces: string[], usage: { prompt_tokens: number; completion
   const body = `${ev.map((e) => `data: ${JSON.stringify(e)}\n\n`).join("")}data: [DONE]\n\n`;
   return new Response(enc.encode(body), { headers: { "content-type": "text/event-stream" } });
 }
+
+beforeEach(() => clearOfMinuteEdge());
 
 describe("/v1/completions", () => {
   it("forwards to the backend's /v1/completions, settles exact usage, then hits the cache", async () => {

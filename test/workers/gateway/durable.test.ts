@@ -1,12 +1,15 @@
 /** TenantQuota Durable Object on its own: atomic RPCs, idempotent settle, leak expiry by alarm, ledger. */
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import type { TenantQuota } from "../../../workers/durable/tenant-quota.js";
 import type { Env } from "../../../workers/env.js";
+import { clearOfMinuteEdge } from "./util.js";
 
 const ns = () => (env as unknown as Env).TENANT_QUOTA;
 const limits = { tokensPerMinute: 1000, maxConcurrentStreams: 3 };
+
+beforeEach(() => clearOfMinuteEdge());
 
 describe("TenantQuota Durable Object", () => {
   it("200 parallel reservations admit exactly what fits", async () => {

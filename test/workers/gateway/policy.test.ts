@@ -1,6 +1,6 @@
 /** License policy in the chain: each rule's decision with its status and reason, obligations as headers, no charge on denial. */
-import { describe, expect, it } from "vitest";
-import { harness, jsonAnswer } from "./util.js";
+import { beforeEach, describe, expect, it } from "vitest";
+import { clearOfMinuteEdge, harness, jsonAnswer } from "./util.js";
 
 const MODELS = "llama-4-scout,mixtral-8x7b,test-model";
 const ask = (model: string) => ({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 5 });
@@ -17,6 +17,8 @@ async function denial(res: Response) {
   const body = (await res.json()) as { error: { code: string; type: string; message: string } };
   return { status: res.status, ...body.error };
 }
+
+beforeEach(() => clearOfMinuteEdge());
 
 describe("license policy in the chain", () => {
   it("allows an attested tenant with the Llama attribution obligations as headers", async () => {

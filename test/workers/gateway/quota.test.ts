@@ -3,8 +3,8 @@
  * exceeds a limit, the settled total equals the usage the backend reported, and every failure path
  * (backend error, mid-stream break, client leaving) gives back what was not used.
  */
-import { describe, expect, it } from "vitest";
-import { chunkJson, harness, jsonAnswer, sseAnswer, sseEvents } from "./util.js";
+import { beforeEach, describe, expect, it } from "vitest";
+import { chunkJson, clearOfMinuteEdge, harness, jsonAnswer, sseAnswer, sseEvents } from "./util.js";
 
 // Reservation of {role:"user", content:"hi"}: utf8("user"+"hi") + 16 per message + 32 = 54, + max_tokens.
 const PROMPT_ESTIMATE = 54;
@@ -14,6 +14,8 @@ const body = (extra: Record<string, unknown> = {}) => ({
   max_tokens: 46,
   ...extra,
 });
+
+beforeEach(() => clearOfMinuteEdge());
 
 describe("quota: exact under concurrency", () => {
   it("N parallel requests never exceed tokens-per-minute; settled total == reported usage", async () => {

@@ -1,7 +1,7 @@
 /** Each gateway middleware on its own, in a minimal Hono app with the variables earlier stages would set. */
 import { env } from "cloudflare:workers";
 import { Hono, type MiddlewareHandler } from "hono";
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import type { CompletionHook } from "../../../workers/chat/outcome.js";
 import type { AppEnv, Env } from "../../../workers/env.js";
 import { promptCacheLookup } from "../../../workers/gateway/cache.js";
@@ -10,6 +10,7 @@ import { licensePolicy } from "../../../workers/gateway/policy.js";
 import { quotaReservation } from "../../../workers/gateway/quota.js";
 import { handleError } from "../../../workers/middleware/errors.js";
 import type { Tenant } from "../../../workers/tenants/types.js";
+import { clearOfMinuteEdge } from "./util.js";
 
 const e = { ...(env as unknown as Env), MODELS: "llama-4-scout,test-model" } as Env;
 
@@ -45,6 +46,8 @@ const tenant = (gateway: Tenant["gateway"] = {}): Tenant => ({
   createdAt: "",
   gateway,
 });
+
+beforeEach(() => clearOfMinuteEdge());
 
 describe("stages on their own", () => {
   it("policy: denies before the handler, allows with headers", async () => {

@@ -32,7 +32,6 @@ export interface UsageBody {
   };
 }
 
-let seq = 0;
 
 export function harness(backend: Backend, vars: Partial<Env> = {}): Harness {
   const e = { ...(env as unknown as Env), ...vars } as Env;
@@ -67,7 +66,7 @@ export function harness(backend: Backend, vars: Partial<Env> = {}): Harness {
       });
     },
     async tenant(settings) {
-      const id = `t${Date.now().toString(36)}${(seq++).toString(36)}`;
+      const id = `t${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;
       const res = await h.admin("POST", "/tenants", { name: id, id });
       if (res.status !== 201) throw new Error(`create tenant: ${res.status} ${await res.text()}`);
       const { api_key } = (await res.json()) as { api_key: string };
@@ -165,4 +164,13 @@ export function streamedText(events: string[]): string {
     .map((e) => JSON.parse(e) as { choices?: Array<{ delta?: { content?: string } }> })
     .map((c) => c.choices?.[0]?.delta?.content ?? "")
     .join("");
+}
+
+/**
+ * Quota windows are fixed UTC minutes: a test that asserts exact per-minute counters must not run
+ * across a minute boundary. Wait for the next minute when fewer than `marginMs` remain.
+ */
+export async function clearOfMinuteEdge(marginMs = 4000): Promise<void> {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < marginMs) await new Promise((r) => setTimeout(r, left + 50));
 }
