@@ -131,8 +131,8 @@ const repeated: Make = () => ({
   stream: true,
 });
 
-async function measure(url: string, make: Make, headers: Record<string, string>, n: number, conc: number) {
-  for (let i = 0; i < WARMUP; i++) await once(url, make(), headers);
+/** Run `n` requests with `conc` in flight; returns the samples and the wall time. */
+async function collect(url: string, make: Make, headers: Record<string, string>, n: number, conc: number) {
   const samples: Sample[] = [];
   let next = 0;
   const t0 = performance.now();
@@ -144,7 +144,10 @@ async function measure(url: string, make: Make, headers: Record<string, string>,
       }
     }),
   );
-  const wall = (performance.now() - t0) / 1000;
+  return { samples, wallMs: performance.now() - t0 };
+}
+
+function summarize(samples: Sample[], wallMs: number) {
   const fb = samples.map((s) => s.firstByteMs);
   return {
     p50: pct(fb, 50),
@@ -154,7 +157,7 @@ async function measure(url: string, make: Make, headers: Record<string, string>,
       samples.map((s) => s.totalMs),
       50,
     ),
-    rps: n / wall,
+    rps: samples.length / (wallMs / 1000),
     cache: [...new Set(samples.map((s) => s.cache ?? "-"))].join("/"),
     // p50 of each gateway stage's Server-Timing (the waits on KV, the Durable Object, the origin).
     stages: [...new Set(samples.flatMap((s) => Object.keys(s.timing)))]
@@ -168,6 +171,9 @@ async function measure(url: string, make: Make, headers: Record<string, string>,
       .join(" "),
   };
 }
+
+/** Paths alternate in rounds, so slow drifts of a shared machine's load hit every path alike. */
+const ROUNDS = Number(process.env.EDGE_BENCH_ROUNDS ?? 6);
 
 export async function run() {
   const work = mkdtempSync(join(tmpdir(), "moe-edge-bench-"));
@@ -222,16 +228,30 @@ export async function run() {
     const rows: Record<string, unknown>[] = [];
     const get = (path: string, load: string) =>
       rows.find((r) => r.path === path && r.load === load) as { p50: number };
+    for (const [path, url, make, headers] of paths) {
+      for (let i = 0; i < WARMUP; i++) await once(url, make(), headers);
+    }
     for (const [load, n, conc] of [
       ["sequential", SEQ, 1],
       ["c16", CONC_TOTAL, CONC],
     ] as const) {
-      for (const [path, url, make, headers] of paths) {
-        const m = await measure(url, make, headers, n, conc);
+      const acc = new Map<string, { samples: Sample[]; wallMs: number }>();
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const [path, url, make, headers] of paths) {
+          const got = await collect(url, make, headers, Math.ceil(n / ROUNDS), conc);
+          const a = acc.get(path) ?? { samples: [], wallMs: 0 };
+          a.samples.push(...got.samples);
+          a.wallMs += got.wallMs;
+          acc.set(path, a);
+        }
+      }
+      for (const [path] of paths) {
+        const a = acc.get(path)!;
+        const m = summarize(a.samples, a.wallMs);
         rows.push({
           path,
           load,
-          n,
+          n: a.samples.length,
           p50: +m.p50.toFixed(3),
           p90: +m.p90.toFixed(3),
           p99: +m.p99.toFixed(3),
