@@ -73,6 +73,9 @@ static void quantize_x(const float* x, int cols, QuantX& out) {
   }
 }
 
+// Prefetch distance for the int8 kernels (1024 measured slightly better than 2048 here).
+constexpr size_t kVnniPfd = 1024;
+
 // out[i] = dot(row i, x) for R rows and one token.
 template <int DT, int R>
 static inline void vnni_tile(const uint8_t* const* rp, const uint16_t* const* sp, int nb, const QuantX& qx,
@@ -97,7 +100,7 @@ static inline void vnni_tile(const uint8_t* const* rp, const uint16_t* const* sp
     const __m512i xb = DT == DT_Q4 ? _mm512_loadu_si512(xg + 64) : xa;
     for (int i = 0; i < R; i++) {
       const uint8_t* wp = rp[i] + static_cast<size_t>(g) * 64;
-      prefetch(prefetch_addr(rp[i], static_cast<size_t>(g) * 64 + PFD, rb, next));
+      prefetch(prefetch_addr(rp[i], static_cast<size_t>(g) * 64 + kVnniPfd, rb, next));
       const __m512i w = full ? _mm512_loadu_si512(wp) : _mm512_maskz_loadu_epi8(wm, wp);
       __m512i s;
       if constexpr (DT == DT_Q8) {
