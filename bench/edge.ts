@@ -228,7 +228,7 @@ export async function run() {
     const rows: Record<string, unknown>[] = [];
     const get = (path: string, load: string) =>
       rows.find((r) => r.path === path && r.load === load) as { p50: number };
-    for (const [path, url, make, headers] of paths) {
+    for (const [, url, make, headers] of paths) {
       for (let i = 0; i < WARMUP; i++) await once(url, make(), headers);
     }
     for (const [load, n, conc] of [

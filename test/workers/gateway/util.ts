@@ -32,7 +32,6 @@ export interface UsageBody {
   };
 }
 
-
 export function harness(backend: Backend, vars: Partial<Env> = {}): Harness {
   const e = { ...(env as unknown as Env), ...vars } as Env;
   const calls: Harness["calls"] = [];
