@@ -7,9 +7,9 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
 /**
- * Kernel sets. "avx512vnni" differs from "avx512" only for q8/q4 matmuls, which quantize the
- * activations to int8 per 32-block (as llama.cpp does) to use vpdpbusd; all others compute with
- * f32 activations and exactly dequantized weights.
+ * Kernel sets. "avx512vnni" differs from "avx512" only for q4 matmuls, which quantize the
+ * activations to int8 per 32-block (as llama.cpp does) to use vpdpbusd; everything else computes
+ * with f32 activations and exactly dequantized weights.
  */
 export type Isa = "scalar" | "avx2" | "avx512" | "avx512vnni";
 export const ISA_INDEX: Record<Isa, number> = { scalar: 0, avx2: 1, avx512: 2, avx512vnni: 3 };
