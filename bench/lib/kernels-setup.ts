@@ -39,22 +39,32 @@ export function weightBytes(w: Weight): number {
   return w.data.byteLength + (w.scales?.byteLength ?? 0);
 }
 
-/** Seconds per call: one warm-up, then repeat for at least minSeconds; best and median. */
+/**
+ * Seconds per call: one warm-up, then repeat for at least minSeconds; best and median wall time,
+ * and the process CPU time (user + system, all threads) spent in the timed calls.
+ */
 export function timeIt(
   fn: () => void,
   minSeconds = 1,
   minIters = 3,
-): { best: number; median: number; iters: number } {
+): { best: number; median: number; iters: number; cpuSeconds: number } {
   fn();
   const times: number[] = [];
+  const cpu0 = process.cpuUsage();
   const start = performance.now();
   while (times.length < minIters || (performance.now() - start) / 1000 < minSeconds) {
     const t0 = performance.now();
     fn();
     times.push((performance.now() - t0) / 1000);
   }
+  const cpu = process.cpuUsage(cpu0);
   times.sort((a, b) => a - b);
-  return { best: times[0], median: times[Math.floor(times.length / 2)], iters: times.length };
+  return {
+    best: times[0],
+    median: times[Math.floor(times.length / 2)],
+    iters: times.length,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
 }
 
 export function matvecOnce(dev: Device, w: Weight, n: number): () => void {
