@@ -29,6 +29,8 @@ export interface ParityCase {
    * default; it shows the harness notices a real semantic difference.
    */
   diagnostic?: string;
+  /** A larger model (the `default` preset, ~100 MB): run by `npm run parity`, not by the test. */
+  larger?: boolean;
 }
 
 /**
@@ -62,6 +64,10 @@ export const PARITY_CASES: ParityCase[] = [
     seed: 12,
   },
   { name: "mixtral", family: "mixtral", preset: "tiny", config: {}, seed: 13 },
+  // The `default` presets (hidden 256, 8 layers, vocab 4096): wider heads and matrices than tiny.
+  { name: "llama4-default", family: "llama4", preset: "default", config: {}, seed: 21, larger: true },
+  { name: "mixtral-default", family: "mixtral", preset: "default", config: {}, seed: 23, larger: true },
+  { name: "qwen3moe-default", family: "qwen3moe", preset: "default", config: {}, seed: 24, larger: true },
   {
     name: "llama4-chunk16",
     family: "llama4",

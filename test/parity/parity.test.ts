@@ -7,7 +7,7 @@ const cacheDir = join(ROOT, ".cache", "parity");
 // Greedy generations of our engine and llama.cpp on the same f32 GGUF (and our loader on the HF
 // folder) must be identical token for token; first-token logits must agree to float rounding.
 describe("llama.cpp parity (greedy, f32, from token ids)", () => {
-  for (const c of PARITY_CASES.filter((x) => !x.diagnostic)) {
+  for (const c of PARITY_CASES.filter((x) => !x.diagnostic && !x.larger)) {
     it(c.name, async () => {
       const rows = await runParity({
         cacheDir,
