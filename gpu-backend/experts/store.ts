@@ -227,7 +227,32 @@ export class ExpertStore implements ExpertProvider {
         this.pending--;
       },
     );
-    return run;
+    // Stall is the time the caller really waits: from its await (the first then() on the
+    // returned promise) to resolution. Work the caller does between acquire() and await (the
+    // shared expert, the next layer's guess) overlaps the reads and is not stall.
+    let waitStart = -1;
+    const done = () => {
+      if (waitStart < 0) return;
+      const dt = performance.now() - waitStart;
+      this.stallMsTotal += dt;
+      this.counters.stallMs[layer] += dt;
+    };
+    const timed = new WaitTimedPromise<ExpertWeights[]>((resolve, reject) => {
+      run.then(
+        (v) => {
+          done();
+          resolve(v);
+        },
+        (e: unknown) => {
+          done();
+          reject(e);
+        },
+      );
+    });
+    timed.onWait = () => {
+      if (waitStart < 0) waitStart = performance.now();
+    };
+    return timed;
   }
 
   /** Acquires called and not yet settled (running or queued). */
@@ -235,7 +260,6 @@ export class ExpertStore implements ExpertProvider {
 
   private async acquireNow(layer: number, experts: number[]): Promise<ExpertWeights[]> {
     if (this.closed) throw new Error("expert store is closed");
-    const t0 = performance.now();
     this.pinned = new Set();
     if (!this.plans[layer * this.numExperts]) throw new RangeError(`layer ${layer} has no routed experts`);
     if (experts.length > this.capacity) {
@@ -279,9 +303,6 @@ export class ExpertStore implements ExpertProvider {
     if (waiting.length > 0) {
       const results = await Promise.allSettled(waiting.map((w) => this.waitResident(w.key)));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-      const dt = performance.now() - t0;
-      this.stallMsTotal += dt;
-      this.counters.stallMs[layer] += dt;
       if (failed) {
         this.failedAcquires++;
         this.pinned = new Set();
@@ -537,6 +558,24 @@ export class ExpertStore implements ExpertProvider {
 }
 
 function noop(): void {}
+
+/** A promise that notes when someone first waits on it (await calls then()). */
+class WaitTimedPromise<T> extends Promise<T> {
+  onWait: (() => void) | null = null;
+  // then() and friends return plain promises, not more of these.
+  static override get [Symbol.species](): PromiseConstructor {
+    return Promise;
+  }
+  // biome-ignore lint/suspicious/noThenProperty: a Promise subclass overrides then() to see the await.
+  override then<A = T, B = never>(
+    onFulfilled?: ((value: T) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    this.onWait?.();
+    this.onWait = null;
+    return super.then(onFulfilled, onRejected);
+  }
+}
 
 /** Bytes of a decoded expert that do not live in its slot (decode copied or converted them). */
 function extraBytes(w: ExpertWeights, slot: Uint8Array): number {

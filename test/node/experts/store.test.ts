@@ -329,4 +329,24 @@ describe("ExpertStore", () => {
     expect(text).toContain('moe_expert_layer_resident{model="m1",layer="0"} 2\n');
     expect(text).toContain(`moe_expert_budget_bytes{model="m1"} ${s.budgetBytes}\n`);
   });
+
+  it("counts as stall only the time the caller waits, not work it does before awaiting", async () => {
+    const m = model(base);
+    const s = new ExpertStore(m.ckpt, { budget: "25%", maxExpertsPerStep: 2, reader: new BufferedReader() });
+    const pending = s.acquire(0, [1]);
+    const t0 = performance.now();
+    while (performance.now() - t0 < 200) {
+      // the engine computing the shared expert while the read runs on an I/O thread
+    }
+    const w = await pending;
+    expect(allEqual(w[0].gate, m.valueAt(0, 1, 0))).toBe(true);
+    expect(s.stats().stall_ms).toBeLessThan(100);
+    expect(s.stats().misses).toBe(1);
+    // Never awaited before it settled: no stall at all.
+    const again = s.acquire(0, [1]);
+    await new Promise((r) => setTimeout(r, 20));
+    const before = s.stats().stall_ms;
+    await again;
+    expect(s.stats().stall_ms).toBe(before);
+  });
 });
