@@ -105,8 +105,11 @@ export interface NativeAddon {
     destOffset: number,
     direct?: boolean,
   ): Promise<number>;
-  /** Streaming multi-threaded read of a `bytes` buffer: best of 5 passes, in GB/s (1e9 bytes/s). */
-  memReadBandwidth(bytes: number, threads: number, isa?: number): number;
+  /**
+   * Streaming multi-threaded read of a fresh `bytes` buffer (allocated and freed per call): best of
+   * `passes` (default 5) passes, in GB/s (1e9 bytes/s).
+   */
+  memReadBandwidth(bytes: number, threads: number, isa?: number, passes?: number): number;
 }
 
 function addonPath(): string {

@@ -178,13 +178,16 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   return moe::alloc_aligned(info.Env(), static_cast<size_t>(bytes), static_cast<size_t>(align));
 }
 
-// memReadBandwidth(bytes, threads, isa?) -> GB/s
+// memReadBandwidth(bytes, threads, isa?, passes = 5) -> GB/s (best pass)
 Napi::Value MemReadBandwidth(const Napi::CallbackInfo& info) {
   const int64_t bytes = num(info, 0);
   const int threads = threads_arg(info, 1);
   const KernelTable* k = info.Length() > 2 && info[2].IsNumber() ? isa_arg(info, 2) : best_kernels();
   if (bytes < 4096) fail(info.Env(), "memReadBandwidth: need at least 4096 bytes");
-  return Napi::Number::New(info.Env(), moe::mem_read_bandwidth(k, static_cast<size_t>(bytes), threads));
+  const int64_t passes = info.Length() > 3 && info[3].IsNumber() ? num(info, 3) : 5;
+  if (passes < 1 || passes > 1000) fail(info.Env(), "memReadBandwidth: passes must be 1..1000");
+  return Napi::Number::New(info.Env(),
+                           moe::mem_read_bandwidth(k, static_cast<size_t>(bytes), threads, static_cast<int>(passes)));
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

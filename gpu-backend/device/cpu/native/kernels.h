@@ -68,6 +68,6 @@ void swiglu(const KernelTable* k, int threads, float* out, const float* gate, co
 void add_scaled(float* out, const float* a, size_t len, float scale);
 void route(const float* logits, int nTok, int nExperts, int k, bool sigmoid, bool renormalize, int32_t* outIds,
            float* outWeights);
-double mem_read_bandwidth(const KernelTable* k, size_t bytes, int threads);
+double mem_read_bandwidth(const KernelTable* k, size_t bytes, int threads, int passes);
 
 }  // namespace moe

@@ -211,7 +211,7 @@ void route(const float* logits, int nTok, int nExperts, int k, bool sigmoid, boo
   }
 }
 
-double mem_read_bandwidth(const KernelTable* k, size_t bytes, int threads) {
+double mem_read_bandwidth(const KernelTable* k, size_t bytes, int threads, int passes) {
   const size_t n = bytes / sizeof(float);
   float* p = static_cast<float*>(std::aligned_alloc(4096, (n * sizeof(float) + 4095) / 4096 * 4096));
   if (!p) return 0;
@@ -221,7 +221,7 @@ double mem_read_bandwidth(const KernelTable* k, size_t bytes, int threads) {
   for (size_t i = 0; i < n; i++) p[i] = 1e-6f;
   double best = 0;
   volatile float sink = 0;
-  for (int pass = 0; pass < 5; pass++) {
+  for (int pass = 0; pass < passes; pass++) {
     const auto t0 = std::chrono::steady_clock::now();
     float total = 0;
 #pragma omp parallel num_threads(nt) reduction(+ : total)
