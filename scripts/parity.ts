@@ -14,6 +14,8 @@ GGUF, and both engines generate from the same token ids; ids must be identical.
   --max-tokens N       tokens generated per prompt (default 64)
   --prompt-lengths L   comma-separated prompt lengths (default 1,7,23,70)
   --steps              also compare teacher-forced logits at every step (locates divergences)
+  --emulate-bf16       on bf16 GGUFs also run ours rounding bf16-matmul inputs to bf16 as
+                       llama.cpp's CPU backend does (attributes bf16 differences)
   --cache DIR          where models are made and reused (default .cache/parity)
   --out FILE           JSON report (default <cache>/report.json)
 Exit status 1 when a generation diverges beyond a rounding near-tie (see test/parity/parity-lib.ts).`;
@@ -26,6 +28,7 @@ async function main(): Promise<void> {
       "max-tokens": { type: "string", default: "64" },
       "prompt-lengths": { type: "string", default: "1,7,23,70" },
       steps: { type: "boolean", default: false },
+      "emulate-bf16": { type: "boolean", default: false },
       cache: { type: "string", default: join(ROOT, ".cache", "parity") },
       out: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
@@ -52,6 +55,7 @@ async function main(): Promise<void> {
     ggufTypes: values.types.split(","),
     cases,
     stepLogits: values.steps,
+    emulateBf16: values["emulate-bf16"],
     log: (line) => console.error(line),
   });
   console.table(

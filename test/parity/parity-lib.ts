@@ -2,9 +2,15 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type LlamaCppResult, runLlamaCpp } from "../../bench/lib/llamacpp.js";
+import { CpuDevice } from "../../gpu-backend/device/cpu/cpu-device.js";
+import type { Device } from "../../gpu-backend/device/device.js";
+import { f32ToBf16Array } from "../../gpu-backend/device/f16.js";
 import { KvCache } from "../../gpu-backend/engine/kv-cache.js";
 import { loadEngine } from "../../gpu-backend/engine/load-engine.js";
+import { MoeTransformer } from "../../gpu-backend/engine/model.js";
 import type { SamplingParams } from "../../gpu-backend/engine/types.js";
+import { EagerExpertProvider } from "../../gpu-backend/experts/eager-provider.js";
+import { openCheckpoint } from "../../gpu-backend/model/checkpoint.js";
 
 /**
  * Greedy parity of our engine against llama.cpp on the same weights: generate checkpoints with
@@ -199,6 +205,66 @@ export async function runOurs(
   }
 }
 
+/**
+ * llama.cpp's CPU backend multiplies BF16 weights by activations rounded to BF16 (ggml-cpu.c:
+ * type_traits_cpu[GGML_TYPE_BF16].vec_dot_type = GGML_TYPE_BF16); we keep f32 activations. This
+ * device does what llama.cpp does (round x to bf16, round-to-nearest-even, before a bf16
+ * matmul), so a bf16 difference can be attributed to that rounding alone.
+ */
+function bf16ActivationDevice(inner: CpuDevice): Device {
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop === "matmul") {
+        return (out: Float32Array, x: Float32Array, n: number, w: Parameters<Device["matmul"]>[3]) => {
+          let xx = x;
+          if (w.dtype === "bf16") {
+            const len = n * w.cols;
+            const b = f32ToBf16Array(x.subarray(0, len));
+            xx = new Float32Array(new Uint32Array(Array.from(b, (h) => h << 16)).buffer);
+          }
+          target.matmul(out, xx, n, w);
+        };
+      }
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  }) as Device;
+}
+
+/** Greedy with our model on a device that rounds bf16-matmul inputs like llama.cpp. */
+export async function runOursBf16Activations(
+  modelPath: string,
+  prompts: number[][],
+  maxTokens: number,
+  teachers?: number[][],
+): Promise<OursResult[]> {
+  const ckpt = openCheckpoint(modelPath);
+  const device = bf16ActivationDevice(new CpuDevice({ threads: 2 }));
+  const experts = new EagerExpertProvider(ckpt, device);
+  const model = new MoeTransformer(ckpt, device, experts);
+  ckpt.close();
+  const out: OursResult[] = [];
+  for (let p = 0; p < prompts.length; p++) {
+    let cache = new KvCache(model.config, prompts[p].length + maxTokens);
+    const firstLogits = Float32Array.from(await model.forward(prompts[p], cache));
+    const ids = [argmax(firstLogits)];
+    while (ids.length < maxTokens) ids.push(argmax(await model.forward([ids[ids.length - 1]], cache)));
+    const r: OursResult = { ids, firstLogits };
+    const teacher = teachers?.[p];
+    if (teacher) {
+      cache = new KvCache(model.config, prompts[p].length + maxTokens);
+      await model.forward(prompts[p], cache);
+      r.stepLogits = [];
+      for (let i = 0; i + 1 < teacher.length; i++) {
+        r.stepLogits.push(Float32Array.from(await model.forward([teacher[i]], cache)));
+      }
+    }
+    out.push(r);
+  }
+  experts.close();
+  return out;
+}
+
 export function argmax(a: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
@@ -319,6 +385,8 @@ export interface ParityOptions {
   cases: ParityCase[];
   /** Also compute teacher-forced logits at every step (slower; locates divergences). */
   stepLogits: boolean;
+  /** Also run ours with llama.cpp's bf16 activation rounding on bf16 GGUFs (diagnosis). */
+  emulateBf16?: boolean;
   log?: (line: string) => void;
 }
 
@@ -349,13 +417,17 @@ export async function runParity(opts: ParityOptions): Promise<PromptComparison[]
         kvType: "F32",
       });
       const teachers = opts.stepLogits ? ref.results.map((r) => r.ids) : undefined;
-      const side = async (path: string, label: string): Promise<PromptComparison[]> => {
+      const side = async (
+        path: string,
+        label: string,
+        runner: typeof runOurs = runOurs,
+      ): Promise<PromptComparison[]> => {
         log(`[${c.name}] ours on ${label}`);
         const cmp = compare(
           c.name,
           label,
           `gguf-${t}`,
-          await runOurs(path, prompts, opts.maxTokens, teachers),
+          await runner(path, prompts, opts.maxTokens, teachers),
           ref.results,
         );
         const bad = cmp.flatMap((r, i) => (r.match || r.stepLogitsMaxAbsDiff !== undefined ? [] : [i]));
@@ -375,7 +447,7 @@ export async function runParity(opts: ParityOptions): Promise<PromptComparison[]
             c.name,
             label,
             `gguf-${t}`,
-            await runOurs(
+            await runner(
               path,
               sub,
               opts.maxTokens,
@@ -393,6 +465,9 @@ export async function runParity(opts: ParityOptions): Promise<PromptComparison[]
         return cmp;
       };
       rows.push(...(await side(prepared.gguf[t], `gguf-${t}`)));
+      if (opts.emulateBf16 && t === "bf16") {
+        rows.push(...(await side(prepared.gguf[t], "gguf-bf16+bf16-act", runOursBf16Activations)));
+      }
       // Our loader on the HF folder holds the same values as the GGUF of the same dtype.
       if (t === hfDtype) rows.push(...(await side(prepared.hf, `hf-${hfDtype}`)));
     }
