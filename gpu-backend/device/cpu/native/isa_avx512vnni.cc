@@ -80,7 +80,7 @@ constexpr size_t kVnniPfd = 1024;
 // out[i] = dot(row i, x) for R rows and one token.
 template <int DT, int R>
 static inline void vnni_tile(const uint8_t* const* rp, const uint16_t* const* sp, int nb, const QuantX& qx,
-                             float* out, size_t rb, size_t next, int os) {
+                             float* out, int os) {
   constexpr int G = DT == DT_Q8 ? 2 : 4;
   constexpr int BPB = DT == DT_Q8 ? 32 : 16;  // weight bytes per block
   const int ng = (nb + G - 1) / G;
@@ -101,7 +101,7 @@ static inline void vnni_tile(const uint8_t* const* rp, const uint16_t* const* sp
     const __m512i xb = DT == DT_Q4 ? _mm512_loadu_si512(xg + 64) : xa;
     for (int i = 0; i < R; i++) {
       const uint8_t* wp = rp[i] + static_cast<size_t>(g) * 64;
-      prefetch(prefetch_addr(rp[i], static_cast<size_t>(g) * 64 + kVnniPfd, rb, next));
+      prefetch(wp + kVnniPfd);
       const __m512i w = full ? _mm512_loadu_si512(wp) : _mm512_maskz_loadu_epi8(wm, wp);
       __m512i s;
       if constexpr (DT == DT_Q8) {
@@ -147,13 +147,13 @@ static void vnni_rows(const MatmulArgs& a, int r0, int r1) {
       sp[i] = a.scales + static_cast<size_t>(r) * nb;
     }
     for (int t = 0; t < a.n; t++)
-      vnni_tile<DT, R>(rp, sp, nb, qxs[t], a.out + static_cast<size_t>(t) * a.rows + r0 + j, rb, rb, S);
+      vnni_tile<DT, R>(rp, sp, nb, qxs[t], a.out + static_cast<size_t>(t) * a.rows + r0 + j, S);
   }
   for (int r = r0 + R * S; r < r1; r++) {
     const uint8_t* rp = a.w + static_cast<size_t>(r) * rb;
     const uint16_t* sp = a.scales + static_cast<size_t>(r) * nb;
     for (int t = 0; t < a.n; t++)
-      vnni_tile<DT, 1>(&rp, &sp, nb, qxs[t], a.out + static_cast<size_t>(t) * a.rows + r, rb, rb, 1);
+      vnni_tile<DT, 1>(&rp, &sp, nb, qxs[t], a.out + static_cast<size_t>(t) * a.rows + r, 1);
   }
 }
 
