@@ -40,6 +40,15 @@ const BUDGETS = [100, 50, 25, 12.5];
 const SECTIONS = (process.env.BENCH_PAGING_SECTIONS ?? "sweep,capped,cold").split(",");
 const MIB = 1024 * 1024;
 
+const NOTES = [
+  "Experts are read with O_DIRECT (page cache bypassed) by the store's DirectReader; dense weights load eagerly through the page cache.",
+  "decode tok/s: steady state, after a warm-up request on another prompt (64-token prompt + 8 decoded tokens for Scout-like, 256-token prompt + 40 decoded tokens for Maverick-like); the measured request is a 16-token prompt + 24 (Scout-like) / 32 (Maverick-like) decoded tokens; counters cover its decode phase.",
+  "T(h) = (W_res + W_r)/B_mem + (1-h) W_r/B_link with h the row's measured hit rate (prefetched experts that were resident in time count as hits), B_mem = measured RAM read bandwidth (2 threads), B_link = measured O_DIRECT read bandwidth (2 MiB pieces, 4 in flight).",
+  "hit rate = resident when the step asked; covered rate also counts experts a prefetch was already reading (the step waited only for the rest of that read). pf precision = used / (used + evicted unused) over prefetches resolved in the window; pf recall = prefetch-used / (prefetch-used + demand loads); hint accuracy = share of guessed experts the next step of that layer used.",
+  "Locality routing: router skew 1 (Zipf popularity 1/(e+1)); locality.repeat_rate is the measured share of decode steps whose first-choice expert equals the previous token's in the same layer.",
+  "Capped: cgroup v1 memory.limit_in_bytes (RAM + page cache) = pct x GGUF file + 300 MiB for both engines; ours gets an expert budget of cap - dense weights - 220 MiB headroom (a 4-token probe run peaked at 240 MiB of non-expert memory: dense weights + runtime).",
+];
+
 interface Variant {
   name: string;
   policy: string;
@@ -158,7 +167,9 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
           prefetch: v.prefetch,
           promptLen: 16,
           warmPromptLen: m.family === "scout" ? 64 : 256,
-          warmTokens: 8,
+          // Decoded tokens route differently from prompt tokens (the prompt's experts do not
+          // cover them on 128-expert layers): warm up with decoding too.
+          warmTokens: m.family === "scout" ? 8 : 40,
           tokens,
           seed: 11,
         });
@@ -498,6 +509,20 @@ export async function run(): Promise<{
       join(ROOT, "bench", "results", "paging.png"),
     );
   }
+  const detail = {
+    summary,
+    bandwidth: sw?.bandwidth,
+    locality: sw?.locality,
+    token_bytes: sw?.bytes,
+    sweep_raw: sw?.raw,
+    capped: cp,
+    cold: cd,
+    loadavg_1min_before_after: load,
+    notes: NOTES,
+  };
+  // The runner keeps rows + summary in paging.json; everything else goes beside it.
+  mkdirSync(join(ROOT, "bench", "results"), { recursive: true });
+  writeFileSync(join(ROOT, "bench", "results", "paging-detail.json"), `${JSON.stringify(detail, null, 2)}\n`);
   return {
     name: "paging",
     rows: rows as unknown as Record<string, unknown>[],
@@ -508,13 +533,6 @@ export async function run(): Promise<{
     capped: cp,
     cold: cd,
     loadavg_1min_before_after: load,
-    notes: [
-      "Experts are read with O_DIRECT (page cache bypassed) by the store's DirectReader; dense weights load eagerly through the page cache.",
-      "decode tok/s: steady state, after a warm-up request on another prompt (64-token prompt for Scout-like, 256 for Maverick-like, + 8 decoded tokens); the measured request is a 16-token prompt + 24 (Scout-like) / 32 (Maverick-like) decoded tokens; counters cover its decode phase.",
-      "T(h) = (W_res + W_r)/B_mem + (1-h) W_r/B_link with h the row's measured hit rate (prefetched experts that were resident in time count as hits), B_mem = measured RAM read bandwidth (2 threads), B_link = measured O_DIRECT read bandwidth (2 MiB pieces, 4 in flight).",
-      "hit rate = resident when the step asked; covered rate also counts experts a prefetch was already reading (the step waited only for the rest of that read). pf precision = used / (used + evicted unused) over prefetches resolved in the window; pf recall = prefetch-used / (prefetch-used + demand loads); hint accuracy = share of guessed experts the next step of that layer used.",
-      "Locality routing: router skew 1 (Zipf popularity 1/(e+1)); locality.repeat_rate is the measured share of decode steps whose first-choice expert equals the previous token's in the same layer.",
-      "Capped: cgroup v1 memory.limit_in_bytes (RAM + page cache) = pct x GGUF file + 300 MiB for both engines; ours gets an expert budget of cap - dense weights - 220 MiB headroom (a 4-token probe run peaked at 240 MiB of non-expert memory: dense weights + runtime).",
-    ],
+    notes: NOTES,
   };
 }
