@@ -89,9 +89,8 @@ static inline void vnni_tile(const uint8_t* const* rp, const uint16_t* const* sp
   const __m512i m4 = _mm512_set1_epi8(0x0f), flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512 acc[R];
   for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
-  for (int g = 0; g < ng; g++) {
-    const int nblk = nb - g * G < G ? nb - g * G : G;
-    const bool full = nblk == G;
+  // One group for all R rows; `full` groups use plain loads, the last (partial) one masked loads.
+  auto group = [&](int g, bool full, int nblk) __attribute__((always_inline)) {
     const __mmask64 wm = full ? ~0ULL : ((1ULL << (nblk * BPB)) - 1);
     const __mmask8 sm = static_cast<__mmask8>((1u << nblk) - 1);
     const __m512i corr = _mm512_loadu_si512(qx.corr.data() + g * 16);
@@ -110,11 +109,24 @@ static inline void vnni_tile(const uint8_t* const* rp, const uint16_t* const* sp
         s = _mm512_dpbusd_epi32(corr, _mm512_and_si512(w, m4), xa);
         s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(w, 4), m4), xb);
       }
-      const __m128i h = _mm_maskz_loadu_epi16(sm, sp[i] + g * G);
+      const uint16_t* sc = sp[i] + g * G;
+      __m128i h;
+      if (!full) {
+        h = _mm_maskz_loadu_epi16(sm, sc);
+      } else if constexpr (DT == DT_Q4) {
+        h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc));
+      } else {
+        int32_t two;
+        std::memcpy(&two, sc, 4);
+        h = _mm_cvtsi32_si128(two);
+      }
       const __m512 dw = _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
       acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dxv), acc[i]);
     }
-  }
+  };
+  const int nfull = nb / G;
+  for (int g = 0; g < nfull; g++) group(g, true, G);
+  if (nfull < ng) group(nfull, false, nb - nfull * G);
   for (int i = 0; i < R; i++) out[static_cast<size_t>(i) * os] = vhsum(acc[i]);
 }
 
