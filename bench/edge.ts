@@ -8,6 +8,7 @@
  *                each prompt is unique; the fill runs after the response), quota reservation in the
  *                tenant's Durable Object (settled at the end), routing, signing, SSE watch
  *   cache_hit    our edge answering a repeated deterministic request from the prompt cache
+ *   gateway_sampled  our edge with a sampled request (BYPASS: no cache read or fill), for comparison
  * The origin is a small Node server that streams a fixed OpenAI SSE answer at once (no model), so
  * the numbers are the edge's own cost, not inference time. First byte = first body chunk of the
  * streamed answer, timed from just before fetch().
@@ -123,6 +124,13 @@ const fresh: Make = () => ({
   temperature: 0,
   stream: true,
 });
+const sampled: Make = () => ({
+  model: MODEL,
+  messages: [{ role: "user", content: `Explain sparse experts, take ${unique++}.` }],
+  max_tokens: 16,
+  temperature: 0.7,
+  stream: true,
+});
 const repeated: Make = () => ({
   model: MODEL,
   messages: [{ role: "user", content: "Explain sparse experts." }],
@@ -224,6 +232,8 @@ export async function run() {
       ["passthrough", `http://127.0.0.1:${ptPort}/v1/chat/completions`, fresh, {}],
       ["gateway", `${gwUrl}/v1/chat/completions`, fresh, auth],
       ["cache_hit", `${gwUrl}/v1/chat/completions`, repeated, auth],
+      // Sampled (not cacheable): the same stages without the prompt-cache KV read and fill.
+      ["gateway_sampled", `${gwUrl}/v1/chat/completions`, sampled, auth],
     ];
     const rows: Record<string, unknown>[] = [];
     const get = (path: string, load: string) =>
