@@ -16,9 +16,9 @@ import { defaultTarget, type FetchLike } from "./target.js";
 const CHAT_PATH = "/v1/chat/completions";
 const COMPLETIONS_PATH = "/v1/completions";
 
-function runHooks(c: Context<AppEnv>, outcome: CompletionOutcome): void {
+function runHooks(c: Context<AppEnv>, outcome: CompletionOutcome): Promise<void> {
   const hooks = c.get("completionHooks") ?? [];
-  if (hooks.length === 0) return;
+  if (hooks.length === 0) return Promise.resolve();
   const done = Promise.allSettled(hooks.map(async (h) => h(outcome))).then((results) => {
     for (const r of results) if (r.status === "rejected") console.error("completion hook failed:", r.reason);
   });
@@ -27,6 +27,7 @@ function runHooks(c: Context<AppEnv>, outcome: CompletionOutcome): void {
   } catch {
     // No execution context (app.request() in unit tests): the promise still runs.
   }
+  return done;
 }
 
 async function upstreamFailure(res: Response): Promise<ApiError> {
@@ -116,10 +117,22 @@ export function forwardChat(fetchImpl?: FetchLike): MiddlewareHandler<AppEnv> {
 
     if (!res.body) throw upstreamError("The inference backend sent an empty stream.", "upstream_error");
     const upstreamStatus = res.status;
+    // Registered now, while the request is alive: if the client disconnects, the runtime may tear
+    // the response down without cancelling its stream, but background work already registered
+    // keeps running, so the abort (request.signal) still reaches the hooks and settles usage.
+    let hooksDone!: (p: Promise<void>) => void;
+    const settled = new Promise<void>((resolve) => {
+      hooksDone = (p) => void p.finally(resolve);
+    });
+    try {
+      c.executionCtx.waitUntil(settled);
+    } catch {
+      // no execution context in unit tests
+    }
     const body$ = watchSse(res.body, {
       keepUsageChunk: clientWantsUsage,
       clientSignal: c.req.raw.signal,
-      onEnd: (o) => runHooks(c, { ...o, stream, upstreamStatus }),
+      onEnd: (o) => hooksDone(runHooks(c, { ...o, stream, upstreamStatus })),
     });
     return new Response(body$, {
       status: 200,

@@ -93,47 +93,65 @@ export function watchSse(
     // Re-emit the upstream bytes as they were: no re-serialisation.
     out.push(sseData(ev.data));
   };
+  // A client that leaves ends the stream as "aborted" even when the runtime does not cancel it.
+  opts.clientSignal?.addEventListener(
+    "abort",
+    () => {
+      end("aborted");
+      reader.cancel("client disconnected").catch(() => {});
+    },
+    { once: true },
+  );
   const parser = createParser({ onEvent, onComment: (c) => out.push(sseComment(c.trim())) });
 
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      // Read until at least one whole event is ready, so each pull forwards something.
-      while (out.length === 0) {
-        let result: ReadableStreamReadResult<Uint8Array>;
-        try {
-          result = await reader.read();
-        } catch (err) {
-          if (opts.clientSignal?.aborted) {
-            // The client left (request.signal aborted the upstream fetch): nobody to tell.
-            end("aborted");
-            controller.error(err);
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        // Read until at least one whole event is ready, so each pull forwards something.
+        while (out.length === 0) {
+          let result: ReadableStreamReadResult<Uint8Array>;
+          try {
+            result = await reader.read();
+          } catch (err) {
+            if (opts.clientSignal?.aborted) {
+              // The client left (request.signal aborted the upstream fetch): nobody to tell.
+              end("aborted");
+              controller.error(err);
+              return;
+            }
+            // Mid-stream failure: end the client's stream with an OpenAI error event (not a torn
+            // connection), then settle for what was delivered.
+            console.error("upstream stream failed:", err);
+            out.push(sseData(JSON.stringify(streamError)));
+            controller.enqueue(encoder.encode(out.splice(0).join("")));
+            end("error");
+            controller.close();
             return;
           }
-          // Mid-stream failure: end the client's stream with an OpenAI error event (not a torn
-          // connection), then settle for what was delivered.
-          console.error("upstream stream failed:", err);
-          out.push(sseData(JSON.stringify(streamError)));
-          controller.enqueue(encoder.encode(out.splice(0).join("")));
-          end("error");
-          controller.close();
-          return;
+          if (result.done) {
+            parser.feed(decoder.decode());
+            // The backend closed without finishing (and without saying why): tell the client.
+            if (finishReason === null && !sawError) out.push(sseData(JSON.stringify(streamError)));
+            if (out.length > 0) controller.enqueue(encoder.encode(out.splice(0).join("")));
+            end(sawError || finishReason === null ? "error" : "ok");
+            controller.close();
+            return;
+          }
+          parser.feed(decoder.decode(result.value, { stream: true }));
         }
-        if (result.done) {
-          parser.feed(decoder.decode());
-          // The backend closed without finishing (and without saying why): tell the client.
-          if (finishReason === null && !sawError) out.push(sseData(JSON.stringify(streamError)));
-          if (out.length > 0) controller.enqueue(encoder.encode(out.splice(0).join("")));
-          end(sawError || finishReason === null ? "error" : "ok");
-          controller.close();
-          return;
-        }
-        parser.feed(decoder.decode(result.value, { stream: true }));
-      }
-      controller.enqueue(encoder.encode(out.splice(0).join("")));
+        controller.enqueue(encoder.encode(out.splice(0).join("")));
+      },
+      async cancel(reason) {
+        end("aborted");
+        await reader.cancel(reason);
+      },
+      // Read ahead of the client by up to READ_AHEAD_BYTES: a generation finishes (and is settled
+      // with its exact usage) even when a client vanished without the runtime cancelling this stream
+      // (seen under `wrangler dev`, whose proxy does not pass disconnects on), instead of stalling on
+      // backpressure until the reservation's alarm. A slow client still bounds the buffer.
     },
-    async cancel(reason) {
-      end("aborted");
-      await reader.cancel(reason);
-    },
-  });
+    new ByteLengthQueuingStrategy({ highWaterMark: READ_AHEAD_BYTES }),
+  );
 }
+
+export const READ_AHEAD_BYTES = 1 << 20;
