@@ -72,6 +72,14 @@ export class TenantStore {
     await this.putJson(`apikey:${record.prefix}`, record);
   }
 
+  /** The presented key is exactly a key that was revoked (so the error can say so). */
+  async isRevokedKey(key: string): Promise<boolean> {
+    const prefix = parseKeyPrefix(key);
+    if (!prefix) return false;
+    const record = await this.getKeyRecord(prefix);
+    return !!record?.revokedAt && timingSafeEqualHex(await sha256Hex(key), record.hash);
+  }
+
   /** The tenant a presented key belongs to, or null (malformed, unknown, revoked, wrong secret). */
   async authenticate(key: string): Promise<{ tenant: Tenant; record: ApiKeyRecord } | null> {
     const prefix = parseKeyPrefix(key);

@@ -61,15 +61,19 @@ describe("gateway admin API", () => {
     expect(revoked_prefix).toBe(prefix);
     const old = await h.chat(key, { model: "test-model", messages: [{ role: "user", content: "x" }] });
     expect(old.status).toBe(401);
-    expect(((await old.json()) as { error: { code: string } }).error.code).toBe("invalid_api_key");
+    expect(((await old.json()) as { error: { code: string } }).error.code).toBe("revoked_api_key");
     expect(
       (await h.chat(api_key, { model: "test-model", messages: [{ role: "user", content: "x" }] })).status,
     ).toBe(200);
     const newPrefix = api_key.slice("sk-moe-".length).split("_")[0];
     expect((await h.admin("DELETE", `/tenants/${id}/keys/${newPrefix}`)).status).toBe(200);
-    expect(
-      (await h.chat(api_key, { model: "test-model", messages: [{ role: "user", content: "x" }] })).status,
-    ).toBe(401);
+    const msg = { model: "test-model", messages: [{ role: "user", content: "x" }] };
+    const revoked = await h.chat(api_key, msg);
+    expect(revoked.status).toBe(401);
+    expect(((await revoked.json()) as { error: { code: string } }).error.code).toBe("revoked_api_key");
+    // The revoked key's prefix with another secret is just a wrong key: nothing is revealed.
+    const forged = await h.chat(`${api_key.slice(0, -4)}XXXX`, msg);
+    expect(((await forged.json()) as { error: { code: string } }).error.code).toBe("invalid_api_key");
     // Another tenant's key prefix is not found under this tenant.
     const other = await h.tenant();
     expect((await h.admin("DELETE", `/tenants/${other.id}/keys/${newPrefix}`)).status).toBe(404);
