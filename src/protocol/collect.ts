@@ -5,8 +5,9 @@ import { FramesToOpenAI, type OpenAIView } from "./openai.js";
 export async function collectFrames(
   body: ReadableStream<Uint8Array>,
   view: OpenAIView,
+  /** Pass one in to read what arrived even if the stream fails (collectFrames then throws). */
+  state: FramesToOpenAI = new FramesToOpenAI(view),
 ): Promise<FramesToOpenAI> {
-  const state = new FramesToOpenAI(view);
   for await (const frame of readFrames(body)) {
     state.chunks(frame);
     if (state.done) break;

@@ -99,6 +99,10 @@ export class FramesToOpenAI {
   error: { status: number; body: OpenAIErrorBody } | null = null;
   /** Chunks that carried content. */
   contentChunks = 0;
+  /** Prompt tokens, from the start frame (null before it). */
+  promptTokens: number | null = null;
+  /** Token frames received: one per generated token, so exact even when the stream breaks. */
+  completionTokens = 0;
   private started = false;
   private readonly tokens: TokenFrame[] = [];
   /** Legacy streaming offsets advance by the text deltas actually sent. */
@@ -144,6 +148,7 @@ export class FramesToOpenAI {
       case "start":
         if (this.started) throw new ProtocolError("a second start frame");
         this.started = true;
+        this.promptTokens = frame.prompt_tokens;
         if (chat)
           return [
             this.chatChunk([
@@ -158,6 +163,7 @@ export class FramesToOpenAI {
       case "token": {
         this.requireStart(frame.t);
         this.tokens.push(frame);
+        this.completionTokens++;
         if (frame.text !== "") {
           this.text += frame.text;
           this.deltas.push(frame.text);
@@ -198,6 +204,21 @@ export class FramesToOpenAI {
         this.error = { status: frame.status, body: { error: frame.error } };
         return [this.error.body];
     }
+  }
+
+  /**
+   * Usage so far: the end frame's when it came, else the prompt tokens of the start frame plus one
+   * completion token per token frame received (exact for a stream cut mid-way); null before start.
+   * Cached prompt tokens are only known from the end frame.
+   */
+  deliveredUsage(): Usage | null {
+    if (this.usage) return this.usage;
+    if (this.promptTokens === null) return null;
+    return {
+      prompt_tokens: this.promptTokens,
+      completion_tokens: this.completionTokens,
+      total_tokens: this.promptTokens + this.completionTokens,
+    };
   }
 
   private requireStart(t: string): void {

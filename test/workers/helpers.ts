@@ -1,6 +1,7 @@
 /** Shared helpers for the edge tests: a recording backend double and tenant/key setup. */
 import { env } from "cloudflare:workers";
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
+import type { InternalRequest } from "../../src/protocol/types.js";
 import { verifyRequest } from "../../src/signing.js";
 import { createAdminApp } from "../../workers/admin/routes.js";
 import { createApp } from "../../workers/app.js";
@@ -9,6 +10,7 @@ import type { AppEnv } from "../../workers/env.js";
 import { handleError, handleNotFound } from "../../workers/middleware/errors.js";
 import { requestId } from "../../workers/middleware/request-id.js";
 import type { FetchLike } from "../../workers/upstream/target.js";
+import { decodeCall } from "./frames.js";
 
 export const ADMIN = "test-admin-token";
 export const SECRET = "test-backend-secret";
@@ -16,7 +18,10 @@ export const SECRET = "test-backend-secret";
 export interface BackendCall {
   url: string;
   headers: Headers;
+  /** The OpenAI request inside the frame protocol's envelope. */
   body: Record<string, unknown>;
+  /** The whole envelope (version, tenant, endpoint, limits). */
+  req: InternalRequest;
   signature: Awaited<ReturnType<typeof verifyRequest>>;
 }
 
@@ -25,26 +30,59 @@ const FOUNDATION_STAGES = new Set(["auth", "validate", "forward"]);
 
 /**
  * The edge with only the foundation stages (auth -> validate -> forward), so these tests pin down
- * forwarding and relaying on their own; the gateway's tests cover the full chain.
+ * forwarding and relaying on their own; the gateway's tests cover the full chain. `forward`
+ * replaces the pipeline's forward stage (e.g. the SSE passthrough).
  */
-export function foundationApp(fetch: FetchLike): Hono<AppEnv> {
+export function foundationApp(fetch: FetchLike, forward?: MiddlewareHandler<AppEnv>): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(handleError);
   app.notFound(handleNotFound);
   app.use("*", requestId());
   for (const stage of chatStages({ fetch })) {
-    if (FOUNDATION_STAGES.has(stage.name)) app.post("/v1/chat/completions", stage.handler);
+    if (!FOUNDATION_STAGES.has(stage.name)) continue;
+    const handler = stage.name === "forward" && forward ? forward : stage.handler;
+    app.post("/v1/chat/completions", handler);
   }
   app.route("/admin", createAdminApp());
   return app;
 }
 
 /**
- * A backend double: records every chat call (with its signature check) and answers with
- * `respond`; health checks get a plain 200. `app` is the foundation-only edge, `fullApp` the real one.
+ * A backend double speaking the frame protocol: records every generate call (decoded from msgpack,
+ * with its signature check) and answers with `respond` (frames, or a JSON refusal); health checks
+ * get a plain 200. `app` is the foundation-only edge, `fullApp` the real one.
  */
 export function fakeBackend(respond: (call: BackendCall) => Response | Promise<Response>) {
   const calls: BackendCall[] = [];
+  const fetch: FetchLike = async (url, init) => {
+    if ((init.method ?? "GET") === "GET") return Response.json({ status: "ok" });
+    const headers = new Headers(init.headers);
+    const bytes = init.body as Uint8Array;
+    const signature = await verifyRequest(SECRET, {
+      method: init.method ?? "GET",
+      path: new URL(url).pathname,
+      body: bytes,
+      header: (n) => headers.get(n),
+    });
+    const req = decodeCall(init);
+    const call = { url, headers, body: req.request as Record<string, unknown>, req, signature };
+    calls.push(call);
+    return respond(call);
+  };
+  return { calls, app: foundationApp(fetch), fullApp: createApp({ fetch }) };
+}
+
+/**
+ * A backend double speaking OpenAI JSON / SSE, for the SSE passthrough forward (forwardChat),
+ * with the foundation-only edge using that forward.
+ */
+export type SseBackendCall = Omit<BackendCall, "req">;
+
+export function fakeSseBackend(
+  forward: (fetch: FetchLike) => MiddlewareHandler<AppEnv>,
+  respond: (call: SseBackendCall) => Response | Promise<Response>,
+) {
+  const calls: SseBackendCall[] = [];
   const fetch: FetchLike = async (url, init) => {
     if ((init.method ?? "GET") === "GET") return Response.json({ status: "ok" });
     const text = String(init.body ?? "");
@@ -59,7 +97,7 @@ export function fakeBackend(respond: (call: BackendCall) => Response | Promise<R
     calls.push(call);
     return respond(call);
   };
-  return { calls, app: foundationApp(fetch), fullApp: createApp({ fetch }) };
+  return { calls, app: foundationApp(fetch, forward(fetch)) };
 }
 
 export type TestApp = Hono<AppEnv>;
@@ -97,7 +135,7 @@ export function post(app: TestApp, key: string | null, body: unknown, headers: R
 
 const enc = new TextEncoder();
 
-/** An SSE response whose events are released one by one by the returned `push`. */
+/** (SSE passthrough tests) An SSE response whose events are released one by one by `push`. */
 export function controlledSse() {
   let ctrl!: ReadableStreamDefaultController<Uint8Array>;
   const stream = new ReadableStream<Uint8Array>({

@@ -16,8 +16,12 @@ export interface CompletionOutcome {
   deltas?: string[];
   /** Chunks carrying content that reached the client (streams). */
   deliveredChunks?: number;
-  /** The last usage object seen on any chunk (continuous usage), when no final usage chunk came. */
-  lastUsage?: Usage | null;
+  /**
+   * Usage so far, when the answer ended without its final usage report (stream cut, client gone).
+   * Over frames it is exact: the start frame's prompt tokens plus one completion token per token
+   * frame received. Over SSE it is the last usage seen on any chunk (continuous usage), if any.
+   */
+  partialUsage?: Usage | null;
 }
 
 export type CompletionHook = (outcome: CompletionOutcome) => void | Promise<void>;

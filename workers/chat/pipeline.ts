@@ -12,7 +12,7 @@ import { licensePolicy } from "../gateway/policy.js";
 import { quotaReservation } from "../gateway/quota.js";
 import { apiKeyAuth } from "../middleware/auth.js";
 import { validateChatRequest, validateCompletionRequest } from "../middleware/validate.js";
-import { forwardChat } from "../upstream/forward.js";
+import { forwardFrames } from "../upstream/forward-frames.js";
 import type { FetchLike } from "../upstream/target.js";
 
 export interface PipelineDeps {
@@ -35,6 +35,6 @@ export function chatStages(deps: PipelineDeps = {}, endpoint: "chat" | "completi
     { name: "quota", handler: quotaReservation() },
     { name: "cache-replay", handler: promptCacheReplay() },
     { name: "route", handler: routeBackend({ fetch: deps.fetch }) },
-    { name: "forward", handler: forwardChat(deps.fetch) },
+    { name: "forward", handler: forwardFrames(deps.fetch) },
   ];
 }

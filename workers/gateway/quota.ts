@@ -4,9 +4,10 @@
  *  - completed: charge = usage.prompt_tokens + usage.completion_tokens from the backend;
  *  - failed before any output (backend error status / unreachable / no backend): charge 0 (and the
  *    request itself is given back when no backend ever saw it);
- *  - ended mid-stream (backend failure or client left) without a usage report: the last usage the
- *    backend reported (continuous usage) if any, else the prompt estimate + completion chunks
- *    delivered (an upper bound, never an undercharge);
+ *  - ended mid-stream (backend failure or client left) without a final usage report: the usage so
+ *    far (over frames exact: the start frame's prompt tokens + one per token frame received), else
+ *    the prompt estimate + completion chunks delivered (an upper bound, never an undercharge);
+ *    a backend failure before any completion token charges 0;
  *  - cache hit: no reservation at all (no tokens, no request); the ledger records it as cached.
  * Every response carries x-ratelimit-* and RateLimit / RateLimit-Policy; a refusal is 429 with
  * Retry-After (or 400 when the request could never fit the limit), charging nothing.
@@ -48,52 +49,41 @@ export function quotaStub(c: Context<AppEnv>, tenantId: string) {
 
 /** Charge and ledger entry for a forwarded request's outcome. Exported for tests. */
 export function chargeFor(
-  o: CompletionOutcome & { deliveredChunks?: number; lastUsage?: CompletionOutcome["usage"] },
+  o: CompletionOutcome,
   model: string,
   promptEstimate: number,
 ): { charge: number; usage: LedgerEntry; refundRequest: boolean } {
-  const u = o.usage ?? o.lastUsage ?? null;
-  if (u) {
+  const entry = (promptTokens: number, completionTokens: number): LedgerEntry => ({
+    model,
+    promptTokens,
+    completionTokens,
+    cachedTokens: 0,
+    cacheHit: false,
+    outcome: o.status,
+  });
+  if (o.usage) {
     return {
-      charge: u.prompt_tokens + u.completion_tokens,
-      usage: {
-        model,
-        promptTokens: u.prompt_tokens,
-        completionTokens: u.completion_tokens,
-        cachedTokens: 0,
-        cacheHit: false,
-        outcome: o.status,
-      },
+      charge: o.usage.prompt_tokens + o.usage.completion_tokens,
+      usage: entry(o.usage.prompt_tokens, o.usage.completion_tokens),
       refundRequest: false,
     };
   }
+  const partial = o.partialUsage ?? null;
   const delivered = o.deliveredChunks ?? 0;
-  const failedBeforeOutput =
-    o.upstreamStatus !== 200 || (o.status === "error" && delivered === 0 && o.text === "");
-  if (failedBeforeOutput) {
+  const nothingGenerated = partial ? partial.completion_tokens === 0 : delivered === 0 && o.text === "";
+  if (o.upstreamStatus !== 200 || (o.status === "error" && nothingGenerated)) {
+    return { charge: 0, usage: entry(0, 0), refundRequest: o.upstreamStatus === 0 };
+  }
+  if (partial) {
     return {
-      charge: 0,
-      usage: {
-        model,
-        promptTokens: 0,
-        completionTokens: 0,
-        cachedTokens: 0,
-        cacheHit: false,
-        outcome: o.status,
-      },
-      refundRequest: o.upstreamStatus === 0,
+      charge: partial.prompt_tokens + partial.completion_tokens,
+      usage: entry(partial.prompt_tokens, partial.completion_tokens),
+      refundRequest: false,
     };
   }
   return {
     charge: promptEstimate + delivered,
-    usage: {
-      model,
-      promptTokens: promptEstimate,
-      completionTokens: delivered,
-      cachedTokens: 0,
-      cacheHit: false,
-      outcome: o.status,
-    },
+    usage: entry(promptEstimate, delivered),
     refundRequest: false,
   };
 }

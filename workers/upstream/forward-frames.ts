@@ -1,15 +1,18 @@
 /**
- * The last stage over the internal frame protocol (src/protocol): sign a msgpack request
- * carrying the tenant, its limits and the validated OpenAI request, POST it to the backend's
- * /internal/v1/generate, and turn the frames into the client's OpenAI answer (SSE or JSON).
- * A drop-in for forwardChat (same variables, same completion hooks and outcome), with exact
- * usage from the end frame whether or not the client asked for the usage chunk.
+ * The last stage, over the internal frame protocol (src/protocol): sign a msgpack request carrying
+ * the tenant, its limits and the validated OpenAI request (chat or legacy completion), POST it to
+ * the backend's /internal/v1/generate through the router's fetch (retries before the first byte),
+ * and turn the frames into the client's OpenAI answer (SSE or JSON).
+ *
+ * Usage reaching the completion hooks is exact in every case: the end frame's (cached tokens
+ * included) when the generation finished, else - stream cut by the backend or client gone - the
+ * start frame's prompt tokens plus one completion token per token frame received.
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { ApiError, isOpenAIErrorBody, upstreamError } from "../../src/openai/errors.js";
+import { ApiError, upstreamError } from "../../src/openai/errors.js";
 import { encodeRequest } from "../../src/protocol/codec.js";
 import { collectFrames } from "../../src/protocol/collect.js";
-import type { FramesToOpenAI, OpenAIView } from "../../src/protocol/openai.js";
+import { FramesToOpenAI, type OpenAIView } from "../../src/protocol/openai.js";
 import { framesToSse } from "../../src/protocol/sse.js";
 import {
   INTERNAL_GENERATE_PATH,
@@ -21,37 +24,10 @@ import { signRequest } from "../../src/signing.js";
 import { SSE_HEADERS } from "../../src/sse.js";
 import type { CompletionOutcome } from "../chat/outcome.js";
 import type { AppEnv } from "../env.js";
+import { upstreamFailure } from "./failure.js";
+import { failedOutcome, hooksAtStreamEnd, runHooks } from "./hooks.js";
+import { READ_AHEAD_BYTES } from "./read-ahead.js";
 import { defaultTarget, type FetchLike } from "./target.js";
-
-function runHooks(c: Context<AppEnv>, outcome: CompletionOutcome): void {
-  const hooks = c.get("completionHooks") ?? [];
-  if (hooks.length === 0) return;
-  const done = Promise.allSettled(hooks.map(async (h) => h(outcome))).then((results) => {
-    for (const r of results) if (r.status === "rejected") console.error("completion hook failed:", r.reason);
-  });
-  try {
-    c.executionCtx.waitUntil(done);
-  } catch {
-    // No execution context (app.request() in unit tests): the promise still runs.
-  }
-}
-
-async function upstreamFailure(res: Response): Promise<ApiError> {
-  const text = await res.text();
-  try {
-    const body: unknown = JSON.parse(text);
-    if (isOpenAIErrorBody(body)) {
-      const e = body.error;
-      const headers: Record<string, string> = {};
-      const retry = res.headers.get("retry-after");
-      if (retry) headers["retry-after"] = retry;
-      return new ApiError(res.status >= 400 ? res.status : 502, e.message, e.type, e.code, e.param, headers);
-    }
-  } catch {
-    // not JSON: fall through
-  }
-  return upstreamError(`The inference backend answered ${res.status}.`, "upstream_error");
-}
 
 function outcomeOf(
   state: FramesToOpenAI,
@@ -66,104 +42,113 @@ function outcomeOf(
     finishReason: state.finishReason,
     text: state.text,
     upstreamStatus,
-    deltas: state.deltas,
+    deltas: [...state.deltas],
     deliveredChunks: state.contentChunks,
-    lastUsage: null,
+    partialUsage: state.usage ? null : state.deliveredUsage(),
+  };
+}
+
+function internalRequest(c: Context<AppEnv>): InternalRequest {
+  const tenant = c.get("tenant");
+  const base = {
+    v: PROTOCOL_VERSION,
+    tenant: tenant.id,
+    requestId: c.get("requestId"),
+    limits: { maxInflight: tenant.gateway?.quota?.maxConcurrentStreams ?? null },
+  };
+  return c.get("endpoint") === "completion"
+    ? { ...base, endpoint: "completion", request: c.get("completionRequest") }
+    : { ...base, endpoint: "chat", request: c.get("chatRequest") };
+}
+
+/** How the client sees this generation (ids, usage chunk, logprobs, echo). */
+function viewOf(internal: InternalRequest): OpenAIView {
+  const { endpoint, request: req } = internal;
+  return {
+    endpoint,
+    id: `${endpoint === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`,
+    created: Math.floor(Date.now() / 1000),
+    model: req.model,
+    includeUsage: req.stream_options?.include_usage === true,
+    logprobs:
+      internal.endpoint === "chat"
+        ? internal.request.logprobs === true
+        : internal.request.logprobs !== null && internal.request.logprobs !== undefined,
+    echo:
+      internal.endpoint === "completion" && internal.request.echo === true
+        ? internal.request.prompt
+        : undefined,
   };
 }
 
 export function forwardFrames(fetchImpl?: FetchLike): MiddlewareHandler<AppEnv> {
   const doFetch: FetchLike = fetchImpl ?? ((input, init) => fetch(input, init));
   return async (c) => {
-    const endpoint = c.get("endpoint") === "completion" ? "completion" : "chat";
-    const tenant = c.get("tenant");
+    const internal = internalRequest(c);
     const target = c.get("upstream") ?? defaultTarget(c.env);
-    const maxInflight = tenant.gateway?.quota?.maxConcurrentStreams ?? null;
-    const base = {
-      v: PROTOCOL_VERSION,
-      tenant: tenant.id,
-      requestId: c.get("requestId"),
-      limits: { maxInflight },
-    };
-    const internal: InternalRequest =
-      endpoint === "completion"
-        ? { ...base, endpoint, request: c.get("completionRequest") }
-        : { ...base, endpoint, request: c.get("chatRequest") };
-    const req = internal.request;
-    const stream = req.stream === true;
+    const stream = internal.request.stream === true;
     const body = encodeRequest(internal);
     const signed = await signRequest(target.secret, {
       method: "POST",
       path: INTERNAL_GENERATE_PATH,
       body,
-      tenant: tenant.id,
+      tenant: internal.tenant,
     });
+    const clientSignal = c.req.raw.signal;
 
     let res: Response;
     try {
+      // The gateway router supplies a fetch that retries other backends before the first byte.
       res = await (c.get("upstreamFetch") ?? doFetch)(`${target.baseUrl}${INTERNAL_GENERATE_PATH}`, {
         method: "POST",
         headers: { "content-type": REQUEST_CONTENT_TYPE, "x-request-id": c.get("requestId"), ...signed },
         body,
-        signal: c.req.raw.signal,
+        signal: clientSignal,
       });
     } catch (err) {
       console.error("backend unreachable:", err);
-      runHooks(c, { status: "error", stream, usage: null, finishReason: null, text: "", upstreamStatus: 0 });
+      runHooks(c, failedOutcome(stream, 0));
       throw upstreamError("The inference backend is unreachable.");
     }
     if (!res.ok || !res.body) {
-      runHooks(c, {
-        status: "error",
-        stream,
-        usage: null,
-        finishReason: null,
-        text: "",
-        upstreamStatus: res.status,
-      });
+      runHooks(c, failedOutcome(stream, res.status));
       if (res.ok) throw upstreamError("The inference backend sent an empty stream.", "upstream_error");
       throw await upstreamFailure(res);
     }
 
-    const view: OpenAIView = {
-      endpoint,
-      id: `${endpoint === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`,
-      created: Math.floor(Date.now() / 1000),
-      model: req.model,
-      includeUsage: req.stream_options?.include_usage === true,
-      logprobs:
-        endpoint === "chat"
-          ? (req as { logprobs?: boolean | null }).logprobs === true
-          : (req as { logprobs?: number | null }).logprobs != null,
-      echo:
-        endpoint === "completion" && (req as { echo?: boolean | null }).echo === true
-          ? (req as { prompt: string }).prompt
-          : undefined,
-    };
+    const view = viewOf(internal);
     const upstreamStatus = res.status;
 
     if (!stream) {
-      let state: FramesToOpenAI;
+      const state = new FramesToOpenAI(view);
       try {
-        state = await collectFrames(res.body, view);
+        await collectFrames(res.body, view, state);
       } catch (err) {
+        if (clientSignal.aborted) {
+          // The client left: it is charged for what was generated until then, like a stream.
+          runHooks(c, outcomeOf(state, "aborted", stream, upstreamStatus));
+          throw err;
+        }
         console.error("backend frame stream failed:", err);
-        runHooks(c, { status: "error", stream, usage: null, finishReason: null, text: "", upstreamStatus });
+        // Nothing reached the client: a failed non-stream answer charges nothing.
+        runHooks(c, failedOutcome(stream, upstreamStatus));
         throw upstreamError("The inference backend failed during the request.", "upstream_stream_error");
       }
       if (!state.finishReason) {
-        runHooks(c, outcomeOf(state, "error", stream, upstreamStatus));
+        runHooks(c, failedOutcome(stream, upstreamStatus));
         const e = state.error?.body.error;
-        if (e) throw new ApiError(state.error!.status, e.message, e.type, e.code, e.param);
+        if (state.error && e) throw new ApiError(state.error.status, e.message, e.type, e.code, e.param);
         throw upstreamError("The inference backend ended the request early.", "upstream_stream_error");
       }
       runHooks(c, outcomeOf(state, "ok", stream, upstreamStatus));
       return c.json(state.response());
     }
 
+    const atEnd = hooksAtStreamEnd(c);
     const { stream: sse } = framesToSse(res.body, view, {
-      clientSignal: c.req.raw.signal,
-      onEnd: (status, state) => runHooks(c, outcomeOf(state, status, stream, upstreamStatus)),
+      clientSignal,
+      readAheadBytes: READ_AHEAD_BYTES,
+      onEnd: (status, state) => atEnd(outcomeOf(state, status, stream, upstreamStatus)),
     });
     return new Response(sse, {
       status: 200,

@@ -3,47 +3,19 @@
  * Streams always ask the backend for the usage chunk, so the edge knows exact usage; the chunk is
  * stripped again if the client did not ask for it.
  */
-import type { Context, MiddlewareHandler } from "hono";
-import { ApiError, isOpenAIErrorBody, upstreamError } from "../../src/openai/errors.js";
+import type { MiddlewareHandler } from "hono";
+import { upstreamError } from "../../src/openai/errors.js";
 import type { ChatCompletion } from "../../src/openai/types.js";
 import { signRequest } from "../../src/signing.js";
 import { SSE_HEADERS } from "../../src/sse.js";
-import type { CompletionOutcome } from "../chat/outcome.js";
 import type { AppEnv } from "../env.js";
+import { upstreamFailure } from "./failure.js";
+import { failedOutcome, hooksAtStreamEnd, runHooks } from "./hooks.js";
 import { watchSse } from "./sse-usage.js";
 import { defaultTarget, type FetchLike } from "./target.js";
 
 const CHAT_PATH = "/v1/chat/completions";
 const COMPLETIONS_PATH = "/v1/completions";
-
-function runHooks(c: Context<AppEnv>, outcome: CompletionOutcome): Promise<void> {
-  const hooks = c.get("completionHooks") ?? [];
-  if (hooks.length === 0) return Promise.resolve();
-  const done = Promise.allSettled(hooks.map(async (h) => h(outcome))).then((results) => {
-    for (const r of results) if (r.status === "rejected") console.error("completion hook failed:", r.reason);
-  });
-  try {
-    c.executionCtx.waitUntil(done);
-  } catch {
-    // No execution context (app.request() in unit tests): the promise still runs.
-  }
-  return done;
-}
-
-async function upstreamFailure(res: Response): Promise<ApiError> {
-  const text = await res.text();
-  try {
-    const body: unknown = JSON.parse(text);
-    if (isOpenAIErrorBody(body)) {
-      const e = body.error;
-      const status = res.status >= 400 ? res.status : 502;
-      return new ApiError(status, e.message, e.type, e.code, e.param);
-    }
-  } catch {
-    // not JSON: fall through
-  }
-  return upstreamError(`The inference backend answered ${res.status}.`, "upstream_error");
-}
 
 export function forwardChat(fetchImpl?: FetchLike): MiddlewareHandler<AppEnv> {
   const doFetch: FetchLike = fetchImpl ?? ((input, init) => fetch(input, init));
@@ -82,19 +54,12 @@ export function forwardChat(fetchImpl?: FetchLike): MiddlewareHandler<AppEnv> {
       });
     } catch (err) {
       console.error("backend unreachable:", err);
-      runHooks(c, { status: "error", stream, usage: null, finishReason: null, text: "", upstreamStatus: 0 });
+      runHooks(c, failedOutcome(stream, 0));
       throw upstreamError("The inference backend is unreachable.");
     }
 
     if (!res.ok) {
-      runHooks(c, {
-        status: "error",
-        stream,
-        usage: null,
-        finishReason: null,
-        text: "",
-        upstreamStatus: res.status,
-      });
+      runHooks(c, failedOutcome(stream, res.status));
       throw await upstreamFailure(res);
     }
 
@@ -117,22 +82,11 @@ export function forwardChat(fetchImpl?: FetchLike): MiddlewareHandler<AppEnv> {
 
     if (!res.body) throw upstreamError("The inference backend sent an empty stream.", "upstream_error");
     const upstreamStatus = res.status;
-    // Registered now, while the request is alive: if the client disconnects, the runtime may tear
-    // the response down without cancelling its stream, but background work already registered
-    // keeps running, so the abort (request.signal) still reaches the hooks and settles usage.
-    let hooksDone!: (p: Promise<void>) => void;
-    const settled = new Promise<void>((resolve) => {
-      hooksDone = (p) => void p.finally(resolve);
-    });
-    try {
-      c.executionCtx.waitUntil(settled);
-    } catch {
-      // no execution context in unit tests
-    }
+    const atEnd = hooksAtStreamEnd(c);
     const body$ = watchSse(res.body, {
       keepUsageChunk: clientWantsUsage,
       clientSignal: c.req.raw.signal,
-      onEnd: (o) => hooksDone(runHooks(c, { ...o, stream, upstreamStatus })),
+      onEnd: (o) => atEnd({ ...o, stream, upstreamStatus }),
     });
     return new Response(body$, {
       status: 200,

@@ -8,6 +8,7 @@ import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type { ChatCompletionChunk, Usage } from "../../src/openai/types.js";
 import { SSE_DONE, sseComment, sseData } from "../../src/sse.js";
 import type { CompletionOutcome } from "../chat/outcome.js";
+import { READ_AHEAD_BYTES } from "./read-ahead.js";
 
 export interface WatchOptions {
   /** Forward the usage chunk to the client (it asked with stream_options.include_usage). */
@@ -43,7 +44,7 @@ export function watchSse(
   let text = "";
   const deltas: string[] = [];
   let deliveredChunks = 0;
-  let lastUsage: Usage | null = null;
+  let partialUsage: Usage | null = null;
   let sawError = false;
   let ended = false;
   const out: string[] = [];
@@ -51,7 +52,7 @@ export function watchSse(
   const end = (status: CompletionOutcome["status"]) => {
     if (ended) return;
     ended = true;
-    opts.onEnd({ status, usage, finishReason, text, deltas, deliveredChunks, lastUsage });
+    opts.onEnd({ status, usage, finishReason, text, deltas, deliveredChunks, partialUsage });
   };
 
   const onEvent = (ev: EventSourceMessage) => {
@@ -79,7 +80,7 @@ export function watchSse(
     }
     // Continuous usage (vLLM's stream_options.continuous_usage_stats): the latest one counts if the
     // stream breaks before the final usage chunk.
-    if (chunk.usage) lastUsage = chunk.usage;
+    if (chunk.usage) partialUsage = chunk.usage;
     for (const choice of chunk.choices ?? []) {
       // Chat chunks carry delta.content; legacy completion chunks carry text.
       const piece = choice.delta?.content ?? (choice as { text?: unknown }).text;
@@ -145,13 +146,8 @@ export function watchSse(
         end("aborted");
         await reader.cancel(reason);
       },
-      // Read ahead of the client by up to READ_AHEAD_BYTES: a generation finishes (and is settled
-      // with its exact usage) even when a client vanished without the runtime cancelling this stream
-      // (seen under `wrangler dev`, whose proxy does not pass disconnects on), instead of stalling on
-      // backpressure until the reservation's alarm. A slow client still bounds the buffer.
+      // Read ahead of the client (see read-ahead.ts).
     },
     new ByteLengthQueuingStrategy({ highWaterMark: READ_AHEAD_BYTES }),
   );
 }
-
-export const READ_AHEAD_BYTES = 1 << 20;

@@ -1,10 +1,10 @@
 /** Gateway admin API: settings, key rotation and revocation, usage views, and bad input that writes nothing. */
 import { describe, expect, it } from "vitest";
-import { harness, jsonAnswer } from "./util.js";
+import { framesAnswer, harness } from "./util.js";
 
 describe("gateway admin API", () => {
   it("refuses calls without the admin token, writing nothing", async () => {
-    const h = harness(() => jsonAnswer("x", { prompt_tokens: 1, completion_tokens: 1 }));
+    const h = harness(() => framesAnswer(["x"], { prompt_tokens: 1, completion_tokens: 1 }));
     const { id } = await h.tenant();
     const res = await h.send(`/admin/tenants/${id}`, {
       method: "PATCH",
@@ -20,7 +20,7 @@ describe("gateway admin API", () => {
   });
 
   it("sets quota, domicile, attestations; rejects bad patches with 400 and no write", async () => {
-    const h = harness(() => jsonAnswer("x", { prompt_tokens: 1, completion_tokens: 1 }));
+    const h = harness(() => framesAnswer(["x"], { prompt_tokens: 1, completion_tokens: 1 }));
     const { id } = await h.tenant();
     const ok = await h.admin("PATCH", `/tenants/${id}`, {
       quota: { tokens_per_month: 1_000_000, max_concurrent_streams: 4 },
@@ -52,7 +52,7 @@ describe("gateway admin API", () => {
   });
 
   it("rotates and revokes keys; a revoked key is refused with 401", async () => {
-    const h = harness(() => jsonAnswer("x", { prompt_tokens: 1, completion_tokens: 1 }));
+    const h = harness(() => framesAnswer(["x"], { prompt_tokens: 1, completion_tokens: 1 }));
     const { id, key } = await h.tenant();
     const prefix = key.slice("sk-moe-".length).split("_")[0];
     const rot = await h.admin("POST", `/tenants/${id}/keys/${prefix}/rotate`);
@@ -80,7 +80,7 @@ describe("gateway admin API", () => {
   });
 
   it("usage views: per tenant and for all tenants", async () => {
-    const h = harness(() => jsonAnswer("x", { prompt_tokens: 3, completion_tokens: 2 }));
+    const h = harness(() => framesAnswer(["x"], { prompt_tokens: 3, completion_tokens: 2 }));
     const { id, key } = await h.tenant();
     await (await h.chat(key, { model: "test-model", messages: [{ role: "user", content: "x" }] })).text();
     await h.settled();

@@ -1,6 +1,6 @@
 /** Prompt cache in the chain: MISS then HIT with the same content, per-tenant isolation, BYPASS rules, quota/usage rules. */
 import { beforeEach, describe, expect, it } from "vitest";
-import { clearOfMinuteEdge, harness, jsonAnswer, sseAnswer, sseEvents, streamedText } from "./util.js";
+import { clearOfMinuteEdge, framesAnswer, harness, sseEvents, streamedText } from "./util.js";
 
 const det = (extra: Record<string, unknown> = {}) => ({
   model: "test-model",
@@ -14,13 +14,10 @@ function backend() {
   let n = 0;
   return {
     count: () => n,
-    fn: (_url: string, init: RequestInit) => {
+    // The same frames answer streamed and non-streamed requests: the edge renders them either way.
+    fn: () => {
       n++;
-      const stream = JSON.parse(String(init.body)).stream === true;
-      const usage = { prompt_tokens: 9, completion_tokens: 4 };
-      return stream
-        ? sseAnswer(["Mix", "ture ", "of ", "experts"], usage)
-        : jsonAnswer("Mixture of experts", usage);
+      return framesAnswer(["Mix", "ture ", "of ", "experts"], { prompt_tokens: 9, completion_tokens: 4 });
     },
   };
 }
@@ -35,6 +32,7 @@ describe("prompt cache", () => {
     const first = await h.chat(key, det({ stream: true }));
     expect(first.headers.get("x-prompt-cache")).toBe("MISS");
     const firstText = streamedText(await sseEvents(first));
+    expect(firstText).toBe("Mixture of experts");
     await h.settled();
     const second = await h.chat(key, det({ stream: true, stream_options: { include_usage: true } }));
     expect(second.headers.get("x-prompt-cache")).toBe("HIT");

@@ -1,31 +1,14 @@
 /** /v1/completions through the same gateway stages: quota settles from the text stream, the cache replays text_completion. */
 import { beforeEach, describe, expect, it } from "vitest";
-import { clearOfMinuteEdge, harness, sseEvents } from "./util.js";
-
-const enc = new TextEncoder();
-function textStream(pieces: string[], usage: { prompt_tokens: number; completion_tokens: number }): Response {
-  const base = { id: "cmpl-x", object: "text_completion", created: 1, model: "test-model" };
-  const ev = [
-    ...pieces.map((t) => ({
-      ...base,
-      choices: [{ index: 0, text: t, logprobs: null, finish_reason: null }],
-    })),
-    { ...base, choices: [{ index: 0, text: "", logprobs: null, finish_reason: "length" }] },
-    {
-      ...base,
-      choices: [],
-      usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens },
-    },
-  ];
-  const body = `${ev.map((e) => `data: ${JSON.stringify(e)}\n\n`).join("")}data: [DONE]\n\n`;
-  return new Response(enc.encode(body), { headers: { "content-type": "text/event-stream" } });
-}
+import { clearOfMinuteEdge, framesAnswer, harness, sseEvents } from "./util.js";
 
 beforeEach(() => clearOfMinuteEdge());
 
 describe("/v1/completions", () => {
-  it("forwards to the backend's /v1/completions, settles exact usage, then hits the cache", async () => {
-    const h = harness(() => textStream(["Once", " upon"], { prompt_tokens: 4, completion_tokens: 2 }));
+  it("forwards as a completion generate call, settles exact usage, then hits the cache", async () => {
+    const h = harness(() =>
+      framesAnswer(["Once", " upon"], { prompt_tokens: 4, completion_tokens: 2 }, "length"),
+    );
     const { key } = await h.tenant({ quota: { tokens_per_minute: 1000 } });
     const send = () =>
       h.send("/v1/completions", {
@@ -47,8 +30,12 @@ describe("/v1/completions", () => {
         .filter((e) => e !== "[DONE]")
         .map((e) => (JSON.parse(e) as { choices: Array<{ text?: string }> }).choices[0]?.text ?? "")
         .join("");
-    expect(text(await sseEvents(first))).toBe("Once upon");
-    expect(h.calls[0].url).toMatch(/\/v1\/completions$/);
+    const firstEvents = await sseEvents(first);
+    expect(text(firstEvents)).toBe("Once upon");
+    expect(JSON.parse(firstEvents.at(-2) ?? "{}").choices[0]).toMatchObject({ finish_reason: "length" });
+    expect(h.calls[0].url).toMatch(/\/internal\/v1\/generate$/);
+    expect(h.calls[0].req).toMatchObject({ endpoint: "completion" });
+    expect(h.calls[0].body).toMatchObject({ prompt: "Tell a story", max_tokens: 2 });
     const u = await h.usage(key);
     expect(u.totals.total_tokens).toBe(6);
     expect(u.quota.dimensions.find((d) => d.dimension === "tokens_minute")?.remaining).toBe(994);

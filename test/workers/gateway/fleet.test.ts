@@ -1,7 +1,7 @@
 /** Routing across a backend fleet: retry before the first byte, circuit breaking, prefix affinity, load, health. */
 import { beforeEach, describe, expect, it } from "vitest";
 import { fleetHealth, resetFleetHealth } from "../../../workers/gateway/fleet.js";
-import { harness, jsonAnswer } from "./util.js";
+import { framesAnswer, harness } from "./util.js";
 
 const BACKENDS = JSON.stringify(
   ["a", "b", "c"].map((id) => ({ id, url: `http://${id}.backend`, models: ["test-model", "other-model"] })),
@@ -24,7 +24,7 @@ describe("fleet routing", () => {
       (url) => {
         if (url.endsWith("/health")) return Response.json({ status: "ok" });
         hits.push(host(url));
-        return jsonAnswer("x", { prompt_tokens: 1, completion_tokens: 1 });
+        return framesAnswer(["x"], { prompt_tokens: 1, completion_tokens: 1 });
       },
       { BACKENDS },
     );
@@ -45,7 +45,7 @@ describe("fleet routing", () => {
         if (url.endsWith("/health")) return Response.json({ status: "ok" });
         tried.push(host(url));
         if (host(url) === "a") throw new TypeError("connection refused");
-        return jsonAnswer("x", { prompt_tokens: 1, completion_tokens: 1 });
+        return framesAnswer(["x"], { prompt_tokens: 1, completion_tokens: 1 });
       },
       { BACKENDS },
     );
@@ -81,7 +81,7 @@ describe("fleet routing", () => {
             { error: { message: "busy", type: "server_error", param: null, code: null } },
             { status: 503 },
           );
-        return jsonAnswer("x", { prompt_tokens: 1, completion_tokens: 1 });
+        return framesAnswer(["x"], { prompt_tokens: 1, completion_tokens: 1 });
       },
       { BACKENDS },
     );
@@ -100,7 +100,7 @@ describe("fleet routing", () => {
           return Response.json({ status: "ok", load: host(url) === "c" ? 1 : 0 });
         }
         hits.push(host(url));
-        return jsonAnswer("x", { prompt_tokens: 1, completion_tokens: 1 });
+        return framesAnswer(["x"], { prompt_tokens: 1, completion_tokens: 1 });
       },
       { BACKENDS, HEALTH_INTERVAL_MS: "60000" },
     );
@@ -119,7 +119,7 @@ describe("fleet routing", () => {
   });
 
   it("models no backend serves are a 404 before any quota is touched", async () => {
-    const h = harness(() => jsonAnswer("x", { prompt_tokens: 1, completion_tokens: 1 }), { BACKENDS });
+    const h = harness(() => framesAnswer(["x"], { prompt_tokens: 1, completion_tokens: 1 }), { BACKENDS });
     const { key } = await h.tenant();
     const res = await h.chat(key, { model: "nope", messages: [{ role: "user", content: "x" }] });
     expect(res.status).toBe(404);

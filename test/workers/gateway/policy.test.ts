@@ -1,6 +1,6 @@
 /** License policy in the chain: each rule's decision with its status and reason, obligations as headers, no charge on denial. */
 import { beforeEach, describe, expect, it } from "vitest";
-import { clearOfMinuteEdge, harness, jsonAnswer } from "./util.js";
+import { clearOfMinuteEdge, framesAnswer, harness } from "./util.js";
 
 const MODELS = "llama-4-scout,mixtral-8x7b,test-model";
 const ask = (model: string) => ({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 5 });
@@ -10,7 +10,7 @@ const goodLlama = {
 };
 
 function setup() {
-  return harness(() => jsonAnswer("ok", { prompt_tokens: 1, completion_tokens: 1 }), { MODELS });
+  return harness(() => framesAnswer(["ok"], { prompt_tokens: 1, completion_tokens: 1 }), { MODELS });
 }
 
 async function denial(res: Response) {

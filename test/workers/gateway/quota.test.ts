@@ -1,13 +1,16 @@
 /**
  * Quota stage inside workerd against the real TenantQuota Durable Object: parallel admission never
  * exceeds a limit, the settled total equals the usage the backend reported, and every failure path
- * (backend error, mid-stream break, client leaving) gives back what was not used.
+ * (backend error, mid-stream break, client leaving) gives back what was not used: a stream cut
+ * mid-way is charged exactly what was delivered (start frame's prompt tokens + one per token frame).
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { chunkJson, clearOfMinuteEdge, harness, jsonAnswer, sseAnswer, sseEvents } from "./util.js";
+import { encodeFrame } from "../../../src/protocol/codec.js";
+import type { Frame } from "../../../src/protocol/types.js";
+import { FRAMES_HEADERS, start, tokens } from "../frames.js";
+import { clearOfMinuteEdge, framesAnswer, harness, sseEvents } from "./util.js";
 
 // Reservation of {role:"user", content:"hi"}: utf8("user"+"hi") + 16 per message + 32 = 54, + max_tokens.
-const PROMPT_ESTIMATE = 54;
 const body = (extra: Record<string, unknown> = {}) => ({
   model: "test-model",
   messages: [{ role: "user", content: "hi" }],
@@ -21,12 +24,11 @@ describe("quota: exact under concurrency", () => {
   it("N parallel requests never exceed tokens-per-minute; settled total == reported usage", async () => {
     let n = 0;
     const reported: number[] = [];
-    const h = harness((_url, init) => {
+    const h = harness(() => {
       const i = n++;
       const usage = { prompt_tokens: 5, completion_tokens: 7 + (i % 30) };
       reported.push(usage.prompt_tokens + usage.completion_tokens);
-      const stream = JSON.parse(String(init.body)).stream === true;
-      return stream ? sseAnswer(["a", "b"], usage) : jsonAnswer("ab", usage);
+      return framesAnswer(["a", "b"], usage);
     });
     const { key } = await h.tenant({ quota: { tokens_per_minute: 1000, requests_per_minute: 100 } });
     const N = 25;
@@ -72,13 +74,13 @@ describe("quota: exact under concurrency", () => {
     const c = await h.chat(key, body({ stream: true }));
     expect(c.status).toBe(429);
     expect(JSON.parse(await c.text()).error.message).toContain("concurrency");
-    pending[0](sseAnswer(["x"], { prompt_tokens: 2, completion_tokens: 1 }));
+    pending[0](framesAnswer(["x"], { prompt_tokens: 2, completion_tokens: 1 }));
     await (await a).text();
     await h.settled();
     const d = h.chat(key, body({ stream: true }));
     while (pending.length < 3) await new Promise((r) => setTimeout(r, 5));
-    pending[1](sseAnswer(["y"], { prompt_tokens: 2, completion_tokens: 1 }));
-    pending[2](sseAnswer(["z"], { prompt_tokens: 2, completion_tokens: 1 }));
+    pending[1](framesAnswer(["y"], { prompt_tokens: 2, completion_tokens: 1 }));
+    pending[2](framesAnswer(["z"], { prompt_tokens: 2, completion_tokens: 1 }));
     expect((await b).status).toBe(200);
     expect((await d).status).toBe(200);
     await (await b).text();
@@ -117,34 +119,59 @@ describe("quota: refunds", () => {
     expect(dims).toMatchObject({ tokens_minute: 1000, requests: 5 });
   });
 
-  it("a mid-stream failure ends with an error event and charges what was delivered", async () => {
-    const enc = new TextEncoder();
+  it("a backend that dies mid-stream: error event, settled total == the tokens actually delivered", async () => {
+    // The backend counts 7 prompt tokens (the edge's estimate is 54), streams 4 tokens - one with an
+    // empty delta (bytes held back) - then its connection dies: no end frame, no usage report.
+    const frames: Frame[] = [start(7), ...tokens(["par", "", "tial", " out"])];
     const h = harness(() => {
-      let step = 0;
+      let i = 0;
       const stream = new ReadableStream<Uint8Array>({
         pull(c) {
-          if (step++ === 0) c.enqueue(enc.encode(`data: ${chunkJson("partial")}\n\n`));
+          if (i < frames.length) c.enqueue(encodeFrame(frames[i++]));
           else c.error(new Error("backend died"));
         },
       });
-      return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+      return new Response(stream, { headers: FRAMES_HEADERS });
     });
     const { key } = await h.tenant({ quota: { tokens_per_minute: 1000, max_concurrent_streams: 1 } });
     const r = await h.chat(key, body({ stream: true }));
     const events = await sseEvents(r);
-    expect(JSON.parse(events[0]).choices[0].delta.content).toBe("partial");
     expect(JSON.parse(events.at(-1) ?? "{}").error.code).toBe("upstream_stream_error");
+    const chunks = events
+      .slice(0, -1)
+      .map((e) => JSON.parse(e) as { choices: Array<{ delta: { content?: string } }> });
+    const text = chunks.map((c) => c.choices[0].delta.content ?? "").join("");
+    expect(text).toBe("partial out");
     const u = await h.usage(key);
-    // No usage report arrived: prompt upper bound + 1 delivered chunk, never the whole reservation.
-    expect(u.quota.dimensions.find((d) => d.dimension === "tokens_minute")?.remaining).toBe(
-      1000 - (PROMPT_ESTIMATE + 1),
-    );
+    // Exact: 7 prompt tokens + 4 generated tokens, not the 54-token estimate nor the reservation.
+    expect(u.totals).toMatchObject({ prompt_tokens: 7, completion_tokens: 4, total_tokens: 11, errors: 1 });
+    expect(u.quota.dimensions.find((d) => d.dimension === "tokens_minute")?.remaining).toBe(1000 - 11);
     expect(u.quota.open_streams).toBe(0);
-    expect(u.totals.errors).toBe(1);
+    expect(u.quota.open_reservations).toBe(0);
   });
 
-  it("a client that leaves mid-stream frees its slot and is charged for what it got", async () => {
-    const enc = new TextEncoder();
+  it("a backend that dies before any token charges nothing", async () => {
+    const h = harness(() => {
+      let sent = false;
+      const stream = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (!sent) {
+            sent = true;
+            c.enqueue(encodeFrame(start(7)));
+          } else c.error(new Error("backend died"));
+        },
+      });
+      return new Response(stream, { headers: FRAMES_HEADERS });
+    });
+    const { key } = await h.tenant({ quota: { tokens_per_minute: 1000 } });
+    const events = await sseEvents(await h.chat(key, body({ stream: true })));
+    expect(JSON.parse(events.at(-1) ?? "{}").error.code).toBe("upstream_stream_error");
+    const u = await h.usage(key);
+    expect(u.totals.total_tokens).toBe(0);
+    expect(u.quota.dimensions.find((d) => d.dimension === "tokens_minute")?.remaining).toBe(1000);
+  });
+
+  it("a client that leaves mid-stream frees its slot and is charged exactly for what was generated", async () => {
     let cancelled = false;
     const h = harness(() => {
       let sent = false;
@@ -152,7 +179,7 @@ describe("quota: refunds", () => {
         pull(c) {
           if (!sent) {
             sent = true;
-            c.enqueue(enc.encode(`data: ${chunkJson("one")}\n\ndata: ${chunkJson("two")}\n\n`));
+            for (const f of [start(6), ...tokens(["one", "two"])]) c.enqueue(encodeFrame(f));
           }
           return new Promise(() => {}); // then hangs, like a long generation
         },
@@ -160,7 +187,7 @@ describe("quota: refunds", () => {
           cancelled = true;
         },
       });
-      return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+      return new Response(stream, { headers: FRAMES_HEADERS });
     });
     const { key } = await h.tenant({ quota: { tokens_per_day: 5000, max_concurrent_streams: 1 } });
     const r = await h.chat(key, body({ stream: true }));
@@ -171,14 +198,12 @@ describe("quota: refunds", () => {
     const u = await h.usage(key);
     expect(u.quota.open_streams).toBe(0);
     expect(u.quota.open_reservations).toBe(0);
-    expect(u.totals.aborted).toBe(1);
-    expect(u.quota.dimensions.find((d) => d.dimension === "tokens_day")?.remaining).toBe(
-      5000 - (PROMPT_ESTIMATE + 2),
-    );
+    expect(u.totals).toMatchObject({ aborted: 1, prompt_tokens: 6, completion_tokens: 2 });
+    expect(u.quota.dimensions.find((d) => d.dimension === "tokens_day")?.remaining).toBe(5000 - (6 + 2));
   });
 
   it("a request larger than a whole window is a 400, and refusals charge nothing", async () => {
-    const h = harness(() => jsonAnswer("x", { prompt_tokens: 1, completion_tokens: 1 }));
+    const h = harness(() => framesAnswer(["x"], { prompt_tokens: 1, completion_tokens: 1 }));
     const { key } = await h.tenant({ quota: { tokens_per_minute: 80, requests_per_minute: 1 } });
     const big = await h.chat(key, body());
     expect(big.status).toBe(400);
@@ -193,7 +218,7 @@ describe("quota: refunds", () => {
   });
 
   it("with a token limit and no max_tokens, the default bound is sent to the backend", async () => {
-    const h = harness(() => jsonAnswer("x", { prompt_tokens: 1, completion_tokens: 1 }));
+    const h = harness(() => framesAnswer(["x"], { prompt_tokens: 1, completion_tokens: 1 }));
     const { key } = await h.tenant({ quota: { tokens_per_month: 100_000 } });
     expect(
       (await h.chat(key, { model: "test-model", messages: [{ role: "user", content: "hi" }] })).status,
@@ -212,7 +237,7 @@ describe("quota: admission overlapped with the backend call", () => {
       return new Promise<Response>((resolve, reject) => {
         // Answer slowly, so the Durable Object's refusal comes first.
         const t = setTimeout(
-          () => resolve(jsonAnswer("late", { prompt_tokens: 1, completion_tokens: 1 })),
+          () => resolve(framesAnswer(["late"], { prompt_tokens: 1, completion_tokens: 1 })),
           300,
         );
         init.signal?.addEventListener("abort", () => {
@@ -251,7 +276,7 @@ describe("quota: admission overlapped with the backend call", () => {
     let reported = 0;
     const h = harness(() => {
       reported += 12;
-      return jsonAnswer("ok", { prompt_tokens: 5, completion_tokens: 7 });
+      return framesAnswer(["ok"], { prompt_tokens: 5, completion_tokens: 7 });
     });
     const { key } = await h.tenant({ quota: { tokens_per_minute: 1000 } });
     expect((await h.chat(key, body())).status).toBe(200);

@@ -1,18 +1,31 @@
 /** Helpers for the gateway tests: an app over a (possibly customised) env, with an execution context. */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import type { InternalRequest } from "../../../src/protocol/types.js";
 import { createApp } from "../../../workers/app.js";
 import type { Env } from "../../../workers/env.js";
 import type { FetchLike } from "../../../workers/upstream/target.js";
+import { decodeCall } from "../frames.js";
+
+export { framesAnswer } from "../frames.js";
 
 export const ADMIN = "test-admin-token";
-const enc = new TextEncoder();
 
-export type Backend = (url: string, init: RequestInit) => Response | Promise<Response>;
+/** What a backend double received: the frame protocol's envelope and the OpenAI request inside. */
+export interface BackendCall {
+  url: string;
+  /** The OpenAI request (empty for health checks). */
+  body: Record<string, unknown>;
+  /** The envelope (null for health checks). */
+  req: InternalRequest | null;
+}
+
+/** A backend double: gets each call decoded; answers frames (or a JSON refusal, or health). */
+export type Backend = (url: string, init: RequestInit, call: BackendCall) => Response | Promise<Response>;
 
 export interface Harness {
   env: Env;
-  calls: Array<{ url: string; body: Record<string, unknown> }>;
+  calls: BackendCall[];
   /** Send a request; `settled()` waits for background work (settlement, cache fill). */
   send(path: string, init?: RequestInit): Promise<Response>;
   settled(): Promise<void>;
@@ -36,9 +49,10 @@ export function harness(backend: Backend, vars: Partial<Env> = {}): Harness {
   const e = { ...(env as unknown as Env), ...vars } as Env;
   const calls: Harness["calls"] = [];
   const fetch: FetchLike = async (url, init) => {
-    const body = typeof init.body === "string" ? (JSON.parse(init.body) as Record<string, unknown>) : {};
-    calls.push({ url, body });
-    return backend(url, init);
+    const req = init.body instanceof Uint8Array ? decodeCall(init) : null;
+    const call: BackendCall = { url, body: (req?.request as Record<string, unknown>) ?? {}, req };
+    calls.push(call);
+    return backend(url, init, call);
   };
   const app = createApp({ fetch });
   const ctxs: ExecutionContext[] = [];
@@ -90,62 +104,6 @@ export function harness(backend: Backend, vars: Partial<Env> = {}): Harness {
     },
   };
   return h;
-}
-
-export function chunkJson(
-  content: string | null,
-  finish: string | null = null,
-  usage: unknown = null,
-): string {
-  return JSON.stringify({
-    id: "chatcmpl-x",
-    object: "chat.completion.chunk",
-    created: 1,
-    model: "test-model",
-    choices:
-      usage && content === null && finish === null
-        ? []
-        : [{ index: 0, delta: content === null ? {} : { content }, logprobs: null, finish_reason: finish }],
-    usage,
-  });
-}
-
-/** A complete SSE answer: the deltas, a finish chunk, the usage chunk and [DONE]. */
-export function sseAnswer(
-  deltas: string[],
-  usage: { prompt_tokens: number; completion_tokens: number },
-): Response {
-  const u = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
-  const events = [
-    ...deltas.map((d) => chunkJson(d)),
-    chunkJson(null, "stop"),
-    chunkJson(null, null, u),
-    "[DONE]",
-  ];
-  return new Response(enc.encode(events.map((e) => `data: ${e}\n\n`).join("")), {
-    headers: { "content-type": "text/event-stream" },
-  });
-}
-
-export function jsonAnswer(
-  text: string,
-  usage: { prompt_tokens: number; completion_tokens: number },
-): Response {
-  return Response.json({
-    id: "chatcmpl-x",
-    object: "chat.completion",
-    created: 1,
-    model: "test-model",
-    choices: [
-      {
-        index: 0,
-        message: { role: "assistant", content: text, refusal: null },
-        logprobs: null,
-        finish_reason: "stop",
-      },
-    ],
-    usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens },
-  });
 }
 
 /** SSE events (data payloads) of a response body. */
