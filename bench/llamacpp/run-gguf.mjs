@@ -4,9 +4,9 @@
 // Prints one JSON object on stdout; everything else (llama.cpp logs) goes to stderr.
 //
 //   node run-gguf.mjs --model FILE --prompt-ids 1,2,3 [--prompt-ids 4,5] --max-tokens 64
-//        [--threads 2] [--repeats 1] [--logits none|first|all] [--context N] [--kv-type F16|F32]
+//        [--threads 2] [--repeats 1] [--logits none|first|all|prompt] [--context N] [--kv-type F16|F32]
 //
-// Output: {model, threads, results: [{prompt_ids, ids, first_logits?, step_logits?, timings}]}
+// Output: {model, threads, results: [{prompt_ids, ids, first_logits?, step_logits?, prompt_logits?, timings}]}
 // timings: {load_ms, prefill_ms, prefill_tps, decode_ms, decode_tps} (best of --repeats).
 // Greedy = temperature 0 (llama.cpp's greedy sampler: argmax); EOS is ignored (yieldEogToken).
 import { cpus } from "node:os";
@@ -29,7 +29,7 @@ const { values } = parseArgs({
 
 if (values.help || !values.model || values["prompt-ids"].length === 0) {
   process.stderr.write(
-    "usage: node run-gguf.mjs --model FILE --prompt-ids 1,2,3 [--prompt-ids ...] --max-tokens N [--threads N] [--repeats N] [--logits none|first|all]\n",
+    "usage: node run-gguf.mjs --model FILE --prompt-ids 1,2,3 [--prompt-ids ...] --max-tokens N [--threads N] [--repeats N] [--logits none|first|all|prompt]\n",
   );
   process.exit(values.help ? 0 : 2);
 }
@@ -64,15 +64,24 @@ const context = await model.createContext({
 const loadMs = performance.now() - t0;
 const sequence = context.getSequence();
 
-/** Full-vocabulary logits of the next token after evaluating `tokens` (order: token id). */
-async function logitsAfter(tokens) {
-  const input = tokens.map((t, i) => (i === tokens.length - 1 ? [t, { generateNext: { logits: true } }] : t));
-  const out = await sequence.controlledEvaluate(input);
-  const map = out[tokens.length - 1]?.next.logits;
+function logitsArray(map) {
   if (!map) throw new Error("llama.cpp returned no logits");
   const arr = new Array(model.tokens.sizeOfVocabulary ?? map.size).fill(Number.NaN);
   for (const [tok, v] of map) arr[tok] = v;
   return arr;
+}
+
+/** Full-vocabulary logits of the next token after evaluating `tokens` (order: token id). */
+async function logitsAfter(tokens) {
+  const input = tokens.map((t, i) => (i === tokens.length - 1 ? [t, { generateNext: { logits: true } }] : t));
+  const out = await sequence.controlledEvaluate(input);
+  return logitsArray(out[tokens.length - 1]?.next.logits);
+}
+
+/** Logits after every prompt position, from one batched evaluation of the prompt. */
+async function logitsAtEveryPosition(tokens) {
+  const out = await sequence.controlledEvaluate(tokens.map((t) => [t, { generateNext: { logits: true } }]));
+  return tokens.map((_, i) => logitsArray(out[i]?.next.logits));
 }
 
 /** Greedy generation timed the way a user would see it: prompt -> first token, then decode. */
@@ -118,6 +127,10 @@ for (const promptIds of prompts) {
       : g.timings;
   }
   const result = { prompt_ids: promptIds, ids, timings: { load_ms: loadMs, ...best } };
+  if (logitsMode === "prompt") {
+    await sequence.clearHistory();
+    result.prompt_logits = await logitsAtEveryPosition(promptIds);
+  }
   if (logitsMode === "first" || logitsMode === "all") {
     await sequence.clearHistory();
     result.first_logits = await logitsAfter(promptIds);
