@@ -23,6 +23,7 @@ const THREADS = 2;
 const PROMPT_LEN = Number(process.env.BENCH_DECODE_PROMPT ?? 64);
 const GEN_TOKENS = Number(process.env.BENCH_DECODE_TOKENS ?? 64);
 const REPEATS = Number(process.env.BENCH_DECODE_REPEATS ?? 3);
+const ROUNDS = Number(process.env.BENCH_DECODE_ROUNDS ?? 2);
 const SEED = 1;
 
 interface Timing {
@@ -39,7 +40,7 @@ export interface DecodeRow {
   "bound tok/s": number;
   fraction: number;
   "MB/token": number;
-  /** Read bandwidth measured around this row's run (the better of before/after). */
+  /** Read bandwidth measured around this row's best run (the better of before/after). */
   "read GB/s": number;
 }
 
@@ -163,6 +164,17 @@ function runOurs(model: string, promptIds: number[]): Timing {
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
+async function llamaCpp(model: string, promptIds: number[]): Promise<Timing> {
+  const ref = await runLlamaCpp({
+    model,
+    prompts: [promptIds],
+    maxTokens: GEN_TOKENS,
+    threads: THREADS,
+    repeats: REPEATS,
+  });
+  return { ...ref.results[0].timings, ids: ref.results[0].ids };
+}
+
 export async function run(): Promise<{ name: string; rows: DecodeRow[]; summary: Record<string, number> }> {
   const m = prepareBenchModels();
   // Other work on the machine skews timings: record the 1-minute load average around the runs.
@@ -176,47 +188,53 @@ export async function run(): Promise<{ name: string; rows: DecodeRow[]; summary:
   const native = loadNative();
   const measureBw = () => native.memReadBandwidth(1 << 29, THREADS) * 1e9;
   const bws: number[] = [];
-  const rows: DecodeRow[] = [];
-  const measured = async (
-    engine: DecodeRow["engine"],
-    dtype: string,
-    path: string,
-    go: () => Timing | Promise<Timing>,
-  ) => {
-    const bwBefore = measureBw();
-    const t = await go();
-    const bw = Math.max(bwBefore, measureBw());
-    bws.push(bw);
-    const bytes = bytesPerToken(path);
+  const engines: {
+    engine: DecodeRow["engine"];
+    dtype: string;
+    path: string;
+    go: () => Timing | Promise<Timing>;
+  }[] = [
+    { engine: "ours", dtype: "bf16", path: m.bf16, go: () => runOurs(m.bf16, promptIds) },
+    { engine: "llama.cpp", dtype: "bf16", path: m.ggufBf16, go: () => llamaCpp(m.ggufBf16, promptIds) },
+    { engine: "ours", dtype: "int8", path: m.int8, go: () => runOurs(m.int8, promptIds) },
+    { engine: "llama.cpp", dtype: "q8_0", path: m.ggufQ8, go: () => llamaCpp(m.ggufQ8, promptIds) },
+  ];
+  // Engines alternate over ROUNDS rounds (best round kept), so a slow spell of the machine does
+  // not land on one engine only.
+  const best = new Map<string, { t: Timing; bw: number }>();
+  for (let pass = 0; pass < ROUNDS; pass++) {
+    for (const e of engines) {
+      const bwBefore = measureBw();
+      const t = await e.go();
+      const bw = Math.max(bwBefore, measureBw());
+      bws.push(bw);
+      const key = `${e.engine}/${e.dtype}`;
+      const prev = best.get(key);
+      best.set(key, {
+        t: {
+          ids: t.ids,
+          prefill_tps: Math.max(t.prefill_tps, prev?.t.prefill_tps ?? 0),
+          decode_tps: Math.max(t.decode_tps, prev?.t.decode_tps ?? 0),
+        },
+        bw: !prev || t.decode_tps > prev.t.decode_tps ? bw : prev.bw,
+      });
+    }
+  }
+  const rows: DecodeRow[] = engines.map((e) => {
+    const { t, bw } = best.get(`${e.engine}/${e.dtype}`)!;
+    const bytes = bytesPerToken(e.path);
     const bound = bw / bytes;
-    rows.push({
-      engine,
-      dtype,
+    return {
+      engine: e.engine,
+      dtype: e.dtype,
       "prefill tok/s": round(t.prefill_tps),
       "decode tok/s": round(t.decode_tps),
       "bound tok/s": round(bound),
       fraction: round(t.decode_tps / bound, 3),
       "MB/token": round(bytes / 1e6),
       "read GB/s": round(bw / 1e9),
-    });
-  };
-  await measured("ours", "bf16", m.bf16, () => runOurs(m.bf16, promptIds));
-  await measured("ours", "int8", m.int8, () => runOurs(m.int8, promptIds));
-  for (const [dtype, path] of [
-    ["bf16", m.ggufBf16],
-    ["q8_0", m.ggufQ8],
-  ] as const) {
-    await measured("llama.cpp", dtype, path, async () => {
-      const ref = await runLlamaCpp({
-        model: path,
-        prompts: [promptIds],
-        maxTokens: GEN_TOKENS,
-        threads: THREADS,
-        repeats: REPEATS,
-      });
-      return { ...ref.results[0].timings, ids: ref.results[0].ids };
-    });
-  }
+    };
+  });
   const get = (e: string, d: string) => rows.find((r) => r.engine === e && r.dtype === d)!;
   const summary = {
     decode_vs_llamacpp_q8: round(
@@ -245,6 +263,7 @@ export async function run(): Promise<{ name: string; rows: DecodeRow[]; summary:
     prompt_tokens: PROMPT_LEN,
     generated_tokens: GEN_TOKENS,
     repeats: REPEATS,
+    rounds: ROUNDS,
   };
   return { name: "decode", rows, summary };
 }
