@@ -182,6 +182,18 @@ describe("openai client through edge and backend", () => {
     ).rejects.toBeInstanceOf(OpenAI.BadRequestError);
   });
 
+  it("the edge reaches the backend over the frame protocol only (not its OpenAI endpoints)", async () => {
+    const text = await (await fetch(`${stack.backendUrl}/metrics`)).text();
+    const requests = (endpoint: string) =>
+      text
+        .split("\n")
+        .filter((l) => l.startsWith(`moe_requests_total{`) && l.includes(`endpoint="${endpoint}"`))
+        .reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
+    expect(requests("internal")).toBeGreaterThan(0);
+    expect(requests("chat")).toBe(0);
+    expect(requests("completion")).toBe(0);
+  });
+
   it("the backend refuses unsigned calls (only the edge may reach it)", async () => {
     const res = await fetch(`${stack.backendUrl}/v1/chat/completions`, {
       method: "POST",

@@ -16,7 +16,8 @@ import { handleError, handleNotFound } from "../../workers/middleware/errors.js"
 import { requestId } from "../../workers/middleware/request-id.js";
 import { forwardFrames } from "../../workers/upstream/forward-frames.js";
 import type { FetchLike } from "../../workers/upstream/target.js";
-import { chatBody, createTenant, post, readEvents, SECRET } from "./helpers.js";
+import { controlledFrames, start, tokens } from "./frames.js";
+import { chatBody, createTenant, post, readEvents, request, SECRET } from "./helpers.js";
 
 interface Call {
   url: string;
@@ -188,5 +189,81 @@ describe("forward over frames", () => {
     await settle();
     expect(outcomes[0]).toMatchObject({ status: "error", text: "a" });
     expect(cut.outcomes[0]).toMatchObject({ status: "error", text: "a" });
+  });
+
+  it("reads ahead of a client that stopped reading: the generation finishes and settles exactly", async () => {
+    // A client that vanished without the runtime cancelling the response (wrangler dev) looks like
+    // one that never reads: the edge must still drain the backend and report the exact usage.
+    const { app, outcomes } = setup(() =>
+      frameStream([START, ...tokens(Array.from({ length: 200 }, (_, i) => `t${i} `)), END]),
+    );
+    const { key } = await createTenant(app);
+    const res = await post(app, key, chatBody({ stream: true }));
+    expect(res.status).toBe(200);
+    for (let i = 0; i < 100 && outcomes.length === 0; i++) await settle();
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]).toMatchObject({ status: "ok", usage: USAGE, finishReason: "stop" });
+    expect(outcomes[0].text.split(" ").length - 1).toBe(200);
+    await res.body?.cancel();
+  });
+
+  it("the client's request signal aborting ends the stream as aborted, with the exact usage so far", async () => {
+    const upstream = controlledFrames();
+    const { app, outcomes } = setup(() => upstream.response);
+    const { key } = await createTenant(app);
+    upstream.push(START, ...tokens(["a", "b", "c"]));
+    const ac = new AbortController();
+    const res = await request(app, "/v1/chat/completions", {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify(chatBody({ stream: true })),
+      signal: ac.signal,
+    });
+    const reader = res.body!.getReader();
+    let seen = "";
+    while (!seen.includes('"content":"c"')) seen += new TextDecoder().decode((await reader.read()).value);
+    ac.abort();
+    for (let i = 0; i < 100 && outcomes.length === 0; i++) await settle();
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]).toMatchObject({
+      status: "aborted",
+      usage: null,
+      text: "abc",
+      partialUsage: { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 },
+    });
+    for (let i = 0; i < 100 && !upstream.cancelled(); i++) await settle();
+    expect(upstream.cancelled()).toBe(true); // the backend's body was cancelled: generation stops
+    await reader.cancel().catch(() => {});
+  });
+
+  it("a stream the backend cuts reports the exact usage delivered; a cut non-stream answer charges nothing", async () => {
+    // Frames one per pull, then the connection fails (erroring at once would drop queued frames).
+    const cut = () => {
+      const frames = [start(9), ...tokens(["x", "", "y"])];
+      let i = 0;
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (i < frames.length) c.enqueue(encodeFrame(frames[i++]));
+            else c.error(new Error("connection reset"));
+          },
+        }),
+      );
+    };
+    const { app, outcomes } = setup(cut);
+    const { key } = await createTenant(app);
+    const events = await readEvents(await post(app, key, chatBody({ stream: true })));
+    expect(JSON.parse(events.at(-1)!).error.code).toBe("upstream_stream_error");
+    const res = await post(app, key, chatBody());
+    expect(res.status).toBe(502);
+    await settle();
+    expect(outcomes[0]).toMatchObject({
+      status: "error",
+      usage: null,
+      text: "xy",
+      partialUsage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 },
+    });
+    expect(outcomes[1]).toMatchObject({ status: "error", usage: null, text: "", upstreamStatus: 200 });
+    expect(outcomes[1].partialUsage ?? null).toBeNull();
   });
 });
