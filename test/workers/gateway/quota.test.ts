@@ -65,22 +65,32 @@ describe("quota: exact under concurrency", () => {
   });
 
   it("max concurrent streams: the extra stream gets 429, a slot frees when a stream ends", async () => {
-    const pending: Array<(r: Response) => void> = [];
-    const h = harness(() => new Promise<Response>((resolve) => pending.push(resolve)));
+    // Backend answers held per request (by its message), so each is released for the right stream
+    // whichever reaches the backend first.
+    const pending = new Map<string, (r: Response) => void>();
+    const h = harness(
+      (_url, _init, call) =>
+        new Promise<Response>((resolve) =>
+          pending.set((call.body.messages as Array<{ content: string }>)[0].content, resolve),
+        ),
+    );
+    const ask = (who: string) => body({ stream: true, messages: [{ role: "user", content: who }] });
+    const answer = (who: string) =>
+      pending.get(who)?.(framesAnswer([who], { prompt_tokens: 2, completion_tokens: 1 }));
     const { key } = await h.tenant({ quota: { max_concurrent_streams: 2 } });
-    const a = h.chat(key, body({ stream: true }));
-    const b = h.chat(key, body({ stream: true }));
-    while (pending.length < 2) await new Promise((r) => setTimeout(r, 5));
-    const c = await h.chat(key, body({ stream: true }));
+    const a = h.chat(key, ask("a"));
+    const b = h.chat(key, ask("b"));
+    while (pending.size < 2) await new Promise((r) => setTimeout(r, 5));
+    const c = await h.chat(key, ask("c"));
     expect(c.status).toBe(429);
     expect(JSON.parse(await c.text()).error.message).toContain("concurrency");
-    pending[0](framesAnswer(["x"], { prompt_tokens: 2, completion_tokens: 1 }));
+    answer("a");
     await (await a).text();
     await h.settled();
-    const d = h.chat(key, body({ stream: true }));
-    while (pending.length < 3) await new Promise((r) => setTimeout(r, 5));
-    pending[1](framesAnswer(["y"], { prompt_tokens: 2, completion_tokens: 1 }));
-    pending[2](framesAnswer(["z"], { prompt_tokens: 2, completion_tokens: 1 }));
+    const d = h.chat(key, ask("d"));
+    while (pending.size < 3) await new Promise((r) => setTimeout(r, 5));
+    answer("b");
+    answer("d");
     expect((await b).status).toBe(200);
     expect((await d).status).toBe(200);
     await (await b).text();
@@ -273,20 +283,42 @@ describe("quota: admission overlapped with the backend call", () => {
   });
 
   it("bursts fall back to strict admission: few refused requests reach a backend; totals stay exact", async () => {
-    let reported = 0;
-    const h = harness(() => {
-      reported += 12;
-      return framesAnswer(["ok"], { prompt_tokens: 5, completion_tokens: 7 });
-    });
-    const { key } = await h.tenant({ quota: { tokens_per_minute: 1000 } });
+    // Burst answers are held until every request of the burst is decided (admitted: an open
+    // reservation; refused: a 429), so no settlement frees room while the burst is admitted.
+    let release: () => void = () => {};
+    let gate: Promise<void> = Promise.resolve();
+    const h = harness(
+      (_url, init) =>
+        new Promise<Response>((resolve, reject) => {
+          init.signal?.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError")));
+          void gate.then(() => resolve(framesAnswer(["ok"], { prompt_tokens: 5, completion_tokens: 7 })));
+        }),
+    );
+    const { id, key } = await h.tenant({ quota: { tokens_per_minute: 1000 } });
     expect((await h.chat(key, body())).status).toBe(200);
     await h.settled();
-    const results = await Promise.all(Array.from({ length: 20 }, () => h.chat(key, body())));
+    gate = new Promise((r) => {
+      release = r;
+    });
+    let refused = 0;
+    const burst = Array.from({ length: 20 }, () =>
+      h.chat(key, body()).then((r) => {
+        if (r.status === 429) refused++;
+        return r;
+      }),
+    );
+    const { env } = await import("cloudflare:workers");
+    const ns = (env as unknown as import("../../../workers/env.js").Env).TENANT_QUOTA;
+    const open = async () => (await ns.get(ns.idFromName(id)).status()).openReservations;
+    while (refused + (await open()) < 20) await new Promise((r) => setTimeout(r, 5));
+    release();
+    const results = await Promise.all(burst);
     const ok = results.filter((r) => r.status === 200).length;
-    expect(ok).toBeLessThanOrEqual(9); // (1000 - 12) / 100 reservations fit
+    expect(ok).toBe(9); // (1000 - 12) / 100 reservations fit, exactly
     expect(h.calls.length - 1).toBeLessThanOrEqual(ok + 4); // at most the overlap budget was wasted
     const u = await h.usage(key);
-    expect(u.totals.total_tokens).toBe(reported - 12 * (h.calls.length - 1 - ok));
+    // Refused calls that reached a backend were aborted before any answer: only admitted ones count.
+    expect(u.totals.total_tokens).toBe(12 * (1 + ok));
     expect(u.quota.dimensions.find((d) => d.dimension === "tokens_minute")?.remaining).toBe(
       1000 - u.totals.total_tokens,
     );
