@@ -168,7 +168,7 @@ describe("openai client through edge and backend", () => {
   it("bad requests surface as the openai client's typed errors", async () => {
     const bad = new OpenAI({
       baseURL: `${stack.edgeUrl}/v1`,
-      apiKey: "sk-moe-0000000000_" + "x".repeat(32),
+      apiKey: `sk-moe-0000000000_${"x".repeat(32)}`,
       maxRetries: 0,
     });
     await expect(bad.chat.completions.create({ model: stack.modelId, messages })).rejects.toBeInstanceOf(
