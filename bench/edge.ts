@@ -6,10 +6,11 @@
  *   passthrough  a bare pass-through worker (bench/passthrough) under `wrangler dev`
  *   gateway      our edge under `wrangler dev`: auth, validation, policy, prompt-cache lookup (MISS:
  *                each prompt is unique; the fill runs after the response), quota reservation in the
- *                tenant's Durable Object (settled at the end), routing, signing, SSE watch
+ *                tenant's Durable Object (settled at the end), routing, signing, frames -> SSE
  *   cache_hit    our edge answering a repeated deterministic request from the prompt cache
  *   gateway_sampled  our edge with a sampled request (BYPASS: no cache read or fill), for comparison
- * The origin is a small Node server that streams a fixed OpenAI SSE answer at once (no model), so
+ * The origin is a small Node server that sends a fixed answer at once (no model; OpenAI SSE to the
+ * pass-through worker, the internal frame protocol to our edge), so
  * the numbers are the edge's own cost, not inference time. First byte = first body chunk of the
  * streamed answer, timed from just before fetch().
  *
@@ -23,6 +24,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, type Proc, startProc, waitHealthy } from "../scripts/procs.js";
 import { createTenant, offlineEnv, ROOT } from "../scripts/stack.js";
+import { encodeFrame } from "../src/protocol/codec.js";
+import {
+  FRAMES_CONTENT_TYPE,
+  type Frame,
+  INTERNAL_GENERATE_PATH,
+  PROTOCOL_VERSION,
+} from "../src/protocol/types.js";
 
 const SEQ = Number(process.env.EDGE_BENCH_SEQ ?? 300);
 const CONC = 16;
@@ -30,6 +38,7 @@ const CONC_TOTAL = Number(process.env.EDGE_BENCH_CONC_TOTAL ?? 480);
 const WARMUP = 30;
 const MODEL = "bench-model";
 const ADMIN = "bench-admin-token";
+const WORDS = ["Experts ", "are ", "sparse ", "layers."];
 
 function sseBody(): string {
   const base = { id: "chatcmpl-b", object: "chat.completion.chunk", created: 1, model: MODEL };
@@ -39,7 +48,7 @@ function sseBody(): string {
       choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
     },
   ];
-  for (const w of ["Experts ", "are ", "sparse ", "layers."]) {
+  for (const w of WORDS) {
     ev.push({ ...base, choices: [{ index: 0, delta: { content: w }, logprobs: null, finish_reason: null }] });
   }
   ev.push({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: "stop" }] });
@@ -47,8 +56,19 @@ function sseBody(): string {
   return `${ev.map((e) => `data: ${JSON.stringify(e)}\n\n`).join("")}data: [DONE]\n\n`;
 }
 
+/** The same answer in the internal frame protocol, as our edge asks the backend for it. */
+function framesBody(): Buffer {
+  const frames: Frame[] = [
+    { t: "start", v: PROTOCOL_VERSION, model: MODEL, prompt_tokens: 12 },
+    ...WORDS.map((text, i): Frame => ({ t: "token", id: i + 1, text })),
+    { t: "end", finish_reason: "stop", usage: { prompt_tokens: 12, completion_tokens: 4, cached_tokens: 0 } },
+  ];
+  return Buffer.concat(frames.map(encodeFrame));
+}
+
 function startOrigin(port: number): Promise<Server> {
   const body = sseBody();
+  const frames = framesBody();
   const srv = createServer((req, res) => {
     if (req.url === "/health") {
       res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
@@ -56,9 +76,14 @@ function startOrigin(port: number): Promise<Server> {
     }
     req.resume();
     req.on("end", () => {
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      // Our edge speaks the frame protocol; the pass-through worker forwards OpenAI SSE.
+      const internal = req.url === INTERNAL_GENERATE_PATH;
+      res.writeHead(200, {
+        "content-type": internal ? FRAMES_CONTENT_TYPE : "text/event-stream",
+        "cache-control": "no-cache",
+      });
       res.flushHeaders();
-      res.end(body);
+      res.end(internal ? frames : body);
     });
   });
   srv.keepAliveTimeout = 60_000;
@@ -69,12 +94,13 @@ function wrangler(
   name: string,
   config: string,
   port: number,
+  inspectorPort: number,
   stateDir: string,
   vars: Record<string, string>,
   envFile?: string,
 ): Proc {
   const args = ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port)];
-  args.push("--inspector-port", String(port + 1), "--persist-to", join(stateDir, name));
+  args.push("--inspector-port", String(inspectorPort), "--persist-to", join(stateDir, name));
   args.push("--show-interactive-dev-session=false", "--log-level", "warn");
   if (envFile) args.push("--env-file", envFile);
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
@@ -185,18 +211,33 @@ const ROUNDS = Number(process.env.EDGE_BENCH_ROUNDS ?? 6);
 
 export async function run() {
   const work = mkdtempSync(join(tmpdir(), "moe-edge-bench-"));
-  const [originPort, ptPort, gwPort] = [await freePort(), await freePort(), await freePort()];
+  // Every port from the OS (an inspector at port + 1 could be the next server's port).
+  const [originPort, ptPort, gwPort, ptInspector, gwInspector] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const origin = await startOrigin(originPort);
   const originUrl = `http://127.0.0.1:${originPort}`;
   const envFile = join(work, "worker.env");
   writeFileSync(envFile, `ADMIN_TOKEN=${ADMIN}\nBACKEND_SECRET=bench-secret\n`, { mode: 0o600 });
-  const pt = wrangler("passthrough", join(ROOT, "bench/passthrough/wrangler.toml"), ptPort, work, {
-    ORIGIN_URL: originUrl,
-  });
+  const pt = wrangler(
+    "passthrough",
+    join(ROOT, "bench/passthrough/wrangler.toml"),
+    ptPort,
+    ptInspector,
+    work,
+    {
+      ORIGIN_URL: originUrl,
+    },
+  );
   const gw = wrangler(
     "gateway",
     join(ROOT, "wrangler.toml"),
     gwPort,
+    gwInspector,
     work,
     {
       BACKEND_URL: originUrl,
