@@ -142,6 +142,14 @@ describe("openai client through edge and backend", () => {
       stream: true,
       ignore_eos: true, // extension: without it a random model may stop early on its own
     } as OpenAI.ChatCompletionCreateParamsStreaming;
+    const generatedTokens = async () => {
+      const text = await (await fetch(`${stack.backendUrl}/metrics`)).text();
+      return text
+        .split("\n")
+        .filter((l) => l.startsWith("moe_generated_tokens_total"))
+        .reduce((a, l) => a + Number(l.split(" ").pop()), 0);
+    };
+    const before = await generatedTokens();
     const stream = await client.chat.completions.create(params, BYPASS);
     let chunks = 0;
     let t0 = 0;
@@ -155,14 +163,13 @@ describe("openai client through edge and backend", () => {
         break; // the client aborts its request
       }
     }
-    const left = performance.now();
-    while ((await active()) !== 0 && performance.now() - left < 10_000)
+    while ((await active()) !== 0 && performance.now() - t0 < 30_000)
       await new Promise((r) => setTimeout(r, 10));
-    const stoppedMs = performance.now() - left;
     expect(await active()).toBe(0);
-    // Finishing the remaining ~3950 tokens would take at least 3950 x the early per-token time
-    // (later tokens attend over more context, so they are slower); stopping must take far less.
-    expect(stoppedMs).toBeLessThan(Math.max(250, 0.25 * 3950 * perToken));
+    // The backend stopped instead of running to max_tokens: it generated far fewer than 4000
+    // tokens for this request (counted by the backend itself), whatever the machine's speed.
+    expect((await generatedTokens()) - before).toBeLessThan(3000);
+    expect(perToken).toBeGreaterThan(0);
   });
 
   it("bad requests surface as the openai client's typed errors", async () => {
