@@ -456,7 +456,24 @@ export async function run(): Promise<{
   };
   let sw = loadSection<SweepSection>("sweep");
   if (SECTIONS.includes("sweep")) {
-    sw = await timed("sweep", () => sweep(models));
+    const fresh = await timed("sweep", () => sweep(models));
+    // A run restricted to some models replaces their rows and keeps the others' (the bandwidths
+    // are the fresh run's).
+    if (only && sw) {
+      const families = new Set(models.map((m) => m.family));
+      const routings = new Set(models.map((m) => `${m.family}/${m.routing}`));
+      const keep = (r: SweepRow) =>
+        !(families.has(r.model as "scout") && routings.has(`${r.model}/${r.routing}`));
+      const names = new Set(models.map((m) => m.name));
+      // Scout-like before Maverick-like, uniform before locality, as a full run orders them.
+      fresh.rows = [...sw.rows.filter(keep), ...fresh.rows].sort(
+        (x, y) => y.model.localeCompare(x.model) || y.routing.localeCompare(x.routing),
+      );
+      fresh.raw = [...sw.raw.filter((r) => !names.has(String(r.model))), ...fresh.raw];
+      fresh.locality = { ...sw.locality, ...fresh.locality };
+      fresh.bytes = { ...sw.bytes, ...fresh.bytes };
+    }
+    sw = fresh;
     saveSection("sweep", sw);
   }
   let cp = loadSection<CappedRow[]>("capped");
