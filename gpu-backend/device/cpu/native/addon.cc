@@ -1,7 +1,6 @@
 // Node-API surface of the CPU device. Every op validates array types and lengths (a wrong size from
 // JS must be a thrown error, never an out-of-bounds read or write) and then runs synchronously.
 #include <napi.h>
-#include <omp.h>
 
 #include <climits>
 #include <string>

@@ -1,6 +1,4 @@
 // Threading and the small ops. The heavy inner loops live in the per-ISA kernel tables.
-#include <omp.h>
-
 #include <algorithm>
 #include <atomic>
 #include <climits>
@@ -11,6 +9,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "pool.h"
 
 namespace moe {
 
@@ -49,47 +48,25 @@ const KernelTable* best_kernels() {
   return best;
 }
 
-// Runs f(begin, end) over [0, n) split into `threads` contiguous slices whose boundaries are
-// multiples of `align`. Small problems stay on the calling thread (a parallel region costs ~1 us).
+// Runs f(begin, end) over [0, n) in about 8 chunks per thread (multiples of `align`) from the
+// pool's shared counter. Small problems stay on the calling thread (a hand-off costs ~1-2 us).
 template <class F>
-static void parallel_slices(int threads, int n, int align, bool worth_it, F&& f) {
-  const int maxChunks = (n + align - 1) / align;
-  const int nt = std::min(threads, maxChunks);
+static void parallel_chunks(int threads, int n, int align, bool worth_it, F&& f) {
+  const int nt = std::min(threads, (n + align - 1) / align);
   if (nt <= 1 || !worth_it) {
     f(0, n);
     return;
   }
-#pragma omp parallel num_threads(nt)
-  {
-    const int t = omp_get_thread_num();
-    const int T = omp_get_num_threads();
-    const int b = static_cast<int>(static_cast<int64_t>(maxChunks) * t / T) * align;
-    const int e = std::min(n, static_cast<int>(static_cast<int64_t>(maxChunks) * (t + 1) / T) * align);
-    if (b < e) f(b, e);
-  }
+  const int chunk = std::max(align, ((n + nt * 8 - 1) / (nt * 8) + align - 1) / align * align);
+  const int nchunks = (n + chunk - 1) / chunk;
+  run_chunks(nt, nchunks, [&](int c) { f(c * chunk, std::min(n, (c + 1) * chunk)); });
 }
 
 void matmul(const KernelTable* k, int threads, const MatmulArgs& args) {
   MatmulArgs a = args;
   if (k->prepare) k->prepare(a);
   const double work = static_cast<double>(a.rows) * a.cols * a.n;
-  const int nt = std::min(threads, (a.rows + 3) / 4);
-  if (nt <= 1 || work < 32768) {
-    k->matmul_rows(a, 0, a.rows);
-    return;
-  }
-  // Rows handed out in chunks (about 8 per thread, multiples of 4 rows) from a shared counter, so a
-  // thread slowed by something else on its core does not hold everyone up at the join.
-  const int chunk = std::max(4, ((a.rows + nt * 8 - 1) / (nt * 8) + 3) / 4 * 4);
-  std::atomic<int> next{0};
-#pragma omp parallel num_threads(nt)
-  {
-    for (;;) {
-      const int r0 = next.fetch_add(chunk, std::memory_order_relaxed);
-      if (r0 >= a.rows) break;
-      k->matmul_rows(a, r0, std::min(a.rows, r0 + chunk));
-    }
-  }
+  parallel_chunks(threads, a.rows, 4, work >= 32768, [&](int r0, int r1) { k->matmul_rows(a, r0, r1); });
 }
 
 void rmsnorm(float* out, const float* x, const float* weight, int rows, int dim, float eps) {
@@ -138,11 +115,14 @@ void attention(const KernelTable* k, int threads, const AttentionArgs& a) {
   const int maxKeys = a.pos0 + a.nTok;
   const double work = static_cast<double>(items) * maxKeys * a.headDim;
   const int nt = (work >= 16384 && items > 1) ? std::min(threads, items) : 1;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    std::vector<float> scores(maxKeys);
-#pragma omp for schedule(dynamic, 1)
-    for (int it = 0; it < items; it++) {
+  // (token, head) pairs in groups (causal prefill: later tokens cost more, so keep groups small).
+  const int per = std::max(1, items / (nt * 8));
+  const int groups = (items + per - 1) / per;
+  run_chunks(nt, groups, [&](int gi) {
+    thread_local std::vector<float> scores;
+    if (scores.size() < static_cast<size_t>(maxKeys)) scores.resize(maxKeys);
+    const int itEnd = std::min(items, (gi + 1) * per);
+    for (int it = gi * per; it < itEnd; it++) {
       const int t = it / a.nHeads, h = it % a.nHeads, kvh = h / group;
       const int p = a.pos0 + t;
       int k0 = 0;
@@ -163,12 +143,12 @@ void attention(const KernelTable* k, int threads, const AttentionArgs& a) {
       const float inv = static_cast<float>(1.0 / sum);
       for (int j = k0; j <= p; j++) k->axpy(o, scores[j - k0] * inv, vb + j * kvStride, a.headDim);
     }
-  }
+  });
 }
 
 void swiglu(const KernelTable* k, int threads, float* out, const float* gate, const float* up, size_t len) {
   if (len > static_cast<size_t>(INT32_MAX)) len = INT32_MAX;  // (callers pass int lengths)
-  parallel_slices(threads, static_cast<int>(len), 64, len >= (1u << 16),
+  parallel_chunks(threads, static_cast<int>(len), 64, len >= (1u << 16),
                   [&](int b, int e) { k->swiglu(out + b, gate + b, up + b, static_cast<size_t>(e - b)); });
 }
 
@@ -217,21 +197,21 @@ double mem_read_bandwidth(const KernelTable* k, size_t bytes, int threads, int p
   if (!p) return 0;
   const int nt = std::max(1, threads);
   // First touch from the threads that will read (page placement), small values so sums stay finite.
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (size_t i = 0; i < n; i++) p[i] = 1e-6f;
+  constexpr int kChunks = 64;
+  run_chunks(nt, kChunks, [&](int c) {
+    const size_t b = n * c / kChunks, e = n * (c + 1) / kChunks;
+    std::fill(p + b, p + e, 1e-6f);
+  });
   double best = 0;
-  volatile float sink = 0;
+  std::atomic<float> sink{0};
   for (int pass = 0; pass < passes; pass++) {
     const auto t0 = std::chrono::steady_clock::now();
-    float total = 0;
-#pragma omp parallel num_threads(nt) reduction(+ : total)
-    {
-      const int t = omp_get_thread_num(), T = omp_get_num_threads();
-      const size_t b = n * t / T, e = n * (t + 1) / T;
-      total += k->read_sum(p + b, e - b);
-    }
+    run_chunks(nt, kChunks, [&](int c) {
+      const size_t b = n * c / kChunks, e = n * (c + 1) / kChunks;
+      const float s = k->read_sum(p + b, e - b);
+      sink.store(s, std::memory_order_relaxed);  // keeps the reads from being optimised away
+    });
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    sink = sink + total;
     best = std::max(best, static_cast<double>(n * sizeof(float)) / s / 1e9);
   }
   std::free(p);

@@ -1,0 +1,124 @@
+#include "pool.h"
+
+#include <immintrin.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace moe {
+
+namespace {
+
+class Pool {
+ public:
+  void run(int threads, int n, const std::function<void(int)>& f) {
+    std::lock_guard<std::mutex> serial(run_mu_);
+    grow(threads - 1);
+    const uint32_t g = gen_.load(std::memory_order_relaxed) + 1;
+    // Invalidate the old generation's counter first: a worker still holding the previous job's
+    // (or a half-written) description can then no longer claim a chunk with it.
+    ticket_.store(static_cast<uint64_t>(g) << 32);
+    fn_.store(&f, std::memory_order_relaxed);
+    n_.store(n, std::memory_order_relaxed);
+    active_.store(threads - 1, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    gen_.store(g);  // publishes the job (seq_cst: ordered before the sleepers check below)
+    if (sleepers_.load() > 0) {
+      std::lock_guard<std::mutex> lk(m_);
+      cv_.notify_all();
+    }
+    int c;
+    while (claim(g, n, c)) {
+      f(c);
+      done_.fetch_add(1, std::memory_order_release);
+    }
+    while (done_.load(std::memory_order_acquire) < n) _mm_pause();
+  }
+
+ private:
+  bool claim(uint32_t g, int n, int& chunk) {
+    uint64_t t = ticket_.load(std::memory_order_acquire);
+    for (;;) {
+      if (static_cast<uint32_t>(t >> 32) != g) return false;
+      const int c = static_cast<int>(t & 0xffffffffu);
+      if (c >= n) return false;
+      if (ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) {
+        chunk = c;
+        return true;
+      }
+    }
+  }
+
+  void grow(int workers) {
+    while (static_cast<int>(threads_.size()) < workers) {
+      const int idx = static_cast<int>(threads_.size());
+      threads_.emplace_back([this, idx] { worker(idx); });
+      threads_.back().detach();  // the pool lives for the whole process
+    }
+  }
+
+  void worker(int idx) {
+    uint32_t seen = gen_.load();
+    for (;;) {
+      uint32_t g;
+      int spins = 0;
+      // Spin briefly (ops come in quick succession during a forward pass), then sleep.
+      while ((g = gen_.load(std::memory_order_acquire)) == seen) {
+        if (++spins < kSpin) {
+          _mm_pause();
+          continue;
+        }
+        std::unique_lock<std::mutex> lk(m_);
+        sleepers_.fetch_add(1);
+        cv_.wait(lk, [&] { return gen_.load() != seen; });
+        sleepers_.fetch_sub(1);
+        spins = 0;
+      }
+      seen = g;
+      if (idx >= active_.load(std::memory_order_relaxed)) continue;
+      const std::function<void(int)>* f = fn_.load(std::memory_order_relaxed);
+      const int n = n_.load(std::memory_order_relaxed);
+      int c;
+      // A successful claim proves generation g is still current, so f and n belong to it.
+      while (claim(g, n, c)) {
+        (*f)(c);
+        done_.fetch_add(1, std::memory_order_release);
+      }
+    }
+  }
+
+  static constexpr int kSpin = 20000;  // ~0.1-0.3 ms of pause instructions
+  std::mutex run_mu_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::vector<std::thread> threads_;
+  std::atomic<uint32_t> gen_{0};
+  std::atomic<uint64_t> ticket_{0};
+  std::atomic<int> done_{0};
+  std::atomic<int> n_{0};
+  std::atomic<int> active_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<const std::function<void(int)>*> fn_{nullptr};
+};
+
+Pool& pool() {
+  static Pool* p = new Pool();  // never destroyed: detached workers may outlive static destructors
+  return *p;
+}
+
+}  // namespace
+
+void run_chunks(int threads, int n, const std::function<void(int)>& f) {
+  if (n <= 0) return;
+  if (threads <= 1 || n == 1) {
+    for (int c = 0; c < n; c++) f(c);
+    return;
+  }
+  pool().run(threads, n, f);
+}
+
+}  // namespace moe

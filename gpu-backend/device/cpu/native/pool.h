@@ -1,0 +1,16 @@
+// A small persistent thread pool for the ops (instead of OpenMP).
+//
+// Why not OpenMP: an OpenMP region ends with a barrier that every team thread must reach, so when
+// another process holds a core, each op waits for that core's scheduler tick (4 ms here) before its
+// worker even starts, and decode stalls. Here the caller takes chunks itself from a shared counter
+// and only waits for chunks a worker has actually started; a late worker finds nothing left.
+#pragma once
+#include <functional>
+
+namespace moe {
+
+// Runs f(chunk) for every chunk in [0, n) on up to `threads` threads, the calling thread included,
+// and returns when all are done. Calls from several threads at once are serialized.
+void run_chunks(int threads, int n, const std::function<void(int)>& f);
+
+}  // namespace moe
