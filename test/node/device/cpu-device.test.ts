@@ -229,6 +229,25 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
   });
 });
 
+describe("CpuDevice thread pool", () => {
+  it("gives identical results over many quick multi-threaded ops (no lost or doubled chunks)", () => {
+    const r = rng(2024);
+    const rows = 96;
+    const cols = 512; // 96*512 = 49k MACs: just above the threading threshold, ~10 us per op
+    const w = new CpuDevice({ threads: 1 }).upload(makeWeight(randn(rows * cols, r), rows, cols, "f32"));
+    const x = randn(cols, r);
+    const want = new Float32Array(rows);
+    new CpuDevice({ threads: 1 }).matmul(want, x, 1, w);
+    const dev = new CpuDevice({ threads: 2 });
+    const got = new Float32Array(rows);
+    for (let i = 0; i < 2000; i++) {
+      got.fill(Number.NaN);
+      dev.matmul(got, x, 1, w);
+      if (got.some((v, j) => v !== want[j])) expect.fail(`iteration ${i}: results differ`);
+    }
+  });
+});
+
 describe("CpuDevice options", () => {
   it("takes its thread count from the option, else MOE_THREADS, else the hardware", () => {
     expect(new CpuDevice({ threads: 3 }).threads).toBe(3);
