@@ -42,6 +42,8 @@ export interface DecodeRow {
   "MB/token": number;
   /** Read bandwidth measured around this row's best run (the better of before/after). */
   "read GB/s": number;
+  /** Weight bytes per token x decode tok/s: the read rate the engine sustained. */
+  "effective GB/s": number;
 }
 
 function prompt(vocab: number): number[] {
@@ -233,6 +235,7 @@ export async function run(): Promise<{ name: string; rows: DecodeRow[]; summary:
       fraction: round(t.decode_tps / bound, 3),
       "MB/token": round(bytes / 1e6),
       "read GB/s": round(bw / 1e9),
+      "effective GB/s": round((t.decode_tps * bytes) / 1e9),
     };
   });
   const get = (e: string, d: string) => rows.find((r) => r.engine === e && r.dtype === d)!;
