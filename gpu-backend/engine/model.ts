@@ -21,6 +21,9 @@ interface LayerWeights {
 /** Tokens computed together in one prefill pass; longer prompts are split into chunks of this size. */
 export const PREFILL_CHUNK = 256;
 
+/** MoE layers ahead whose experts are guessed and prefetched (lazy expert store only). */
+const PREFETCH_LAYERS = 2;
+
 /** Scratch buffers for up to `n` tokens, reused across steps. */
 class Scratch {
   constructor(
@@ -345,22 +348,27 @@ export class MoeTransformer {
   }
 
   /**
-   * Prefetch guess: apply the next MoE layer's router to this layer's MoE input (hidden states
-   * change little between adjacent layers) and hint its top-k experts, most-picked first.
+   * Prefetch guess: apply the routers of the next PREFETCH_LAYERS MoE layers to this layer's MoE
+   * input (hidden states change little between nearby layers) and hint their top-k experts,
+   * nearest layer first, most-picked expert first. One layer of lookahead leaves about one layer
+   * of compute to hide a read; two leave twice that.
    */
   private hintNextLayer(l: number, s: Scratch, n: number): void {
     const c = this.config;
-    let next = l + 1;
-    while (next < c.numLayers && !c.moeLayers[next]) next++;
-    if (next >= c.numLayers) return;
     const d = this.device;
-    d.matmul(s.guessLogits, s.xn, n, this.layers[next].router!);
-    d.route(s.guessLogits, n, c.numExperts, c.topK, c.routing, c.normTopK, s.guessIds, s.guessWeights);
-    const votes = new Map<number, number>();
-    for (let i = 0; i < n * c.topK; i++) votes.set(s.guessIds[i], (votes.get(s.guessIds[i]) ?? 0) + 1);
-    this.experts.hint(
-      next,
-      [...votes.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([e]) => e),
-    );
+    let next = l;
+    for (let ahead = 0; ahead < PREFETCH_LAYERS; ahead++) {
+      next++;
+      while (next < c.numLayers && !c.moeLayers[next]) next++;
+      if (next >= c.numLayers) return;
+      d.matmul(s.guessLogits, s.xn, n, this.layers[next].router!);
+      d.route(s.guessLogits, n, c.numExperts, c.topK, c.routing, c.normTopK, s.guessIds, s.guessWeights);
+      const votes = new Map<number, number>();
+      for (let i = 0; i < n * c.topK; i++) votes.set(s.guessIds[i], (votes.get(s.guessIds[i]) ?? 0) + 1);
+      this.experts.hint(
+        next,
+        [...votes.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([e]) => e),
+      );
+    }
   }
 }

@@ -19,6 +19,8 @@ The inference backend (OpenAI-compatible HTTP, signed requests from the edge).
   --allow-unsigned     also accept unsigned requests (local development only)
   --bearer-token T     also accept unsigned requests with "Authorization: Bearer T" (env MOE_BACKEND_TOKEN)
   --expert-budget B    routed-expert memory budget: bytes (e.g. 512MiB) or N% of all experts
+  --policy lru|lfu     expert eviction policy in lazy mode (default lfu)
+  --no-prefetch        lazy mode: do not prefetch guessed experts
   --threads N          compute threads (default: all cores)
   --device KIND        auto | cpu | cuda (default auto: CUDA when a GPU and the addon are present)
   --max-running N      sequences decoding together in one batch (default 16)
@@ -67,6 +69,8 @@ function main(): void {
       "allow-unsigned": { type: "boolean", default: false },
       "bearer-token": { type: "string", default: process.env.MOE_BACKEND_TOKEN },
       "expert-budget": { type: "string" },
+      policy: { type: "string" },
+      "no-prefetch": { type: "boolean", default: false },
       threads: { type: "string" },
       device: { type: "string", default: "auto" },
       "max-running": { type: "string" },
@@ -103,6 +107,8 @@ function main(): void {
   const engine = loadEngine(values.model, {
     threads: parseCount("--threads", values.threads, 1),
     expertBudget: values["expert-budget"],
+    policy: values.policy,
+    prefetch: !values["no-prefetch"],
     modelId: values["model-id"],
     device,
     engine: { scheduler, ...(prefixCacheBytes !== undefined ? { prefixCacheBytes } : {}) },

@@ -16,7 +16,8 @@ Offline generation with the backend's engine.
   --stop S                stop string (repeatable)
   --ignore-eos            keep generating past end-of-sequence tokens
   --expert-budget B       routed-expert memory budget: bytes (e.g. 512MiB) or N% of all experts
-  --policy NAME           expert eviction policy (lazy mode)
+  --policy lru|lfu        expert eviction policy (lazy mode, default lfu)
+  --no-prefetch           lazy mode: do not prefetch guessed experts
   --threads N             compute threads (default: all cores)
   --device auto|cpu|cuda  compute device (default auto: CUDA when a GPU is present)
   --json                  print {ids, text, finish_reason, usage, paging, timings} as JSON`;
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
       "ignore-eos": { type: "boolean", default: false },
       "expert-budget": { type: "string" },
       policy: { type: "string" },
+      "no-prefetch": { type: "boolean", default: false },
       threads: { type: "string" },
       device: { type: "string", default: "auto" },
       json: { type: "boolean", default: false },
@@ -54,6 +56,7 @@ async function main(): Promise<void> {
     threads: values.threads ? Number(values.threads) : undefined,
     expertBudget: values["expert-budget"],
     policy: values.policy,
+    prefetch: !values["no-prefetch"],
     device: values.device as DeviceKind,
   });
   const tLoad = performance.now() - t0;
