@@ -54,16 +54,19 @@ export function llamaCppInstalled(): boolean {
   return existsSync(join(LLAMACPP_DIR, "node_modules", "node-llama-cpp", "package.json"));
 }
 
-/** Install bench/llamacpp's pinned dependencies (from its lockfile) unless already there. */
+/** Install bench/llamacpp's pinned dependencies (node-llama-cpp 3.22.1) unless already there. */
 export function ensureLlamaCpp(): void {
   if (llamaCppInstalled()) return;
-  process.stderr.write("installing node-llama-cpp into bench/llamacpp (npm ci, ~700 MB, once)...\n");
-  const r = spawnSync("npm", ["ci", "--no-audit", "--no-fund", "--ignore-scripts"], {
+  process.stderr.write("installing node-llama-cpp into bench/llamacpp (~700 MB, once)...\n");
+  // `npm install` at the lockfile's versions: `npm ci` rejects this lockfile (npm lists the other
+  // platforms' optional binary packages as missing). No install scripts: the prebuilt binaries
+  // ship in the packages, node-llama-cpp's postinstall would only try to download or build.
+  const r = spawnSync("npm", ["install", "--no-audit", "--no-fund", "--ignore-scripts"], {
     cwd: LLAMACPP_DIR,
     stdio: ["ignore", "inherit", "inherit"],
   });
   if (r.status !== 0 || !llamaCppInstalled()) {
-    throw new Error(`npm ci in ${LLAMACPP_DIR} failed (status ${r.status})`);
+    throw new Error(`npm install in ${LLAMACPP_DIR} failed (status ${r.status})`);
   }
 }
 
