@@ -14,7 +14,7 @@
  *    re-uploads every visible row (for callers that rewrite older rows in place).
  * Activations go host -> device -> host around each op (the interface's contract). That is correct
  * and fine for parity, not fast: the device-resident path (the addon's buffer API, used by the GPU
- * benchmark, and the engine change proposed in .team/cuda-engine.md) is what keeps activations on
+ * benchmark, and the engine change proposed in gpu-backend/device/cuda/ENGINE-NOTES.md) is what keeps activations on
  * the GPU.
  */
 import type { AttentionArgs, Device, RopeStyle, Weight, WeightDType } from "../device.js";
