@@ -6,7 +6,7 @@
  */
 import { closeSync, fstatSync, openSync, rmSync } from "node:fs";
 import { FormatError } from "./errors.js";
-import { closeQuietly, preadExact, writeAll, writeChunks } from "./io.js";
+import { closeQuietly, openWithHeader, preadExact, writeAll, writeChunks } from "./io.js";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -397,16 +397,9 @@ export function readGgufHeaderFd(fd: number, path: string): GgufHeader {
 }
 
 export function readGgufHeader(path: string): GgufHeader {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, "r");
-    return readGgufHeaderFd(fd, path);
-  } catch (e) {
-    if (e instanceof FormatError) throw e;
-    throw new FormatError(path, (e as Error).message);
-  } finally {
-    closeQuietly(fd);
-  }
+  const { fd, header } = openWithHeader(path, readGgufHeaderFd);
+  closeQuietly(fd);
+  return header;
 }
 
 /** An open GGUF file for positioned tensor reads. */
@@ -415,16 +408,9 @@ export class GgufFile {
   private fd: number | undefined;
 
   constructor(readonly path: string) {
-    let fd: number | undefined;
-    try {
-      fd = openSync(path, "r");
-      this.header = readGgufHeaderFd(fd, path);
-    } catch (e) {
-      closeQuietly(fd);
-      if (e instanceof FormatError) throw e;
-      throw new FormatError(path, (e as Error).message);
-    }
+    const { fd, header } = openWithHeader(path, readGgufHeaderFd);
     this.fd = fd;
+    this.header = header;
   }
 
   meta(key: string): unknown {

@@ -1,4 +1,5 @@
-import { closeSync, readSync, writeSync } from "node:fs";
+import { closeSync, openSync, readSync, writeSync } from "node:fs";
+import { FormatError } from "./errors.js";
 
 /** Positioned read of exactly `length` bytes; throws if the file is shorter. */
 export function preadExact(fd: number, offset: number, length: number, into?: Uint8Array): Uint8Array {
@@ -43,4 +44,24 @@ export function writeChunks(fd: number, src: Uint8Array | Iterable<Uint8Array>):
     n += c.length;
   }
   return n;
+}
+
+/**
+ * Open `path` and parse its header with `read`. Any failure becomes a FormatError naming the
+ * file, and the descriptor is closed, so nothing half-open is left behind.
+ */
+export function openWithHeader<H>(
+  path: string,
+  read: (fd: number, path: string) => H,
+): { fd: number; header: H } {
+  let fd: number | undefined;
+  try {
+    const opened = openSync(path, "r");
+    fd = opened;
+    return { fd: opened, header: read(opened, path) };
+  } catch (e) {
+    closeQuietly(fd);
+    if (e instanceof FormatError) throw e;
+    throw new FormatError(path, (e as Error).message);
+  }
 }

@@ -7,7 +7,7 @@
 import { closeSync, fstatSync, mkdirSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FormatError } from "./errors.js";
-import { closeQuietly, preadExact, writeAll, writeChunks } from "./io.js";
+import { closeQuietly, openWithHeader, preadExact, writeAll, writeChunks } from "./io.js";
 
 /** dtypes in the reference implementation's declaration order (ascending alignment). */
 const DTYPE_SIZES = {
@@ -165,16 +165,9 @@ export function readSafetensorsHeaderFd(fd: number, path: string): SafetensorsHe
 
 /** Read and validate a safetensors header (tensor data is not read). */
 export function readSafetensorsHeader(path: string): SafetensorsHeader {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, "r");
-    return readSafetensorsHeaderFd(fd, path);
-  } catch (e) {
-    if (e instanceof FormatError) throw e;
-    throw new FormatError(path, (e as Error).message);
-  } finally {
-    closeQuietly(fd);
-  }
+  const { fd, header } = openWithHeader(path, readSafetensorsHeaderFd);
+  closeQuietly(fd);
+  return header;
 }
 
 /** An open safetensors file for positioned tensor reads. */
@@ -183,16 +176,9 @@ export class SafetensorsFile {
   private fd: number | undefined;
 
   constructor(readonly path: string) {
-    let fd: number | undefined;
-    try {
-      fd = openSync(path, "r");
-      this.header = readSafetensorsHeaderFd(fd, path);
-    } catch (e) {
-      closeQuietly(fd);
-      if (e instanceof FormatError) throw e;
-      throw new FormatError(path, (e as Error).message);
-    }
+    const { fd, header } = openWithHeader(path, readSafetensorsHeaderFd);
     this.fd = fd;
+    this.header = header;
   }
 
   info(name: string): SafetensorsTensorInfo {
