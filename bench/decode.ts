@@ -12,8 +12,8 @@ import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadNative } from "../gpu-backend/device/cpu/native.js";
+import { greedyParams } from "../gpu-backend/engine/greedy.js";
 import { loadEngine } from "../gpu-backend/engine/load-engine.js";
-import type { SamplingParams } from "../gpu-backend/engine/types.js";
 import { openCheckpoint } from "../gpu-backend/model/checkpoint.js";
 import { runLlamaCpp } from "./lib/llamacpp.js";
 
@@ -123,17 +123,7 @@ export function bytesPerToken(path: string): number {
 /** Child-process side: load our engine once, best of REPEATS greedy generations. */
 async function oursWorker(model: string, promptIds: number[]): Promise<Timing> {
   const engine = await loadEngine(model, { threads: THREADS });
-  const params: SamplingParams = {
-    maxTokens: GEN_TOKENS,
-    temperature: 0,
-    topP: 1,
-    topK: 0,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    stop: [],
-    logprobs: null,
-    ignoreEos: true,
-  };
+  const params = greedyParams(GEN_TOKENS);
   let best: Timing = { prefill_tps: 0, decode_tps: 0, ids: [] };
   for (let r = 0; r < REPEATS; r++) {
     const ids: number[] = [];

@@ -9,6 +9,7 @@
  */
 import { loadNative } from "../gpu-backend/device/cpu/native.js";
 import type { MoeEngine } from "../gpu-backend/engine/engine.js";
+import { greedyParams } from "../gpu-backend/engine/greedy.js";
 import { loadEngine } from "../gpu-backend/engine/load-engine.js";
 import type { SamplingParams } from "../gpu-backend/engine/types.js";
 import { openCheckpoint } from "../gpu-backend/model/checkpoint.js";
@@ -19,17 +20,7 @@ const CONCURRENCY = (process.env.BENCH_SERVING_CONC ?? "1,2,4,8,16").split(",").
 const GEN_TOKENS = Number(process.env.BENCH_SERVING_TOKENS ?? 48);
 const PROMPT_LEN = 32;
 
-const params: SamplingParams = {
-  maxTokens: GEN_TOKENS,
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  stop: [],
-  logprobs: null,
-  ignoreEos: true,
-};
+const params = greedyParams(GEN_TOKENS);
 
 function prompt(seed: number, len: number, vocab: number): number[] {
   let x = seed * 2654435761;

@@ -7,10 +7,10 @@
  *   tsx bench/lib/paging-worker.ts trace MODEL TOKENS          first-choice repeat rate per layer
  */
 import { CpuDevice } from "../../gpu-backend/device/cpu/cpu-device.js";
+import { greedyParams } from "../../gpu-backend/engine/greedy.js";
 import { KvCache } from "../../gpu-backend/engine/kv-cache.js";
 import { loadEngine } from "../../gpu-backend/engine/load-engine.js";
 import { MoeTransformer } from "../../gpu-backend/engine/model.js";
-import type { SamplingParams } from "../../gpu-backend/engine/types.js";
 import type { ExpertProvider } from "../../gpu-backend/experts/provider.js";
 import { ExpertStore } from "../../gpu-backend/experts/store.js";
 import { openCheckpoint } from "../../gpu-backend/model/checkpoint.js";
@@ -57,17 +57,7 @@ function promptIds(len: number, vocab: number, seed: number): number[] {
   });
 }
 
-const params = (maxTokens: number): SamplingParams => ({
-  maxTokens,
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  stop: [],
-  logprobs: null,
-  ignoreEos: true,
-});
+const params = (maxTokens: number) => greedyParams(maxTokens);
 
 function diff(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};

@@ -5,10 +5,10 @@ import { type LlamaCppResult, runLlamaCpp } from "../../bench/lib/llamacpp.js";
 import { CpuDevice } from "../../gpu-backend/device/cpu/cpu-device.js";
 import type { Device } from "../../gpu-backend/device/device.js";
 import { f32ToBf16Array } from "../../gpu-backend/device/f16.js";
+import { greedyParams } from "../../gpu-backend/engine/greedy.js";
 import { KvCache } from "../../gpu-backend/engine/kv-cache.js";
 import { loadEngine } from "../../gpu-backend/engine/load-engine.js";
 import { MoeTransformer } from "../../gpu-backend/engine/model.js";
-import type { SamplingParams } from "../../gpu-backend/engine/types.js";
 import { EagerExpertProvider } from "../../gpu-backend/experts/eager-provider.js";
 import { openCheckpoint } from "../../gpu-backend/model/checkpoint.js";
 
@@ -172,17 +172,7 @@ export async function runOurs(
 ): Promise<OursResult[]> {
   const engine = await loadEngine(modelPath, { threads: 2 });
   try {
-    const params: SamplingParams = {
-      maxTokens,
-      temperature: 0,
-      topP: 1,
-      topK: 0,
-      presencePenalty: 0,
-      frequencyPenalty: 0,
-      stop: [],
-      logprobs: null,
-      ignoreEos: true,
-    };
+    const params = greedyParams(maxTokens);
     const out: OursResult[] = [];
     for (let p = 0; p < prompts.length; p++) {
       const ids: number[] = [];

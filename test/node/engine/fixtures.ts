@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { SamplingParams } from "../../../gpu-backend/engine/types.js";
+import { greedyParams } from "../../../gpu-backend/engine/greedy.js";
 import type { Family } from "../../../gpu-backend/model/types.js";
 import { makeModel } from "../../../gpu-backend/tools/make-model.js";
 
@@ -16,17 +16,7 @@ export function makeTinyModels(families: Family[]): { dirs: Record<string, strin
   return { dirs, cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
 
-export const greedy: SamplingParams = {
-  maxTokens: 12,
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  stop: [],
-  logprobs: null,
-  ignoreEos: true,
-};
+export const greedy = greedyParams(12);
 
 export async function collect(
   gen: AsyncGenerator<{ tokenId: number; text: string }, { completionTokens: number; cachedTokens: number }>,

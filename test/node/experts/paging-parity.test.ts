@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CpuDevice } from "../../../gpu-backend/device/cpu/cpu-device.js";
+import { greedyParams } from "../../../gpu-backend/engine/greedy.js";
 import { KvCache } from "../../../gpu-backend/engine/kv-cache.js";
 import { loadEngine } from "../../../gpu-backend/engine/load-engine.js";
 import { MoeTransformer } from "../../../gpu-backend/engine/model.js";
@@ -200,17 +201,7 @@ describe("lazy engine faults and limits", () => {
     const collect = async (opts: Parameters<typeof loadEngine>[1]) => {
       const engine = await loadEngine(models.llama4q8, { threads: 1, ...opts });
       const ids: number[] = [];
-      const gen = engine.generate(PROMPT, {
-        maxTokens: 6,
-        temperature: 0,
-        topP: 1,
-        topK: 0,
-        presencePenalty: 0,
-        frequencyPenalty: 0,
-        stop: [],
-        logprobs: null,
-        ignoreEos: true,
-      });
+      const gen = engine.generate(PROMPT, greedyParams(6));
       let r = await gen.next();
       while (!r.done) {
         ids.push(r.value.tokenId);
