@@ -7,6 +7,7 @@
 import { closeSync, fstatSync, openSync, rmSync } from "node:fs";
 import { FormatError } from "./errors.js";
 import { closeQuietly, openWithHeader, preadExact, writeAll, writeChunks } from "./io.js";
+import { TensorFile } from "./tensor-file.js";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -403,43 +404,13 @@ export function readGgufHeader(path: string): GgufHeader {
 }
 
 /** An open GGUF file for positioned tensor reads. */
-export class GgufFile {
-  readonly header: GgufHeader;
-  private fd: number | undefined;
-
-  constructor(readonly path: string) {
-    const { fd, header } = openWithHeader(path, readGgufHeaderFd);
-    this.fd = fd;
-    this.header = header;
+export class GgufFile extends TensorFile<GgufTensorInfo, GgufHeader> {
+  constructor(path: string) {
+    super(path, readGgufHeaderFd);
   }
 
   meta(key: string): unknown {
     return plainValue(this.header.metadata.get(key));
-  }
-
-  info(name: string): GgufTensorInfo {
-    const t = this.header.tensors.get(name);
-    if (!t) throw new FormatError(this.path, "tensor not found", name);
-    return t;
-  }
-
-  read(name: string): Uint8Array {
-    const t = this.info(name);
-    return this.readRange(t.offset, t.nbytes, name);
-  }
-
-  readRange(offset: number, length: number, tensor?: string): Uint8Array {
-    if (this.fd === undefined) throw new FormatError(this.path, "file is closed", tensor);
-    try {
-      return preadExact(this.fd, offset, length);
-    } catch (e) {
-      throw new FormatError(this.path, (e as Error).message, tensor);
-    }
-  }
-
-  close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
   }
 }
 

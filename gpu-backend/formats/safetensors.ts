@@ -8,6 +8,7 @@ import { closeSync, fstatSync, mkdirSync, openSync, rmSync, writeFileSync } from
 import { join } from "node:path";
 import { FormatError } from "./errors.js";
 import { closeQuietly, openWithHeader, preadExact, writeAll, writeChunks } from "./io.js";
+import { TensorFile } from "./tensor-file.js";
 
 /** dtypes in the reference implementation's declaration order (ascending alignment). */
 const DTYPE_SIZES = {
@@ -171,40 +172,9 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
 }
 
 /** An open safetensors file for positioned tensor reads. */
-export class SafetensorsFile {
-  readonly header: SafetensorsHeader;
-  private fd: number | undefined;
-
-  constructor(readonly path: string) {
-    const { fd, header } = openWithHeader(path, readSafetensorsHeaderFd);
-    this.fd = fd;
-    this.header = header;
-  }
-
-  info(name: string): SafetensorsTensorInfo {
-    const t = this.header.tensors.get(name);
-    if (!t) throw new FormatError(this.path, "tensor not found", name);
-    return t;
-  }
-
-  /** Raw little-endian bytes of one tensor. */
-  read(name: string): Uint8Array {
-    const t = this.info(name);
-    return this.readRange(t.offset, t.nbytes, name);
-  }
-
-  readRange(offset: number, length: number, tensor?: string): Uint8Array {
-    if (this.fd === undefined) throw new FormatError(this.path, "file is closed", tensor);
-    try {
-      return preadExact(this.fd, offset, length);
-    } catch (e) {
-      throw new FormatError(this.path, (e as Error).message, tensor);
-    }
-  }
-
-  close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+export class SafetensorsFile extends TensorFile<SafetensorsTensorInfo, SafetensorsHeader> {
+  constructor(path: string) {
+    super(path, readSafetensorsHeaderFd);
   }
 }
 
