@@ -21,6 +21,14 @@ export interface Weight {
   scales?: Uint8Array;
 }
 
+/** One product of Device.matmulMany: out[n, rows] = x[n, cols] . W^T. */
+export interface MatmulJob {
+  out: Float32Array;
+  x: Float32Array;
+  n: number;
+  w: Weight;
+}
+
 export type RopeStyle = "interleaved" | "neox";
 
 export interface AttentionArgs {
@@ -52,6 +60,12 @@ export interface Device {
   upload(src: Weight): Weight;
   /** out[n, rows] = x[n, cols] . W^T  (n = 1 is a matvec). */
   matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void;
+  /**
+   * Several independent matmuls at once (q/k/v, gate/up, all experts of a step): one dispatch
+   * instead of one per matrix. Results equal matmul()'s, bit for bit. No job's `out` may overlap
+   * another job's `out` or `x`.
+   */
+  matmulMany(jobs: readonly MatmulJob[]): void;
   /** out[i] = x[i] / rms(x row) * weight (weight may be null: parameter-free). Rows of length dim. */
   rmsnorm(
     out: Float32Array,

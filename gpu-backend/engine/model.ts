@@ -1,4 +1,4 @@
-import type { Device, Weight } from "../device/device.js";
+import type { Device, MatmulJob, Weight } from "../device/device.js";
 import type { ExpertProvider } from "../experts/provider.js";
 import type { Checkpoint, ExpertWeights, ModelConfig } from "../model/types.js";
 import { dequantizeRow } from "./dequantize-row.js";
@@ -50,6 +50,11 @@ class Scratch {
     this.guessWeights = new Float32Array(n * Math.max(1, c.topK));
     this.gathered = new Float32Array(n * c.hiddenSize);
     this.expertOut = new Float32Array(n * c.hiddenSize);
+    const pairs = n * Math.max(1, c.topK);
+    this.pairX = new Float32Array(pairs * c.hiddenSize);
+    this.pairGate = new Float32Array(pairs * c.expertFfn);
+    this.pairUp = new Float32Array(pairs * c.expertFfn);
+    this.pairOut = new Float32Array(pairs * c.hiddenSize);
     this.positions = new Int32Array(n);
   }
   x: Float32Array;
@@ -69,6 +74,11 @@ class Scratch {
   guessWeights: Float32Array;
   gathered: Float32Array;
   expertOut: Float32Array;
+  /** Every (token, slot) pair of a step, grouped by expert: inputs, FFN activations, outputs. */
+  pairX: Float32Array;
+  pairGate: Float32Array;
+  pairUp: Float32Array;
+  pairOut: Float32Array;
   positions: Int32Array;
 }
 
@@ -217,9 +227,11 @@ export class MoeTransformer {
     const hd = c.headDim;
     const qDim = c.numHeads * hd;
     const kvDim = c.numKvHeads * hd;
-    d.matmul(s.q, s.xn, n, w.q);
-    d.matmul(s.k, s.xn, n, w.k);
-    d.matmul(s.v, s.xn, n, w.v);
+    d.matmulMany([
+      { out: s.q, x: s.xn, n, w: w.q },
+      { out: s.k, x: s.xn, n, w: w.k },
+      { out: s.v, x: s.xn, n, w: w.v },
+    ]);
     if (w.qNorm && w.kNorm) {
       // Qwen3: learned RMSNorm per head, before RoPE.
       d.rmsnorm(s.q, s.q, w.qNorm, n * c.numHeads, hd, c.rmsNormEps);
@@ -275,8 +287,10 @@ export class MoeTransformer {
     s: Scratch,
   ): void {
     const d = this.device;
-    d.matmul(s.gate, x, n, m.gate);
-    d.matmul(s.up, x, n, m.up);
+    d.matmulMany([
+      { out: s.gate, x, n, w: m.gate },
+      { out: s.up, x, n, w: m.up },
+    ]);
     d.swiglu(s.gate, s.gate, s.up, n * ffn);
     d.matmul(out, s.gate, n, m.down);
   }
@@ -301,6 +315,19 @@ export class MoeTransformer {
       list.push(i);
     }
     const ids = [...byExpert.keys()].sort((a, b) => a - b);
+    // All weights already resident (eager, or nothing to read): the shared expert and every routed
+    // expert run together, two dispatches for the whole layer.
+    const resident = this.experts.acquireResident?.(l, ids);
+    if (resident) {
+      this.runExpertsFused(
+        w.shared,
+        resident,
+        ids.map((e) => byExpert.get(e)!),
+        s,
+        n,
+      );
+      return;
+    }
     // Split into groups a lazy store can hold at once; summation order stays by expert id.
     const per = this.experts.maxExpertsPerAcquire ?? ids.length;
     const groups: number[][] = [];
@@ -321,17 +348,13 @@ export class MoeTransformer {
     }
   }
 
-  /** One expert over the (token, slot) pairs routed to it; adds its weighted output into s.proj. */
-  private runExpert(weights: ExpertWeights, pairs: number[], s: Scratch): void {
+  /** Copies the pairs' token rows into `dst` (scaled by the router score where Llama 4 does so). */
+  private gatherPairs(pairs: number[], s: Scratch, dst: Float32Array): void {
     const c = this.config;
-    const d = this.device;
     const H = c.hiddenSize;
-    const k = c.topK;
-    const out = s.expertOut;
-    const m = pairs.length;
-    for (let r = 0; r < m; r++) {
-      const t = Math.floor(pairs[r] / k);
-      const row = s.gathered.subarray(r * H, (r + 1) * H);
+    for (let r = 0; r < pairs.length; r++) {
+      const t = Math.floor(pairs[r] / c.topK);
+      const row = dst.subarray(r * H, (r + 1) * H);
       row.set(s.xn.subarray(t * H, (t + 1) * H));
       // Llama 4 scales the expert's input by its router score; the others scale the output.
       if (c.scoreOnInput) {
@@ -339,12 +362,71 @@ export class MoeTransformer {
         for (let i = 0; i < H; i++) row[i] *= g;
       }
     }
-    this.mlp(weights, s.gathered, out, m, c.expertFfn, s);
-    for (let r = 0; r < m; r++) {
-      const t = Math.floor(pairs[r] / k);
+  }
+
+  /** Adds the pairs' expert outputs (rows of `out`) into their tokens' rows of s.proj. */
+  private scatterPairs(pairs: number[], s: Scratch, out: Float32Array): void {
+    const c = this.config;
+    const H = c.hiddenSize;
+    for (let r = 0; r < pairs.length; r++) {
+      const t = Math.floor(pairs[r] / c.topK);
       const g = c.scoreOnInput ? 1 : s.expWeights[pairs[r]];
-      d.addScaled(s.proj.subarray(t * H, (t + 1) * H), out.subarray(r * H, (r + 1) * H), H, g);
+      this.device.addScaled(s.proj.subarray(t * H, (t + 1) * H), out.subarray(r * H, (r + 1) * H), H, g);
     }
+  }
+
+  /**
+   * Shared expert + routed experts (pairs[i] routed to weights[i]) with one dispatch for every
+   * gate/up product and one for every down product. Same per-row arithmetic and the same order of
+   * additions into s.proj as the shared-then-runExpert path, so the results are identical.
+   */
+  private runExpertsFused(
+    shared: LayerWeights["shared"],
+    weights: ExpertWeights[],
+    pairs: number[][],
+    s: Scratch,
+    n: number,
+  ): void {
+    const c = this.config;
+    const d = this.device;
+    const H = c.hiddenSize;
+    const F = c.expertFfn;
+    const up: MatmulJob[] = [];
+    const down: MatmulJob[] = [];
+    if (shared) {
+      up.push({ out: s.gate, x: s.xn, n, w: shared.gate }, { out: s.up, x: s.xn, n, w: shared.up });
+      down.push({ out: s.proj, x: s.gate, n, w: shared.down });
+    }
+    let r = 0;
+    for (const [i, list] of pairs.entries()) {
+      const m = list.length;
+      const x = s.pairX.subarray(r * H, (r + m) * H);
+      this.gatherPairs(list, s, x);
+      const g = s.pairGate.subarray(r * F, (r + m) * F);
+      up.push(
+        { out: g, x, n: m, w: weights[i].gate },
+        { out: s.pairUp.subarray(r * F, (r + m) * F), x, n: m, w: weights[i].up },
+      );
+      down.push({ out: s.pairOut.subarray(r * H, (r + m) * H), x: g, n: m, w: weights[i].down });
+      r += m;
+    }
+    d.matmulMany(up);
+    if (shared) d.swiglu(s.gate, s.gate, s.up, n * F);
+    d.swiglu(s.pairGate, s.pairGate, s.pairUp, r * F);
+    d.matmulMany(down);
+    if (!shared) s.proj.fill(0, 0, n * H);
+    r = 0;
+    for (const list of pairs) {
+      this.scatterPairs(list, s, s.pairOut.subarray(r * H, (r + list.length) * H));
+      r += list.length;
+    }
+  }
+
+  /** One expert over the (token, slot) pairs routed to it; adds its weighted output into s.proj. */
+  private runExpert(weights: ExpertWeights, pairs: number[], s: Scratch): void {
+    this.gatherPairs(pairs, s, s.gathered);
+    this.mlp(weights, s.gathered, s.expertOut, pairs.length, this.config.expertFfn, s);
+    this.scatterPairs(pairs, s, s.expertOut);
   }
 
   /**

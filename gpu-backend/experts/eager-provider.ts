@@ -23,6 +23,10 @@ export class EagerExpertProvider implements ExpertProvider {
   }
 
   async acquire(layer: number, experts: number[]): Promise<ExpertWeights[]> {
+    return this.acquireResident(layer, experts);
+  }
+
+  acquireResident(layer: number, experts: number[]): ExpertWeights[] {
     this.hits += experts.length;
     return experts.map((e) => this.experts[layer][e]);
   }

@@ -8,6 +8,11 @@ import type { ExpertWeights } from "../model/types.js";
 export interface ExpertProvider {
   acquire(layer: number, experts: number[]): Promise<ExpertWeights[]>;
   /**
+   * The weights at once when no read is needed (the eager provider always); null otherwise, and
+   * then the caller uses acquire(). Same validity and counting as acquire().
+   */
+  acquireResident?(layer: number, experts: number[]): ExpertWeights[] | null;
+  /**
    * A guess that these experts of `layer` are needed soon, best guess first: start loading them
    * (no-op if eager). Call it right after the acquire() of an earlier layer was issued, so that
    * the step's own reads are queued first.

@@ -2,7 +2,7 @@
  * The CPU device: the Device interface over the native addon (C++, OpenMP, AVX-512 / AVX2 / scalar
  * kernels chosen at run time). Every op is one synchronous call into native code.
  */
-import type { AttentionArgs, Device, RopeStyle, Weight, WeightDType } from "../device.js";
+import type { AttentionArgs, Device, MatmulJob, RopeStyle, Weight, WeightDType } from "../device.js";
 import { weightDataBytes } from "../f16.js";
 import { ISA_INDEX, type Isa, loadNative, type NativeAddon } from "./native.js";
 
@@ -17,6 +17,12 @@ const DTYPE_CODE: Record<WeightDType, number> = { f32: 0, f16: 1, bf16: 2, q8: 3
 
 /** Weight memory alignment: a cache line (also the widest vector load). */
 const WEIGHT_ALIGN = 64;
+
+/** The kernels read scales as u16: an odd byte offset (a view into a file buffer) needs a copy. */
+function kernelScales(w: Weight): Uint8Array | null {
+  const scales = w.scales ?? null;
+  return scales && scales.byteOffset % 2 !== 0 ? scales.slice() : scales;
+}
 
 function defaultThreads(native: NativeAddon): number {
   const env = Number.parseInt(process.env.MOE_THREADS ?? "", 10);
@@ -63,9 +69,6 @@ export class CpuDevice implements Device {
   }
 
   matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void {
-    let scales = w.scales ?? null;
-    // The kernels read scales as u16: an odd byte offset (a view into a file buffer) needs a copy.
-    if (scales && scales.byteOffset % 2 !== 0) scales = scales.slice();
     this.native.matmul(
       this.isaIndex,
       this.threads,
@@ -76,8 +79,16 @@ export class CpuDevice implements Device {
       w.rows,
       w.cols,
       w.data,
-      scales,
+      kernelScales(w),
     );
+  }
+
+  matmulMany(jobs: readonly MatmulJob[]): void {
+    const args: (Float32Array | Uint8Array | number | null)[] = [];
+    for (const { out, x, n, w } of jobs) {
+      args.push(out, x, n, DTYPE_CODE[w.dtype], w.rows, w.cols, w.data, kernelScales(w));
+    }
+    this.native.matmulMany(this.isaIndex, this.threads, jobs.length, ...args);
   }
 
   rmsnorm(

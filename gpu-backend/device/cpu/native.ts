@@ -32,6 +32,13 @@ export interface NativeAddon {
     data: Uint8Array,
     scales: Uint8Array | null,
   ): void;
+  /** count jobs of the 8 matmul arguments (out, x, n, dtype, rows, cols, data, scales) each. */
+  matmulMany(
+    isa: number,
+    threads: number,
+    count: number,
+    ...jobs: (Float32Array | Uint8Array | number | null)[]
+  ): void;
   rmsnorm(
     out: Float32Array,
     x: Float32Array,

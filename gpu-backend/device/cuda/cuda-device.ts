@@ -17,7 +17,7 @@
  * benchmark, and the engine change proposed in gpu-backend/device/cuda/ENGINE-NOTES.md) is what keeps activations on
  * the GPU.
  */
-import type { AttentionArgs, Device, RopeStyle, Weight, WeightDType } from "../device.js";
+import type { AttentionArgs, Device, MatmulJob, RopeStyle, Weight, WeightDType } from "../device.js";
 import { weightDataBytes } from "../f16.js";
 import type { CudaAddon, CudaProbe } from "./native.js";
 
@@ -182,6 +182,10 @@ export class CudaDevice implements Device {
   }
 
   // ---- ops ----
+
+  matmulMany(jobs: readonly MatmulJob[]): void {
+    for (const j of jobs) this.matmul(j.out, j.x, j.n, j.w);
+  }
 
   matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void {
     const dw = this.weightOnDevice(w);

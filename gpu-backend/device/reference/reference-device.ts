@@ -2,7 +2,7 @@
  * The reference device: plain loops, float64 accumulation, no tricks. It exists to be obviously
  * correct (tests compare the fast devices against it) and to run anywhere, not to be fast.
  */
-import type { AttentionArgs, Device, RopeStyle, Weight } from "../device.js";
+import type { AttentionArgs, Device, MatmulJob, RopeStyle, Weight } from "../device.js";
 import { dequantize, weightDataBytes } from "../f16.js";
 
 export class ReferenceDevice implements Device {
@@ -27,6 +27,10 @@ export class ReferenceDevice implements Device {
       this.cache.set(w.data, v);
     }
     return v;
+  }
+
+  matmulMany(jobs: readonly MatmulJob[]): void {
+    for (const j of jobs) this.matmul(j.out, j.x, j.n, j.w);
   }
 
   matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void {

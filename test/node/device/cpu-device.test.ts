@@ -93,6 +93,33 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
     expect(() => dev.matmul(got, x, 1, { ...w, data: w.data.subarray(1) })).toThrow(/weight data/);
   });
 
+  it("matmulMany equals one matmul per job, bit for bit (mixed dtypes, shapes and token counts)", () => {
+    const r = rng(11);
+    // Two q4 jobs in one dispatch: their quantized activations must not share a buffer.
+    const specs: [WeightDType, number, number, number][] = [
+      ["q4", 37, 96, 3],
+      ["q8", 300, 512, 1],
+      ["q4", 64, 160, 5],
+      ["bf16", 37, 101, 16],
+      ["f32", 8, 64, 2],
+    ];
+    const jobs = specs.map(([dtype, rows, cols, n]) => ({
+      w: dev.upload(makeWeight(randn(rows * cols, r), rows, cols, dtype)),
+      x: randn(n * cols, r),
+      n,
+      out: new Float32Array(n * rows),
+    }));
+    dev.matmulMany(jobs);
+    for (const j of jobs) {
+      const want = new Float32Array(j.out.length);
+      dev.matmul(want, j.x, j.n, j.w);
+      expect(j.out).toEqual(want);
+    }
+    dev.matmulMany([]); // nothing to do is fine
+    const bad = { ...jobs[1], out: new Float32Array(10) };
+    expect(() => dev.matmulMany([jobs[0], bad])).toThrow(/matmul out/);
+  });
+
   it("upload copies into device memory", () => {
     const r = rng(3);
     const w = makeWeight(randn(4 * 32, r), 4, 32, "q4");
@@ -172,6 +199,31 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
     dev.attention(got);
     ref.attention(want);
     expectClose(got.out, want.out, 1e-5, 1e-5, "attention");
+  });
+
+  it("attention of a token does not depend on how many tokens share the call", () => {
+    const r = rng(77);
+    const [nHeads, nKvHeads, headDim, pos0, nTok] = [8, 2, 64, 40, 6];
+    const maxCtx = pos0 + nTok;
+    const base = {
+      kCache: randn(maxCtx * nKvHeads * headDim, r),
+      vCache: randn(maxCtx * nKvHeads * headDim, r),
+      nHeads,
+      nKvHeads,
+      headDim,
+      scale: 0.125,
+      chunkSize: 0,
+      window: 0,
+    };
+    const q = randn(nTok * nHeads * headDim, r);
+    const all = new Float32Array(q.length);
+    dev.attention({ ...base, q, out: all, nTok, pos0 });
+    const row = nHeads * headDim;
+    for (let t = 0; t < nTok; t++) {
+      const one = new Float32Array(row);
+      dev.attention({ ...base, q: q.subarray(t * row, (t + 1) * row), out: one, nTok: 1, pos0: pos0 + t });
+      expect(one).toEqual(all.subarray(t * row, (t + 1) * row));
+    }
   });
 
   it("swiglu and addScaled", () => {

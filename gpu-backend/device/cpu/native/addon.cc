@@ -5,6 +5,7 @@
 #include <climits>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "kernels.h"
 #include "memory.h"
@@ -65,27 +66,53 @@ int threads_arg(const Napi::CallbackInfo& info, size_t i) {
   return t < 1 ? 1 : t > 256 ? 256 : static_cast<int>(t);
 }
 
-// matmul(isa, threads, out, x, n, dtype, rows, cols, data, scales|null)
-Napi::Value Matmul(const Napi::CallbackInfo& info) {
+// The 8 arguments of one matmul from `base`: out, x, n, dtype, rows, cols, data, scales|null.
+MatmulArgs matmul_args(const Napi::CallbackInfo& info, size_t base) {
   MatmulArgs a{};
-  const KernelTable* k = isa_arg(info, 0);
-  const int threads = threads_arg(info, 1);
-  const int64_t n = num(info, 4), dtype = num(info, 5), rows = num(info, 6), cols = num(info, 7);
+  const int64_t n = num(info, base + 2), dtype = num(info, base + 3), rows = num(info, base + 4),
+                cols = num(info, base + 5);
   if (n < 0 || rows < 0 || cols < 0 || dtype < 0 || dtype > 4) fail(info.Env(), "matmul: bad shape or dtype");
   const bool quant = dtype == DT_Q8 || dtype == DT_Q4;
   if (quant && cols % 32 != 0) fail(info.Env(), "matmul: quantized cols must be a multiple of 32");
   const size_t elems = static_cast<size_t>(rows) * cols;
   const size_t bytes = dtype == DT_F32 ? elems * 4 : dtype == DT_Q8 ? elems : dtype == DT_Q4 ? elems / 2 : elems * 2;
-  a.out = arr<float>(info, 2, static_cast<size_t>(n) * rows, "matmul out");
-  a.x = arr<float>(info, 3, static_cast<size_t>(n) * cols, "matmul x");
-  a.w = arr<uint8_t>(info, 8, bytes, "matmul weight data");
-  a.scales = quant ? reinterpret_cast<const uint16_t*>(arr<uint8_t>(info, 9, elems / 32 * 2, "matmul scales")) : nullptr;
+  a.out = arr<float>(info, base, static_cast<size_t>(n) * rows, "matmul out");
+  a.x = arr<float>(info, base + 1, static_cast<size_t>(n) * cols, "matmul x");
+  a.w = arr<uint8_t>(info, base + 6, bytes, "matmul weight data");
+  a.scales =
+      quant ? reinterpret_cast<const uint16_t*>(arr<uint8_t>(info, base + 7, elems / 32 * 2, "matmul scales")) : nullptr;
   if (quant && reinterpret_cast<uintptr_t>(a.scales) % 2 != 0) fail(info.Env(), "matmul: scales must be 2-byte aligned");
   a.dtype = static_cast<int>(dtype);
   a.rows = static_cast<int>(rows);
   a.cols = static_cast<int>(cols);
   a.n = static_cast<int>(n);
-  if (n > 0 && rows > 0) moe::matmul(k, threads, a);
+  return a;
+}
+
+// matmul(isa, threads, out, x, n, dtype, rows, cols, data, scales|null)
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  const KernelTable* k = isa_arg(info, 0);
+  const int threads = threads_arg(info, 1);
+  const MatmulArgs a = matmul_args(info, 2);
+  if (a.n > 0 && a.rows > 0) moe::matmul(k, threads, a);
+  return info.Env().Undefined();
+}
+
+// matmulMany(isa, threads, count, ...count x the 8 matmul arguments): independent matmuls in one
+// parallel dispatch. An output must not alias another job's input or output (not checked).
+Napi::Value MatmulMany(const Napi::CallbackInfo& info) {
+  const KernelTable* k = isa_arg(info, 0);
+  const int threads = threads_arg(info, 1);
+  const int64_t count = num(info, 2);
+  if (count < 0 || info.Length() < 3 + 8 * static_cast<size_t>(count))
+    fail(info.Env(), "matmulMany: expected 8 arguments per job");
+  std::vector<MatmulArgs> jobs;
+  jobs.reserve(count);
+  for (int64_t j = 0; j < count; j++) {
+    const MatmulArgs a = matmul_args(info, 3 + 8 * j);
+    if (a.n > 0 && a.rows > 0) jobs.push_back(a);
+  }
+  moe::matmul_many(k, threads, jobs);
   return info.Env().Undefined();
 }
 
@@ -200,6 +227,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bestIsa", best_kernels()->name);
   exports.Set("hardwareThreads", Napi::Number::New(env, std::thread::hardware_concurrency()));
   exports.Set("matmul", Napi::Function::New(env, Matmul));
+  exports.Set("matmulMany", Napi::Function::New(env, MatmulMany));
   exports.Set("rmsnorm", Napi::Function::New(env, Rmsnorm));
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("attention", Napi::Function::New(env, Attention));

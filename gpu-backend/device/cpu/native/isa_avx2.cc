@@ -83,7 +83,7 @@ static inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char
 
 }  // namespace avx2_isa
 
-const KernelTable kAvx2Kernels = {"avx2", avx2_isa::matmul_rows, nullptr, avx2_isa::dot, avx2_isa::axpy, avx2_isa::read_sum,
+const KernelTable kAvx2Kernels = {"avx2", avx2_isa::matmul_rows, nullptr, avx2_isa::attend, avx2_isa::read_sum,
                                     avx2_isa::exp_sub_sum, avx2_isa::swiglu};
 
 }  // namespace moe

@@ -131,9 +131,12 @@ static inline void vnni_tile(const uint8_t* const* rp, const uint16_t* const* sp
 }
 
 // Quantizes every activation row once per call (on the calling thread, before the workers start).
-static void prepare_vnni(MatmulArgs& a) {
+// `slot` keeps the jobs of one matmul_many dispatch apart.
+static void prepare_vnni(MatmulArgs& a, int slot) {
   if (a.dtype != DT_Q4) return;
-  thread_local std::vector<QuantX> qxs;
+  thread_local std::vector<std::vector<QuantX>> slots;
+  if (slots.size() <= static_cast<size_t>(slot)) slots.resize(slot + 1);
+  std::vector<QuantX>& qxs = slots[slot];
   if (qxs.size() < static_cast<size_t>(a.n)) qxs.resize(a.n);
   for (int t = 0; t < a.n; t++) quantize_x<DT_Q4>(a.x + static_cast<size_t>(t) * a.cols, a.cols, qxs[t]);
   a.prepared = qxs.data();
@@ -180,8 +183,7 @@ static void matmul_rows_vnni(const MatmulArgs& a, int r0, int r1) {
 
 }  // namespace avx512vnni_isa
 
-const KernelTable kAvx512VnniKernels = {"avx512vnni", avx512vnni_isa::matmul_rows_vnni, avx512vnni_isa::prepare_vnni, avx512vnni_isa::dot,
-                                        avx512vnni_isa::axpy, avx512vnni_isa::read_sum,
+const KernelTable kAvx512VnniKernels = {"avx512vnni", avx512vnni_isa::matmul_rows_vnni, avx512vnni_isa::prepare_vnni, avx512vnni_isa::attend, avx512vnni_isa::read_sum,
                                     avx512vnni_isa::exp_sub_sum, avx512vnni_isa::swiglu};
 
 }  // namespace moe

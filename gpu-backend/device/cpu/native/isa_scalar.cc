@@ -69,7 +69,7 @@ static inline void prefetch(const void*) {}
 
 }  // namespace scalar_isa
 
-const KernelTable kScalarKernels = {"scalar", scalar_isa::matmul_rows, nullptr, scalar_isa::dot, scalar_isa::axpy,
+const KernelTable kScalarKernels = {"scalar", scalar_isa::matmul_rows, nullptr, scalar_isa::attend,
                                     scalar_isa::read_sum,
                                     scalar_isa::exp_sub_sum, scalar_isa::swiglu};
 

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace moe {
 
@@ -20,6 +21,18 @@ struct MatmulArgs {
   const void* prepared = nullptr;
 };
 
+// One sequence's attention: queries [nTok, nHeads, headDim] at positions pos0.., keys/values in its
+// KV cache [pos, nKvHeads, headDim].
+struct AttentionArgs {
+  const float* q;
+  const float* k;
+  const float* v;
+  float* out;
+  int nTok, nHeads, nKvHeads, headDim, pos0;
+  float scale;
+  int chunk, window;
+};
+
 // The vectorised kernels one instruction set provides. Each runs single-threaded on a slice;
 // threading is done by the caller (ops.cc) so that no ISA-specific code sits in parallel regions.
 struct KernelTable {
@@ -27,10 +40,11 @@ struct KernelTable {
   // out rows [r0, r1) for all n tokens.
   void (*matmul_rows)(const MatmulArgs& a, int r0, int r1);
   // Optional per-call setup shared by all threads (e.g. quantizing the activations); may be null.
-  void (*prepare)(MatmulArgs& a);
-  float (*dot)(const float* a, const float* b, int n);
-  // y += a * x
-  void (*axpy)(float* y, float a, const float* x, int n);
+  // Jobs prepared together (matmul_many) use distinct slots 0, 1, ...
+  void (*prepare)(MatmulArgs& a, int slot);
+  // Attention of query token t for the query heads sharing KV head kvh (each K/V row is loaded
+  // once for the whole group). `scores` holds group * (pos0 + nTok) floats.
+  void (*attend)(const AttentionArgs& a, int t, int kvh, float* scores);
   // Sum of n floats, streaming (memory bandwidth probe).
   float (*read_sum)(const float* p, size_t n);
   // x[i] = exp(x[i] - m), returns the sum.
@@ -51,18 +65,12 @@ const KernelTable* kernels_by_name(const char* name);
 
 // Ops (ops.cc). `threads` is the device's thread count for this call.
 void matmul(const KernelTable* k, int threads, const MatmulArgs& a);
+// Independent matmuls (prepared here) in one parallel dispatch; each row's result is exactly
+// matmul()'s.
+void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& jobs);
 void rmsnorm(float* out, const float* x, const float* weight, int rows, int dim, float eps);
 void rope(float* x, int nTok, int nHeads, int headDim, const int32_t* positions, const float* invFreq, int half,
           bool neox);
-struct AttentionArgs {
-  const float* q;
-  const float* k;
-  const float* v;
-  float* out;
-  int nTok, nHeads, nKvHeads, headDim, pos0;
-  float scale;
-  int chunk, window;
-};
 void attention(const KernelTable* k, int threads, const AttentionArgs& a);
 void swiglu(const KernelTable* k, int threads, float* out, const float* gate, const float* up, size_t len);
 void add_scaled(float* out, const float* a, size_t len, float scale);

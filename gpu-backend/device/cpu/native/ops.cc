@@ -64,9 +64,40 @@ static void parallel_chunks(int threads, int n, int align, bool worth_it, F&& f)
 
 void matmul(const KernelTable* k, int threads, const MatmulArgs& args) {
   MatmulArgs a = args;
-  if (k->prepare) k->prepare(a);
+  if (k->prepare) k->prepare(a, 0);
   const double work = static_cast<double>(a.rows) * a.cols * a.n;
   parallel_chunks(threads, a.rows, 4, work >= 32768, [&](int r0, int r1) { k->matmul_rows(a, r0, r1); });
+}
+
+void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& jobs) {
+  double work = 0;
+  for (size_t j = 0; j < jobs.size(); j++) {
+    MatmulArgs& a = jobs[j];
+    if (k->prepare) k->prepare(a, static_cast<int>(j));
+    work += static_cast<double>(a.rows) * a.cols * a.n;
+  }
+  if (threads <= 1 || work < 32768) {
+    for (const MatmulArgs& a : jobs) k->matmul_rows(a, 0, a.rows);
+    return;
+  }
+  // Chunks of about equal work (~8 per thread in all), job after job, so memory streams stay long.
+  // Chunk boundaries are multiples of 4 rows, as in matmul().
+  struct Chunk {
+    int job, r0, r1;
+  };
+  std::vector<Chunk> chunks;
+  const double target = work / (threads * 8);
+  for (int j = 0; j < static_cast<int>(jobs.size()); j++) {
+    const MatmulArgs& a = jobs[j];
+    const double rowWork = static_cast<double>(a.cols) * a.n;
+    int per = static_cast<int>(target / rowWork);
+    per = std::max(4, (per + 3) / 4 * 4);
+    for (int r = 0; r < a.rows; r += per) chunks.push_back({j, r, std::min(a.rows, r + per)});
+  }
+  run_chunks(threads, static_cast<int>(chunks.size()), [&](int c) {
+    const Chunk& ch = chunks[c];
+    k->matmul_rows(jobs[ch.job], ch.r0, ch.r1);
+  });
 }
 
 void rmsnorm(float* out, const float* x, const float* weight, int rows, int dim, float eps) {
@@ -109,40 +140,19 @@ void rope(float* x, int nTok, int nHeads, int headDim, const int32_t* positions,
 }
 
 void attention(const KernelTable* k, int threads, const AttentionArgs& a) {
-  const int items = a.nTok * a.nHeads;
+  const int items = a.nTok * a.nKvHeads;  // (token, KV head): the group's query heads together
   const int group = a.nHeads / a.nKvHeads;
-  const size_t kvStride = static_cast<size_t>(a.nKvHeads) * a.headDim;
   const int maxKeys = a.pos0 + a.nTok;
-  const double work = static_cast<double>(items) * maxKeys * a.headDim;
+  const double work = static_cast<double>(a.nTok) * a.nHeads * maxKeys * a.headDim;
   const int nt = (work >= 16384 && items > 1) ? std::min(threads, items) : 1;
-  // (token, head) pairs in groups (causal prefill: later tokens cost more, so keep groups small).
+  // Items in small groups (causal prefill: later tokens cost more).
   const int per = std::max(1, items / (nt * 8));
   const int groups = (items + per - 1) / per;
   run_chunks(nt, groups, [&](int gi) {
     thread_local std::vector<float> scores;
-    if (scores.size() < static_cast<size_t>(maxKeys)) scores.resize(maxKeys);
+    if (scores.size() < static_cast<size_t>(group) * maxKeys) scores.resize(static_cast<size_t>(group) * maxKeys);
     const int itEnd = std::min(items, (gi + 1) * per);
-    for (int it = gi * per; it < itEnd; it++) {
-      const int t = it / a.nHeads, h = it % a.nHeads, kvh = h / group;
-      const int p = a.pos0 + t;
-      int k0 = 0;
-      if (a.chunk > 0) k0 = (p / a.chunk) * a.chunk;
-      if (a.window > 0) k0 = std::max(k0, p - a.window + 1);
-      const float* q = a.q + static_cast<size_t>(it) * a.headDim;
-      float* o = a.out + static_cast<size_t>(it) * a.headDim;
-      const float* kb = a.k + kvh * static_cast<size_t>(a.headDim);
-      const float* vb = a.v + kvh * static_cast<size_t>(a.headDim);
-      float mx = -INFINITY;
-      for (int j = k0; j <= p; j++) {
-        const float s = k->dot(q, kb + j * kvStride, a.headDim) * a.scale;
-        scores[j - k0] = s;
-        mx = std::max(mx, s);
-      }
-      const double sum = k->exp_sub_sum(scores.data(), p - k0 + 1, mx);
-      std::memset(o, 0, sizeof(float) * a.headDim);
-      const float inv = static_cast<float>(1.0 / sum);
-      for (int j = k0; j <= p; j++) k->axpy(o, scores[j - k0] * inv, vb + j * kvStride, a.headDim);
-    }
+    for (int it = gi * per; it < itEnd; it++) k->attend(a, it / a.nKvHeads, it % a.nKvHeads, scores.data());
   });
 }
 
