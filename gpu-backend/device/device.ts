@@ -87,6 +87,8 @@ export interface Device {
   ): void;
   /** Causal grouped-query attention over a sequence's KV cache. */
   attention(args: AttentionArgs): void;
+  /** Several sequences' attention (a continuous-batching step) in one dispatch. */
+  attentionMany(seqs: readonly AttentionArgs[]): void;
   /** out = silu(gate) * up, elementwise over len. */
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void;
   /** out += a * scale (scale defaults to 1), elementwise over len. */

@@ -256,10 +256,11 @@ export class MoeTransformer {
         for (let i = 0; i < qDim; i++) row[i] *= scale;
       }
     }
-    for (const seg of segs) {
-      const { start, len, cache, pos0 } = seg;
+    for (const { start, len, cache, pos0 } of segs) {
       cache.write(l, pos0, s.k.subarray(start * kvDim), s.v.subarray(start * kvDim), len);
-      d.attention({
+    }
+    d.attentionMany(
+      segs.map(({ start, len, cache, pos0 }) => ({
         q: s.q.subarray(start * qDim, (start + len) * qDim),
         kCache: cache.k[l],
         vCache: cache.v[l],
@@ -272,8 +273,8 @@ export class MoeTransformer {
         scale: 1 / Math.sqrt(hd),
         chunkSize: useRope ? c.attentionChunk : 0,
         window: c.slidingWindow,
-      });
-    }
+      })),
+    );
     d.matmul(s.proj, s.attn, n, w.o);
   }
 

@@ -4,7 +4,7 @@
  */
 import type { AttentionArgs, Device, MatmulJob, RopeStyle, Weight, WeightDType } from "../device.js";
 import { weightDataBytes } from "../f16.js";
-import { ISA_INDEX, type Isa, loadNative, type NativeAddon } from "./native.js";
+import { type AttentionArg, ISA_INDEX, type Isa, loadNative, type NativeAddon } from "./native.js";
 
 export interface CpuDeviceOptions {
   /** Threads per op; default MOE_THREADS, else the number of hardware threads. */
@@ -22,6 +22,24 @@ const WEIGHT_ALIGN = 64;
 function kernelScales(w: Weight): Uint8Array | null {
   const scales = w.scales ?? null;
   return scales && scales.byteOffset % 2 !== 0 ? scales.slice() : scales;
+}
+
+/** The native attention's 12 arguments for one sequence. */
+function attentionArgs(a: AttentionArgs): AttentionArg[] {
+  return [
+    a.q,
+    a.kCache,
+    a.vCache,
+    a.out,
+    a.nTok,
+    a.nHeads,
+    a.nKvHeads,
+    a.headDim,
+    a.pos0,
+    a.scale,
+    a.chunkSize,
+    a.window,
+  ];
 }
 
 function defaultThreads(native: NativeAddon): number {
@@ -115,22 +133,11 @@ export class CpuDevice implements Device {
   }
 
   attention(a: AttentionArgs): void {
-    this.native.attention(
-      this.isaIndex,
-      this.threads,
-      a.q,
-      a.kCache,
-      a.vCache,
-      a.out,
-      a.nTok,
-      a.nHeads,
-      a.nKvHeads,
-      a.headDim,
-      a.pos0,
-      a.scale,
-      a.chunkSize,
-      a.window,
-    );
+    this.native.attention(this.isaIndex, this.threads, ...attentionArgs(a));
+  }
+
+  attentionMany(seqs: readonly AttentionArgs[]): void {
+    this.native.attentionMany(this.isaIndex, this.threads, seqs.length, ...seqs.flatMap(attentionArgs));
   }
 
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void {

@@ -14,6 +14,8 @@ import { fileURLToPath } from "node:url";
 export type Isa = "scalar" | "avx2" | "avx512" | "avx512vnni";
 export const ISA_INDEX: Record<Isa, number> = { scalar: 0, avx2: 1, avx512: 2, avx512vnni: 3 };
 
+export type AttentionArg = Float32Array | number;
+
 export interface NativeAddon {
   /** Instruction sets this CPU supports (each usable as the `isa` argument). */
   readonly availableIsas: Isa[];
@@ -56,22 +58,10 @@ export interface NativeAddon {
     invFreq: Float32Array,
     neox: boolean,
   ): void;
-  attention(
-    isa: number,
-    threads: number,
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    out: Float32Array,
-    nTok: number,
-    nHeads: number,
-    nKvHeads: number,
-    headDim: number,
-    pos0: number,
-    scale: number,
-    chunkSize: number,
-    window: number,
-  ): void;
+  /** q, kCache, vCache, out, nTok, nHeads, nKvHeads, headDim, pos0, scale, chunkSize, window. */
+  attention(isa: number, threads: number, ...args: AttentionArg[]): void;
+  /** count sequences of the 12 attention arguments each. */
+  attentionMany(isa: number, threads: number, count: number, ...seqs: AttentionArg[]): void;
   swiglu(
     out: Float32Array,
     gate: Float32Array,

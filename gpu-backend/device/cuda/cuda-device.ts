@@ -269,6 +269,10 @@ export class CudaDevice implements Device {
     return m.buf;
   }
 
+  attentionMany(seqs: readonly AttentionArgs[]): void {
+    for (const a of seqs) this.attention(a);
+  }
+
   attention(a: AttentionArgs): void {
     const rowFloats = a.nKvHeads * a.headDim;
     const end = a.pos0 + a.nTok;

@@ -93,6 +93,10 @@ export class ReferenceDevice implements Device {
     }
   }
 
+  attentionMany(seqs: readonly AttentionArgs[]): void {
+    for (const a of seqs) this.attention(a);
+  }
+
   attention(args: AttentionArgs): void {
     const { q, kCache, vCache, out, nTok, nHeads, nKvHeads, headDim, pos0, scale, chunkSize, window } = args;
     const group = nHeads / nKvHeads;

@@ -226,6 +226,36 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
     }
   });
 
+  it("attentionMany equals one attention call per sequence, bit for bit", () => {
+    const r = rng(78);
+    const seqs = [
+      [1, 30, 0, 0],
+      [4, 9, 8, 0],
+      [1, 0, 0, 0],
+      [3, 50, 0, 16],
+    ].map(([nTok, pos0, chunkSize, window]) => ({
+      q: randn(nTok * 4 * 32, r),
+      kCache: randn((pos0 + nTok) * 2 * 32, r),
+      vCache: randn((pos0 + nTok) * 2 * 32, r),
+      out: new Float32Array(nTok * 4 * 32),
+      nTok,
+      nHeads: 4,
+      nKvHeads: 2,
+      headDim: 32,
+      pos0,
+      scale: 0.2,
+      chunkSize,
+      window,
+    }));
+    dev.attentionMany(seqs);
+    for (const a of seqs) {
+      const want = new Float32Array(a.out.length);
+      dev.attention({ ...a, out: want });
+      expect(a.out).toEqual(want);
+    }
+    expect(() => dev.attentionMany([{ ...seqs[0], kCache: new Float32Array(3) }])).toThrow(/kCache/);
+  });
+
   it("swiglu and addScaled", () => {
     const r = rng(5);
     const len = 1001;

@@ -141,28 +141,51 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// attention(isa, threads, q, k, v, out, nTok, nHeads, nKvHeads, headDim, pos0, scale, chunk, window)
-Napi::Value Attention(const Napi::CallbackInfo& info) {
+// The 12 arguments of one sequence's attention from `base`: q, k, v, out, nTok, nHeads, nKvHeads,
+// headDim, pos0, scale, chunk, window.
+AttentionArgs attention_args(const Napi::CallbackInfo& info, size_t base) {
   AttentionArgs a{};
-  const KernelTable* k = isa_arg(info, 0);
-  const int threads = threads_arg(info, 1);
-  const int64_t nTok = num(info, 6), nHeads = num(info, 7), nKv = num(info, 8), hd = num(info, 9), pos0 = num(info, 10);
+  const int64_t nTok = num(info, base + 4), nHeads = num(info, base + 5), nKv = num(info, base + 6),
+                hd = num(info, base + 7), pos0 = num(info, base + 8);
   if (nTok < 0 || nHeads <= 0 || nKv <= 0 || hd <= 0 || pos0 < 0 || nHeads % nKv != 0)
     fail(info.Env(), "attention: bad shape (nHeads must be a multiple of nKvHeads)");
   const size_t qn = static_cast<size_t>(nTok) * nHeads * hd, kvn = static_cast<size_t>(pos0 + nTok) * nKv * hd;
-  a.q = arr<float>(info, 2, qn, "attention q");
-  a.k = arr<float>(info, 3, kvn, "attention kCache");
-  a.v = arr<float>(info, 4, kvn, "attention vCache");
-  a.out = arr<float>(info, 5, qn, "attention out");
+  a.q = arr<float>(info, base, qn, "attention q");
+  a.k = arr<float>(info, base + 1, kvn, "attention kCache");
+  a.v = arr<float>(info, base + 2, kvn, "attention vCache");
+  a.out = arr<float>(info, base + 3, qn, "attention out");
   a.nTok = static_cast<int>(nTok);
   a.nHeads = static_cast<int>(nHeads);
   a.nKvHeads = static_cast<int>(nKv);
   a.headDim = static_cast<int>(hd);
   a.pos0 = static_cast<int>(pos0);
-  a.scale = static_cast<float>(fnum(info, 11));
-  a.chunk = static_cast<int>(num(info, 12));
-  a.window = static_cast<int>(num(info, 13));
-  if (nTok > 0) moe::attention(k, threads, a);
+  a.scale = static_cast<float>(fnum(info, base + 9));
+  a.chunk = static_cast<int>(num(info, base + 10));
+  a.window = static_cast<int>(num(info, base + 11));
+  return a;
+}
+
+// attention(isa, threads, q, k, v, out, nTok, nHeads, nKvHeads, headDim, pos0, scale, chunk, window)
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  const KernelTable* k = isa_arg(info, 0);
+  const int threads = threads_arg(info, 1);
+  std::vector<AttentionArgs> seqs{attention_args(info, 2)};
+  moe::attention_many(k, threads, seqs);
+  return info.Env().Undefined();
+}
+
+// attentionMany(isa, threads, count, ...count x the 12 attention arguments): several sequences'
+// attention in one parallel dispatch.
+Napi::Value AttentionMany(const Napi::CallbackInfo& info) {
+  const KernelTable* k = isa_arg(info, 0);
+  const int threads = threads_arg(info, 1);
+  const int64_t count = num(info, 2);
+  if (count < 0 || info.Length() < 3 + 12 * static_cast<size_t>(count))
+    fail(info.Env(), "attentionMany: expected 12 arguments per sequence");
+  std::vector<AttentionArgs> seqs;
+  seqs.reserve(count);
+  for (int64_t j = 0; j < count; j++) seqs.push_back(attention_args(info, 3 + 12 * j));
+  moe::attention_many(k, threads, seqs);
   return info.Env().Undefined();
 }
 
@@ -231,6 +254,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rmsnorm", Napi::Function::New(env, Rmsnorm));
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("attentionMany", Napi::Function::New(env, AttentionMany));
   exports.Set("swiglu", Napi::Function::New(env, Swiglu));
   exports.Set("addScaled", Napi::Function::New(env, AddScaled));
   exports.Set("route", Napi::Function::New(env, Route));

@@ -71,7 +71,8 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
 void rmsnorm(float* out, const float* x, const float* weight, int rows, int dim, float eps);
 void rope(float* x, int nTok, int nHeads, int headDim, const int32_t* positions, const float* invFreq, int half,
           bool neox);
-void attention(const KernelTable* k, int threads, const AttentionArgs& a);
+// Several sequences at once: work items are (sequence, token, KV head), spread over the threads.
+void attention_many(const KernelTable* k, int threads, const std::vector<AttentionArgs>& seqs);
 void swiglu(const KernelTable* k, int threads, float* out, const float* gate, const float* up, size_t len);
 void add_scaled(float* out, const float* a, size_t len, float scale);
 void route(const float* logits, int nTok, int nExperts, int k, bool sigmoid, bool renormalize, int32_t* outIds,

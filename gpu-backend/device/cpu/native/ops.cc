@@ -139,20 +139,33 @@ void rope(float* x, int nTok, int nHeads, int headDim, const int32_t* positions,
   }
 }
 
-void attention(const KernelTable* k, int threads, const AttentionArgs& a) {
-  const int items = a.nTok * a.nKvHeads;  // (token, KV head): the group's query heads together
-  const int group = a.nHeads / a.nKvHeads;
-  const int maxKeys = a.pos0 + a.nTok;
-  const double work = static_cast<double>(a.nTok) * a.nHeads * maxKeys * a.headDim;
-  const int nt = (work >= 16384 && items > 1) ? std::min(threads, items) : 1;
-  // Items in small groups (causal prefill: later tokens cost more).
-  const int per = std::max(1, items / (nt * 8));
-  const int groups = (items + per - 1) / per;
+void attention_many(const KernelTable* k, int threads, const std::vector<AttentionArgs>& seqs) {
+  // Items are (sequence, token, KV head): the group's query heads go together.
+  struct Item {
+    int seq, t, kvh;
+  };
+  std::vector<Item> items;
+  size_t scratch = 0;
+  double work = 0;
+  for (int s = 0; s < static_cast<int>(seqs.size()); s++) {
+    const AttentionArgs& a = seqs[s];
+    for (int t = 0; t < a.nTok; t++)
+      for (int h = 0; h < a.nKvHeads; h++) items.push_back({s, t, h});
+    const int maxKeys = a.pos0 + a.nTok;
+    scratch = std::max(scratch, static_cast<size_t>(a.nHeads / a.nKvHeads) * maxKeys);
+    work += static_cast<double>(a.nTok) * a.nHeads * maxKeys * a.headDim;
+  }
+  const int n = static_cast<int>(items.size());
+  if (n == 0) return;
+  const int nt = (work >= 16384 && n > 1) ? std::min(threads, n) : 1;
+  // Small groups of items (causal prefill: later tokens cost more).
+  const int per = std::max(1, n / (nt * 8));
+  const int groups = (n + per - 1) / per;
   run_chunks(nt, groups, [&](int gi) {
     thread_local std::vector<float> scores;
-    if (scores.size() < static_cast<size_t>(group) * maxKeys) scores.resize(static_cast<size_t>(group) * maxKeys);
-    const int itEnd = std::min(items, (gi + 1) * per);
-    for (int it = gi * per; it < itEnd; it++) k->attend(a, it / a.nKvHeads, it % a.nKvHeads, scores.data());
+    if (scores.size() < scratch) scores.resize(scratch);
+    const int end = std::min(n, (gi + 1) * per);
+    for (int i = gi * per; i < end; i++) k->attend(seqs[items[i].seq], items[i].t, items[i].kvh, scores.data());
   });
 }
 
