@@ -107,6 +107,14 @@ export class ExpertStore implements ExpertProvider {
   private hintCorrect = 0;
   private hintNeeded = 0;
   private failedAcquires = 0;
+  /** Experts already resident when acquire() was called (hits count those resident when awaited). */
+  private hitsAtCall = 0;
+  /** Loads started and not finished (demand and prefetch). */
+  private loadsInFlight = 0;
+  /** The layer of the step running now (its acquire() was the last one). */
+  private stepLayer = 0;
+  /** Per layer: its index among the MoE layers (how far ahead a guess looks). */
+  private readonly moeOrdinal: Int32Array;
 
   constructor(
     private readonly ckpt: Checkpoint,
@@ -172,6 +180,8 @@ export class ExpertStore implements ExpertProvider {
     this.maxExpertsPerAcquire = this.capacity;
     this.policy = createPolicy(opts.policy ?? "lfu", this.plans.length, this.capacity);
     this.counters = new PagingCounters(c.numLayers, c.numExperts);
+    this.moeOrdinal = new Int32Array(c.numLayers);
+    for (let l = 0, k = 0; l < c.numLayers; l++) this.moeOrdinal[l] = c.moeLayers[l] ? k++ : k;
   }
 
   /** Bytes decode allocates outside the slot for one expert (decoding zeros: no I/O needed). */
@@ -203,6 +213,41 @@ export class ExpertStore implements ExpertProvider {
       if (inflight.length === 0) return;
       await Promise.all(inflight.map((e) => e.ready.then(noop, noop)));
     }
+  }
+
+  /**
+   * Load experts nobody asked for until the budget is full (benchmarks: a steady state without
+   * the first touches of a cache that is still filling). Takes only free or unallocated slots,
+   * never evicts; experts go layer by layer round-robin (expert 0 of every MoE layer, then 1, …),
+   * so each layer gets an even share. Counted like any demand load (loads, bytes read).
+   */
+  async fill(): Promise<void> {
+    const moeLayers: number[] = [];
+    for (let l = 0; l < this.numLayers; l++) if (this.plans[l * this.numExperts]) moeLayers.push(l);
+    const loads: Promise<unknown>[] = [];
+    for (let e = 0; e < this.numExperts; e++) {
+      for (const l of moeLayers) {
+        const key = l * this.numExperts + e;
+        if (this.entries.has(key)) continue;
+        const slot =
+          this.freeSlots.pop() ?? (this.allocatedSlots < this.capacity ? this.allocSlot() : undefined);
+        if (!slot) return this.settleAll(loads);
+        const entry = this.startLoad(key, slot, false);
+        loads.push(entry.ready.then(noop, noop));
+        // A few reads in flight at a time: enough to keep the disk busy.
+        if (loads.length >= 16) await this.settleAll(loads.splice(0));
+      }
+    }
+    await this.settleAll(loads);
+  }
+
+  private async settleAll(loads: Promise<unknown>[]): Promise<void> {
+    await Promise.all(loads);
+  }
+
+  private allocSlot(): Uint8Array {
+    this.allocatedSlots++;
+    return this.reader.alloc(this.slotBytes);
   }
 
   /** Resident (fully loaded) experts as [layer, expert] pairs. */
@@ -268,6 +313,7 @@ export class ExpertStore implements ExpertProvider {
       );
     }
     this.scoreGuess(layer, experts);
+    this.stepLayer = layer;
     const keys = experts.map((e) => {
       if (!Number.isInteger(e) || e < 0 || e >= this.numExperts)
         throw new RangeError(`expert id ${e} out of range`);
@@ -280,25 +326,45 @@ export class ExpertStore implements ExpertProvider {
     const waiting: { j: number; key: number }[] = [];
     // Pass 1 (synchronous): count hits and start every demand read we can right away, so the I/O
     // threads get this step's reads before anything a later hint() queues.
+    const inflight: { j: number; key: number }[] = [];
     for (let j = 0; j < keys.length; j++) {
       const key = keys[j];
       const entry = this.entries.get(key);
       if (entry?.weights) {
-        this.counters.add("hits", key);
-        this.notePrefetchUse(entry);
-        this.policy.onUse(key);
+        this.hitsAtCall++;
+        this.useResident(entry);
         out[j] = entry.weights;
-        continue;
-      }
-      this.counters.add("misses", key);
-      if (entry) {
-        this.missesInflight++;
-        this.notePrefetchUse(entry);
+      } else if (entry) {
+        inflight.push({ j, key });
       } else {
-        const slot = this.takeSlot((k) => !this.pinned.has(k));
+        this.counters.add("misses", key);
+        const slot = this.takeDemandSlot();
         if (slot) this.startLoad(key, slot, false);
+        waiting.push({ j, key });
       }
-      waiting.push({ j, key });
+    }
+    if (inflight.length > 0) {
+      // Reads finish on I/O threads while this thread computes, but their completions are only
+      // delivered when the event loop runs, and synchronous compute never lets it: a read that
+      // landed a layer ago still looks in flight here. Let one loop turn deliver them (it runs
+      // when the caller awaits, i.e. when the step needs its experts), then sort: what is
+      // resident now is a hit (the step does not wait for it), the rest are misses whose read a
+      // guess had already started.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      for (const w of inflight) {
+        const entry = this.entries.get(w.key);
+        if (entry?.weights) {
+          this.useResident(entry);
+          out[w.j] = entry.weights;
+          continue;
+        }
+        this.counters.add("misses", w.key);
+        if (entry) {
+          this.missesInflight++;
+          this.notePrefetchUse(entry);
+        }
+        waiting.push(w);
+      }
     }
     if (waiting.length > 0) {
       const results = await Promise.allSettled(waiting.map((w) => this.waitResident(w.key)));
@@ -322,7 +388,7 @@ export class ExpertStore implements ExpertProvider {
     for (;;) {
       const entry = this.entries.get(key);
       if (entry) return entry.weights ? entry : entry.ready;
-      const slot = this.takeSlot((k) => !this.pinned.has(k));
+      const slot = this.takeDemandSlot();
       if (slot) {
         this.startLoad(key, slot, false);
         continue;
@@ -334,6 +400,13 @@ export class ExpertStore implements ExpertProvider {
     }
   }
 
+  /** A resident expert serves the step: a hit. */
+  private useResident(entry: Entry): void {
+    this.counters.add("hits", entry.key);
+    this.notePrefetchUse(entry);
+    this.policy.onUse(entry.key);
+  }
+
   private notePrefetchUse(entry: Entry): void {
     if (entry.prefetchedUnused) {
       entry.prefetchedUnused = false;
@@ -341,14 +414,28 @@ export class ExpertStore implements ExpertProvider {
     }
   }
 
+  /** True when a live guess names `key` (a later step of its layer is expected to use it). */
+  private guessed(key: number): boolean {
+    return this.guesses.get(Math.floor(key / this.numExperts))?.has(key) ?? false;
+  }
+
+  /**
+   * A slot for a demand load: never a pinned expert's; an expert a live guess names only when
+   * nothing else can go (evicting it would turn a coming hit into a miss).
+   */
+  private takeDemandSlot(): Uint8Array | undefined {
+    if (!this.prefetchEnabled) return this.takeSlot((k) => !this.pinned.has(k));
+    return (
+      this.takeSlot((k) => !this.pinned.has(k) && !this.guessed(k)) ??
+      this.takeSlot((k) => !this.pinned.has(k))
+    );
+  }
+
   /** A free slot, a newly allocated one under the budget, or the slot of a policy victim. */
   private takeSlot(mayEvict: (key: number) => boolean): Uint8Array | undefined {
     const free = this.freeSlots.pop();
     if (free) return free;
-    if (this.allocatedSlots < this.capacity) {
-      this.allocatedSlots++;
-      return this.reader.alloc(this.slotBytes);
-    }
+    if (this.allocatedSlots < this.capacity) return this.allocSlot();
     const victim = this.policy.victim((k) => {
       const e = this.entries.get(k);
       return e !== undefined && e.weights !== null && mayEvict(k);
@@ -390,8 +477,13 @@ export class ExpertStore implements ExpertProvider {
 
   private async load(entry: Entry): Promise<Entry> {
     const plan = this.plans[entry.key]!;
+    this.loadsInFlight++;
     try {
-      await Promise.all(plan.ops.map((op) => this.readOp(op, plan, entry.slot)));
+      try {
+        await Promise.all(plan.ops.map((op) => this.readOp(op, plan, entry.slot)));
+      } finally {
+        this.loadsInFlight--;
+      }
       if (this.closed) throw new Error("expert store closed while loading");
       const weights = this.ckpt.decodeExpert(entry.layer, entry.expert, this.viewsOf(plan, entry.slot));
       entry.extra = extraBytes(weights, entry.slot);
@@ -445,11 +537,25 @@ export class ExpertStore implements ExpertProvider {
       .map((e) => layer * this.numExperts + e);
     this.guesses.set(layer, new Set(keys));
     if (!this.prefetchEnabled) return;
+    // A guess for a layer beyond the next MoE layer is guessed again, more accurately, one layer
+    // later. When the budget is full (reading it evicts something) and the disk is already behind,
+    // reading it now only delays the reads needed sooner and evicts for a guess that is often
+    // wrong: leave it to the next guess.
+    if (
+      this.moeOrdinal[layer] - this.moeOrdinal[this.stepLayer] > 1 &&
+      this.loadsInFlight >= FAR_GUESS_BACKLOG &&
+      this.freeSlots.length === 0 &&
+      this.allocatedSlots >= this.capacity
+    )
+      return;
     for (const key of keys) {
       // Pinned experts are the current step's: their loads are demand loads, never guesses.
       if (this.entries.has(key) || this.pinned.has(key)) continue;
-      // A guess may only displace experts nobody is using and no other guess brought in.
-      const slot = this.takeSlot((k) => !this.pinned.has(k) && !this.entries.get(k)!.prefetchedUnused);
+      // A guess may only displace experts nobody is using, no other guess brought in and no
+      // live guess names (one guess must not evict what another guess expects to be used).
+      const slot = this.takeSlot(
+        (k) => !this.pinned.has(k) && !this.entries.get(k)!.prefetchedUnused && !this.guessed(k),
+      );
       if (!slot) break;
       this.startLoad(key, slot, true);
     }
@@ -474,6 +580,7 @@ export class ExpertStore implements ExpertProvider {
       acquires: this.acquires,
       acquired_experts: this.acquiredExperts,
       hits: k.total("hits"),
+      hits_at_call: this.hitsAtCall,
       misses: k.total("misses"),
       misses_inflight: this.missesInflight,
       loads: k.total("loads"),
@@ -558,6 +665,9 @@ export class ExpertStore implements ExpertProvider {
 }
 
 function noop(): void {}
+
+/** Loads in flight at or above which guesses beyond the next MoE layer are not read (see hint()). */
+const FAR_GUESS_BACKLOG = 2;
 
 /** A promise that notes when someone first waits on it (await calls then()). */
 class WaitTimedPromise<T> extends Promise<T> {

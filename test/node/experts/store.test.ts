@@ -349,4 +349,76 @@ describe("ExpertStore", () => {
     await again;
     expect(s.stats().stall_ms).toBe(before);
   });
+  it("counts a guess whose read finished before the step awaited as a hit (hit at call: a miss)", async () => {
+    const m = model(base);
+    const gate = new GatedReader(new BufferedReader());
+    const s = new ExpertStore(m.ckpt, { budget: "25%", maxExpertsPerStep: 2, reader: gate });
+    await s.acquire(0, [0]);
+    gate.hold = true;
+    s.hint(1, [2]);
+    await new Promise((r) => setTimeout(r, 20)); // the bytes are in, the completion not delivered
+    // The step asks before the completion was delivered (as when compute kept the event loop
+    // from running); it is delivered before the step awaits: the step never waits for it.
+    const pending = s.acquire(1, [2]);
+    gate.release();
+    const w = await pending;
+    expect(allEqual(w[0].gate, m.valueAt(1, 2, 0))).toBe(true);
+    let st = s.stats();
+    expect(st.hits).toBe(1);
+    expect(st.hits_at_call).toBe(0);
+    expect(st.misses).toBe(1); // layer 0's demand load
+    expect(st.misses_inflight).toBe(0);
+    expect(st.prefetch_used).toBe(1);
+    // A guess still reading when the step awaits is a miss whose read was already under way.
+    gate.hold = true;
+    s.hint(2, [3]);
+    const late = s.acquire(2, [3]);
+    setTimeout(() => gate.release(), 20);
+    await late;
+    st = s.stats();
+    expect(st.hits).toBe(1);
+    expect(st.misses).toBe(2);
+    expect(st.misses_inflight).toBe(1);
+    expect(st.prefetch_used).toBe(2);
+  });
+
+  it("fill() loads experts into free budget only, layer by layer, and never evicts", async () => {
+    const m = model(base);
+    const s = new ExpertStore(m.ckpt, { budget: "25%", maxExpertsPerStep: 2, reader: new BufferedReader() });
+    await s.acquire(0, [5]);
+    await s.fill();
+    const st = s.stats();
+    expect(st.resident_experts).toBe(s.capacity);
+    expect(st.evictions).toBe(0);
+    expect(s.residentBytes()).toBeLessThanOrEqual(s.budgetBytes);
+    const layers = new Set(s.residentSet().map(([l]) => l));
+    expect(layers.size).toBe(Math.min(s.capacity, m.ckpt.config.moeLayers.filter(Boolean).length));
+    // Full: a second fill reads nothing.
+    await s.fill();
+    expect(s.stats().loads).toBe(st.loads);
+  });
 });
+
+/** A reader whose reads, while `hold` is set, read their bytes but report completion only on release(). */
+class GatedReader implements BlockReader {
+  readonly kind = "buffered" as const;
+  hold = false;
+  private waiters: (() => void)[] = [];
+  constructor(private readonly inner: BlockReader) {}
+  alloc(bytes: number): Uint8Array {
+    return this.inner.alloc(bytes);
+  }
+  async read(file: string, offset: number, length: number, dest: Uint8Array, destOffset: number) {
+    const hold = this.hold;
+    const n = await this.inner.read(file, offset, length, dest, destOffset);
+    if (hold && this.hold) await new Promise<void>((r) => this.waiters.push(r));
+    return n;
+  }
+  release(): void {
+    this.hold = false;
+    for (const w of this.waiters.splice(0)) w();
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
