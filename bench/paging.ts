@@ -6,8 +6,9 @@
  * the models):
  *  - sweep: budgets 100/50/25/12.5% of routed experts on Scout-like and Maverick-like q8 models,
  *    uniform and locality routing (see lib/paging-models.ts), LRU vs LFU-with-aging, prefetch on
- *    and off. Each row: decode tok/s in steady state (after a 32-token warm-up request), hit
- *    rate, stall fraction, prefetch precision/recall, and the T(h) limit from the measured hit
+ *    and off. Each row: decode tok/s in steady state (after a warm-up request, with the budget
+ *    then filled: BENCH_PAGING_FILL=0 skips the fill), hit rate, stall fraction, prefetch
+ *    precision/recall, and the T(h) limit from the measured hit
  *    rate, RAM bandwidth and direct-disk bandwidth. Experts are read with O_DIRECT (the store's
  *    DirectReader): the disk tier is the disk, not the page cache.
  *  - capped: the Scout-like uniform model under cgroup v1 memory caps (RAM + page cache) of
@@ -43,9 +44,9 @@ const REPEATS = Number(process.env.BENCH_PAGING_REPEATS ?? 2);
 
 const NOTES = [
   "Experts are read with O_DIRECT (page cache bypassed) by the store's DirectReader; dense weights load eagerly through the page cache.",
-  "decode tok/s: best of 2 runs (fresh engine each) per row; steady state, after a warm-up request on another prompt (64-token prompt + 8 decoded tokens for Scout-like, 256-token prompt + 40 decoded tokens for Maverick-like); the measured request is a 16-token prompt + 24 (Scout-like) / 32 (Maverick-like) decoded tokens; counters cover its decode phase.",
+  "decode tok/s: best of 2 runs (fresh engine each) per row; steady state, after a warm-up request on another prompt (64-token prompt + 8 decoded tokens for Scout-like, 256-token prompt + 40 decoded tokens for Maverick-like); then whatever budget the warm-up left free is filled with experts nobody asked for yet (ExpertStore.fill, layer by layer round-robin, no evictions), so a row measures a full cache (at 100% every expert resident) and not the first touches of a cache still filling, which are what the cold-start section measures (before: the 100% rows and the Maverick-like 50% rows counted ~5-40% cold first touches). The measured request is a 16-token prompt + 24 (Scout-like) / 32 (Maverick-like) decoded tokens; counters cover its decode phase.",
   "T(h) = (W_res + W_r)/B_mem + (1-h) W_r/B_link with h the row's measured hit rate (prefetched experts that were resident in time count as hits), B_mem = measured RAM read bandwidth (2 threads), B_link = measured O_DIRECT read bandwidth (2 MiB pieces, 4 in flight); each the median of 6 samples taken before and after the sweep.",
-  "hit rate = resident when the step asked; covered rate also counts experts a prefetch was already reading (the step waited only for the rest of that read). pf precision = used / (used + evicted unused) over prefetches resolved in the window; pf recall = prefetch-used / (prefetch-used + demand loads); hint accuracy = share of guessed experts the next step of that layer used.",
+  "hit rate = resident when the step needs it: the engine calls acquire() early (then computes the next layer's guess and the shared expert) and awaits later; a read that completed on an I/O thread is only seen by JavaScript when the event loop runs, which synchronous compute does not let happen, so the store lets one event-loop turn deliver finished reads when the step awaits and counts what is then resident as a hit (the step did not wait for it). hit@call = resident already when acquire() was called (the older, stricter count, kept for comparison). covered rate also counts experts a prefetch was already reading (the step waited only for the rest of that read). pf precision = used / (used + evicted unused) over prefetches resolved in the window; pf recall = prefetch-used / (prefetch-used + demand loads); hint accuracy = share of guessed experts the next step of that layer used.",
   "Locality routing: router skew 1 (Zipf popularity 1/(e+1)); locality.repeat_rate is the measured share of decode steps whose first-choice expert equals the previous token's in the same layer.",
   "Capped: cgroup v1 memory.limit_in_bytes (RAM + page cache) = pct x GGUF file + 300 MiB for both engines; ours gets an expert budget of cap - dense weights - 220 MiB headroom (a 4-token probe run peaked at 240 MiB of non-expert memory: dense weights + runtime).",
 ];
@@ -73,6 +74,7 @@ export interface SweepRow {
   variant: string;
   "decode tok/s": number;
   "hit rate": number;
+  "hit@call": number;
   "covered rate": number;
   "stall frac": number;
   "pf precision": number;
@@ -178,6 +180,7 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
           // Decoded tokens route differently from prompt tokens (the prompt's experts do not
           // cover them on 128-expert layers): warm up with decoding too.
           warmTokens: m.family === "scout" ? 8 : 40,
+          fill: process.env.BENCH_PAGING_FILL !== "0",
           tokens,
           seed: 11,
         });
@@ -217,6 +220,7 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
         variant: cfg.variant,
         "decode tok/s": round(r.decode_tps, 2),
         "hit rate": round(h),
+        "hit@call": round(ratio(p.hits_at_call ?? p.hits, p.hits + p.misses)),
         "stall frac": round(ratio(p.stall_ms, r.decode_ms)),
         "covered rate": round(ratio(p.hits + p.misses_inflight, p.hits + p.misses)),
         "pf precision": round(ratio(p.prefetch_used, p.prefetch_used + p.prefetch_wasted)),

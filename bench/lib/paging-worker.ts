@@ -28,6 +28,12 @@ export interface RunConfig {
   warmTokens: number;
   /** Prompt length of the warm-up request (a long one touches most experts; default promptLen). */
   warmPromptLen?: number;
+  /**
+   * After the warm-up, fill whatever budget is still free with experts nobody asked for yet
+   * (ExpertStore.fill), so the measured request sees a full cache: its steady state, not the
+   * first touches of a cache still filling (those are what the cold-start runs measure).
+   */
+  fill?: boolean;
   tokens: number;
   seed: number;
 }
@@ -77,12 +83,13 @@ export async function runOnce(model: string, cfg: RunConfig): Promise<RunResult>
   const vocab = engine.model.config.vocabSize;
   if (cfg.warmTokens > 0) {
     for await (const _ of engine.generate(
-      promptIds(cfg.promptLen, vocab, cfg.seed + 1),
+      promptIds(cfg.warmPromptLen ?? cfg.promptLen, vocab, cfg.seed + 1),
       params(cfg.warmTokens),
     )) {
       // run to the end: the cache fills as serving would fill it
     }
   }
+  if (cfg.fill && engine.experts instanceof ExpertStore) await engine.experts.fill();
   const prompt = promptIds(cfg.promptLen, vocab, cfg.seed);
   const s0 = engine.experts.stats();
   const tReq = performance.now();
