@@ -6,8 +6,15 @@
  * Bound for a decode step of c sequences: it must read the dense weights once plus every
  * distinct routed expert the c tokens select (measured: acquired experts per step), so
  *   bound tok/s = c * readBandwidth / (denseBytes + distinctExperts * expertBytes).
+ *
+ * On two cores a batch soon runs out of arithmetic instead: each token multiplies every active
+ * weight once (2 flops per weight), and the kernels top out at the rate measured on an
+ * L2-resident q8 matrix with c tokens. That compute bound is reported next to it, and the
+ * roofline (the lower of the two) says how close each row runs to what this machine allows.
  */
+import { CpuDevice } from "../gpu-backend/device/cpu/cpu-device.js";
 import { loadNative } from "../gpu-backend/device/cpu/native.js";
+import { makeWeight } from "../gpu-backend/device/f16.js";
 import type { MoeEngine } from "../gpu-backend/engine/engine.js";
 import { greedyParams } from "../gpu-backend/engine/greedy.js";
 import { loadEngine } from "../gpu-backend/engine/load-engine.js";
@@ -65,16 +72,43 @@ function modelBytes(path: string): { dense: number; expert: number; moeLayers: n
   }
 }
 
+/** Best q8 matmul GFLOP/s with n tokens on a weight that stays in L2 (the kernels' compute ceiling). */
+function hotGflops(n: number): number {
+  const dev = new CpuDevice({ threads: THREADS });
+  const rows = 512;
+  const cols = 1024;
+  const w = dev.upload(
+    makeWeight(
+      Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i)),
+      rows,
+      cols,
+      "q8",
+    ),
+  );
+  const x = Float32Array.from({ length: n * cols }, (_, i) => Math.cos(i));
+  const out = new Float32Array(n * rows);
+  let best = Number.POSITIVE_INFINITY;
+  for (let rep = 0; rep < 5; rep++) {
+    const t = performance.now();
+    for (let i = 0; i < 200; i++) dev.matmul(out, x, n, w);
+    best = Math.min(best, (performance.now() - t) / 200);
+  }
+  return (2 * rows * cols * n) / (best / 1000) / 1e9;
+}
+
 export async function run() {
   const { int8 } = prepareBenchModels();
   const bw = loadNative().memReadBandwidth(1 << 30, THREADS) * 1e9;
   const mb = modelBytes(int8);
+  // Weights one token multiplies: its q8 bytes over 34/32 bytes per weight (int8 + an f16 scale per 32).
+  const flopsPerToken = (2 * bytesPerToken(int8) * 32) / 34;
   const engine = await loadEngine(int8, { threads: THREADS });
   const vocab = engine.model.config.vocabSize;
   const rows: Record<string, unknown>[] = [];
   await stream(engine, prompt(999, PROMPT_LEN, vocab), { ...params, maxTokens: 4 }); // warm-up
   let single = 0;
   let minFraction = Number.POSITIVE_INFINITY;
+  let minRoofline = Number.POSITIVE_INFINITY;
   let eight = 0;
   for (const conc of CONCURRENCY) {
     const before = engine.experts.stats();
@@ -95,14 +129,19 @@ export async function run() {
     const stepBytes = mb.dense + distinctPerStep * mb.expert;
     const bound = (conc * bw) / stepBytes;
     const fraction = tps / bound;
+    const computeBound = (hotGflops(conc) * 1e9) / flopsPerToken;
+    const roofline = Math.min(bound, computeBound);
     if (conc === 1) single = tps;
     if (conc === 8) eight = tps;
     minFraction = Math.min(minFraction, fraction);
+    minRoofline = Math.min(minRoofline, tps / roofline);
     rows.push({
       streams: conc,
       "decode tok/s": +tps.toFixed(1),
       "bound tok/s": +bound.toFixed(1),
       fraction: +fraction.toFixed(3),
+      "compute bound tok/s": +computeBound.toFixed(1),
+      "of roofline": +(tps / roofline).toFixed(3),
       "experts/step": +distinctPerStep.toFixed(2),
       "TTFT p50 ms": +percentile(
         timings.map((t) => t.ttft),
@@ -144,6 +183,7 @@ export async function run() {
     summary: {
       throughput_8_vs_1: eight && single ? eight / single : 0,
       fraction_of_bound_min: minFraction,
+      fraction_of_roofline_min: minRoofline,
       prefix_cache_ttft_speedup: ttftNoCache / warm.ttft,
       read_bandwidth_gbs: bw / 1e9,
     },
