@@ -316,10 +316,11 @@ export class MoeTransformer {
       list.push(i);
     }
     const ids = [...byExpert.keys()].sort((a, b) => a - b);
-    // All weights already resident (eager, or nothing to read): the shared expert and every routed
-    // expert run together, two dispatches for the whole layer.
+    // All weights already resident (eager, or a lazy store with nothing to read): the shared expert
+    // and every routed expert run together, two dispatches for the whole layer.
     const resident = this.experts.acquireResident?.(l, ids);
     if (resident) {
+      if (this.experts.wantsHints) this.hintNextLayer(l, s, n);
       this.runExpertsFused(
         w.shared,
         resident,
