@@ -148,6 +148,15 @@ export function applyPatch(tenant: Tenant, patch: Patch, env: AppEnv["Bindings"]
     }
     s.aliases = { ...s.aliases, ...patch.aliases };
   }
+  // An allow-list entry that names no model would silently allow nothing under that name.
+  for (const name of s.allowedModels ?? []) {
+    if (!resolveModel(policy, { tenantId: tenant.id, aliases: s.aliases }, name))
+      throw badRequest(
+        `allowed_models names an unknown model '${name}' (not in the catalog, not an alias of this tenant).`,
+        "allowed_models",
+        "model_not_found",
+      );
+  }
   return { ...tenant, ...(patch.name ? { name: patch.name } : {}), gateway: s };
 }
 

@@ -36,6 +36,7 @@ describe("gateway admin API", () => {
       { domicile: "France" },
       { unknown_field: 1 },
       { suspended: "yes" },
+      { allowed_models: ["no-such-model"] },
     ]) {
       const r = await h.admin("PATCH", `/tenants/${id}`, bad);
       expect(r.status, JSON.stringify(bad)).toBe(400);
