@@ -538,14 +538,12 @@ export class ExpertStore implements ExpertProvider {
     this.guesses.set(layer, new Set(keys));
     if (!this.prefetchEnabled) return;
     // A guess for a layer beyond the next MoE layer is guessed again, more accurately, one layer
-    // later. When the budget is full (reading it evicts something) and the disk is already behind,
-    // reading it now only delays the reads needed sooner and evicts for a guess that is often
-    // wrong: leave it to the next guess.
+    // later. When the disk is already behind, reading it now only delays the reads needed sooner
+    // (and, with a full budget, evicts for a guess that is often wrong): leave it to the next
+    // guess. On a cold start this also cuts the wasted reads of a prompt's first layers.
     if (
       this.moeOrdinal[layer] - this.moeOrdinal[this.stepLayer] > 1 &&
-      this.loadsInFlight >= FAR_GUESS_BACKLOG &&
-      this.freeSlots.length === 0 &&
-      this.allocatedSlots >= this.capacity
+      this.loadsInFlight >= FAR_GUESS_BACKLOG
     )
       return;
     for (const key of keys) {
