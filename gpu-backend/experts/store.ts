@@ -257,6 +257,32 @@ export class ExpertStore implements ExpertProvider {
     return out.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   }
 
+  /**
+   * The step's weights at once when every one of them is resident and no other step is running;
+   * null otherwise (nothing counted, nothing changed: the caller then uses acquire()). Counts and
+   * pins exactly as an acquire() that hits everything does, with no stall. This lets the engine
+   * run a layer's shared and routed experts in one fused dispatch when nothing has to be read.
+   */
+  acquireResident(layer: number, experts: number[]): ExpertWeights[] | null {
+    if (this.closed || this.pending > 0 || experts.length > this.capacity) return null;
+    if (!this.plans[layer * this.numExperts]) return null;
+    const out: ExpertWeights[] = [];
+    for (const e of experts) {
+      if (!Number.isInteger(e) || e < 0 || e >= this.numExperts) return null;
+      const w = this.entries.get(layer * this.numExperts + e)?.weights;
+      if (!w) return null;
+      out.push(w);
+    }
+    this.scoreGuess(layer, experts);
+    this.stepLayer = layer;
+    this.pinned = new Set(experts.map((e) => layer * this.numExperts + e));
+    this.acquires++;
+    this.acquiredExperts += experts.length;
+    this.hitsAtCall += experts.length;
+    for (const e of experts) this.useResident(this.entries.get(layer * this.numExperts + e)!);
+    return out;
+  }
+
   acquire(layer: number, experts: number[]): Promise<ExpertWeights[]> {
     // Steps are serialized: a step's pins must not be dropped by another step's acquire. When
     // none is running, start right away (synchronously) so this step's reads are queued on the

@@ -382,6 +382,37 @@ describe("ExpertStore", () => {
     expect(st.prefetch_used).toBe(2);
   });
 
+  it("acquireResident answers at once only when every expert is resident, counting like a hit", async () => {
+    const m = model(base);
+    const s = new ExpertStore(m.ckpt, { budget: "25%", maxExpertsPerStep: 2, reader: new BufferedReader() });
+    expect(s.acquireResident(0, [1, 2])).toBeNull(); // nothing resident: the caller must acquire()
+    expect(s.stats().acquires).toBe(0);
+    await s.acquire(0, [1, 2]);
+    const stalled = s.stats().stall_ms;
+    const w = s.acquireResident(0, [1, 2]);
+    expect(w).not.toBeNull();
+    expect(allEqual(w![1].up, m.valueAt(0, 2, 1))).toBe(true);
+    let st = s.stats();
+    expect(st.acquires).toBe(2);
+    expect(st.hits).toBe(2);
+    expect(st.hits_at_call).toBe(2);
+    expect(st.stall_ms).toBe(stalled);
+    // One missing expert, an id out of range, or a step still running: no answer, nothing counted.
+    expect(s.acquireResident(0, [1, 3])).toBeNull();
+    expect(s.acquireResident(0, [9])).toBeNull();
+    const running = s.acquire(1, [0]);
+    expect(s.acquireResident(0, [1])).toBeNull();
+    await running;
+    st = s.stats();
+    expect(st.acquires).toBe(3);
+    expect(st.hits).toBe(2);
+    // Its experts are pinned like an acquire()'s: a guess cannot evict them.
+    s.acquireResident(1, [0]);
+    for (let e = 0; e < 8; e++) s.hint(2, [e]);
+    await s.settled();
+    expect(s.residentSet()).toContainEqual([1, 0]);
+  });
+
   it("fill() loads experts into free budget only, layer by layer, and never evicts", async () => {
     const m = model(base);
     const s = new ExpertStore(m.ckpt, { budget: "25%", maxExpertsPerStep: 2, reader: new BufferedReader() });
