@@ -109,8 +109,8 @@ export class ExpertStore implements ExpertProvider {
   private failedAcquires = 0;
   /** Experts already resident when acquire() was called (hits count those resident when awaited). */
   private hitsAtCall = 0;
-  /** Loads started and not finished (demand and prefetch). */
-  private loadsInFlight = 0;
+  /** Bytes of loads started and not finished (demand and prefetch). */
+  private bytesInFlight = 0;
   /** The layer of the step running now (its acquire() was the last one). */
   private stepLayer = 0;
   /** Per layer: its index among the MoE layers (how far ahead a guess looks). */
@@ -503,12 +503,12 @@ export class ExpertStore implements ExpertProvider {
 
   private async load(entry: Entry): Promise<Entry> {
     const plan = this.plans[entry.key]!;
-    this.loadsInFlight++;
+    this.bytesInFlight += plan.readBytes;
     try {
       try {
         await Promise.all(plan.ops.map((op) => this.readOp(op, plan, entry.slot)));
       } finally {
-        this.loadsInFlight--;
+        this.bytesInFlight -= plan.readBytes;
       }
       if (this.closed) throw new Error("expert store closed while loading");
       const weights = this.ckpt.decodeExpert(entry.layer, entry.expert, this.viewsOf(plan, entry.slot));
@@ -569,7 +569,7 @@ export class ExpertStore implements ExpertProvider {
     // guess. On a cold start this also cuts the wasted reads of a prompt's first layers.
     if (
       this.moeOrdinal[layer] - this.moeOrdinal[this.stepLayer] > 1 &&
-      this.loadsInFlight >= FAR_GUESS_BACKLOG
+      this.bytesInFlight >= FAR_GUESS_BACKLOG_BYTES
     )
       return;
     for (const key of keys) {
@@ -690,8 +690,11 @@ export class ExpertStore implements ExpertProvider {
 
 function noop(): void {}
 
-/** Loads in flight at or above which guesses beyond the next MoE layer are not read (see hint()). */
-const FAR_GUESS_BACKLOG = 2;
+/**
+ * Bytes in flight at or above which guesses beyond the next MoE layer are not read (see hint()):
+ * about 3.5 ms of direct reads on this class of disk (two Scout-like experts, eight Maverick-like).
+ */
+const FAR_GUESS_BACKLOG_BYTES = 12 * 1024 * 1024;
 
 /** A promise that notes when someone first waits on it (await calls then()). */
 class WaitTimedPromise<T> extends Promise<T> {
