@@ -22,7 +22,7 @@ interface LayerWeights {
 export const PREFILL_CHUNK = 256;
 
 /** MoE layers ahead whose experts are guessed and prefetched (lazy expert store only). */
-const PREFETCH_LAYERS = 2;
+const PREFETCH_LAYERS = 4;
 
 /** Scratch buffers for up to `n` tokens, reused across steps. */
 class Scratch {
