@@ -167,7 +167,12 @@ async function llamaCpp(model: string, promptIds: number[]): Promise<Timing> {
   return { ...ref.results[0].timings, ids: ref.results[0].ids };
 }
 
-export async function run(): Promise<{ name: string; rows: DecodeRow[]; summary: Record<string, number> }> {
+export async function run(): Promise<{
+  name: string;
+  rows: DecodeRow[];
+  summary: Record<string, number>;
+  bandwidth_samples: unknown[];
+}> {
   const m = prepareBenchModels();
   // Other work on the machine skews timings: record the 1-minute load average around the runs.
   const loadBefore = loadavg()[0];
@@ -180,6 +185,14 @@ export async function run(): Promise<{ name: string; rows: DecodeRow[]; summary:
   const native = loadNative();
   const measureBw = () => native.memReadBandwidth(1 << 29, THREADS) * 1e9;
   const bws: number[] = [];
+  const samples: {
+    engine: string;
+    dtype: string;
+    round: number;
+    before: number;
+    after: number;
+    decode: number;
+  }[] = [];
   const engines: {
     engine: DecodeRow["engine"];
     dtype: string;
@@ -198,8 +211,17 @@ export async function run(): Promise<{ name: string; rows: DecodeRow[]; summary:
     for (const e of engines) {
       const bwBefore = measureBw();
       const t = await e.go();
-      const bw = Math.max(bwBefore, measureBw());
-      bws.push(bw);
+      const bwAfter = measureBw();
+      const bw = Math.max(bwBefore, bwAfter);
+      bws.push(bwBefore, bwAfter);
+      samples.push({
+        engine: e.engine,
+        dtype: e.dtype,
+        round: pass,
+        before: round(bwBefore / 1e9),
+        after: round(bwAfter / 1e9),
+        decode: round(t.decode_tps),
+      });
       const key = `${e.engine}/${e.dtype}`;
       const prev = best.get(key);
       best.set(key, {
@@ -258,7 +280,9 @@ export async function run(): Promise<{ name: string; rows: DecodeRow[]; summary:
     repeats: REPEATS,
     rounds: ROUNDS,
   };
-  return { name: "decode", rows, summary };
+  // Every bandwidth probe with the run it brackets: the bound uses the better of the two (a slow
+  // probe must not flatter a row), and the spread shows how much the machine moved.
+  return { name: "decode", rows, summary, bandwidth_samples: samples };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

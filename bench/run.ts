@@ -11,6 +11,8 @@ interface BenchResult {
   name: string;
   rows: Record<string, unknown>[];
   summary: Record<string, number>;
+  /** Anything else a benchmark reports (notes, raw samples) is written after the summary. */
+  [extra: string]: unknown;
 }
 
 const name = process.argv[2];
@@ -40,6 +42,6 @@ mkdirSync(join(dir, "results"), { recursive: true });
 const out = join(dir, "results", `${name}.json`);
 writeFileSync(
   out,
-  `${JSON.stringify({ name: result.name, date: new Date().toISOString(), machine, rows: result.rows, summary: result.summary }, null, 2)}\n`,
+  `${JSON.stringify({ name: result.name, date: new Date().toISOString(), machine, ...result }, null, 2)}\n`,
 );
 console.log(`wrote ${out}`);
