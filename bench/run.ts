@@ -40,8 +40,5 @@ const machine = {
 };
 mkdirSync(join(dir, "results"), { recursive: true });
 const out = join(dir, "results", `${name}.json`);
-writeFileSync(
-  out,
-  `${JSON.stringify({ name: result.name, date: new Date().toISOString(), machine, ...result }, null, 2)}\n`,
-);
+writeFileSync(out, `${JSON.stringify({ ...result, date: new Date().toISOString(), machine }, null, 2)}\n`);
 console.log(`wrote ${out}`);

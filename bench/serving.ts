@@ -26,6 +26,7 @@ const THREADS = 2;
 const CONCURRENCY = (process.env.BENCH_SERVING_CONC ?? "1,2,4,8,16").split(",").map(Number);
 const GEN_TOKENS = Number(process.env.BENCH_SERVING_TOKENS ?? 48);
 const PROMPT_LEN = 32;
+const REPEATS = Number(process.env.BENCH_SERVING_REPEATS ?? 3);
 
 const params = greedyParams(GEN_TOKENS);
 
@@ -98,7 +99,9 @@ function hotGflops(n: number): number {
 
 export async function run() {
   const { int8 } = prepareBenchModels();
-  const bw = loadNative().memReadBandwidth(1 << 30, THREADS) * 1e9;
+  const native = loadNative();
+  const measureBw = () => native.memReadBandwidth(1 << 29, THREADS) * 1e9;
+  const bws: number[] = [];
   const mb = modelBytes(int8);
   // Weights one token multiplies: its q8 bytes over 34/32 bytes per weight (int8 + an f16 scale per 32).
   const flopsPerToken = (2 * bytesPerToken(int8) * 32) / 34;
@@ -111,20 +114,46 @@ export async function run() {
   let minRoofline = Number.POSITIVE_INFINITY;
   let eight = 0;
   for (const conc of CONCURRENCY) {
-    const before = engine.experts.stats();
-    const stepsBefore = engine.scheduler.stats().steps;
-    const t0 = performance.now();
-    const timings = await Promise.all(
-      Array.from({ length: conc }, (_, i) =>
-        stream(engine, prompt(conc * 100 + i, PROMPT_LEN, vocab), params),
-      ),
-    );
-    const t1 = performance.now();
-    const steps = engine.scheduler.stats().steps - stepsBefore;
-    const acquired = (engine.experts.stats().hits ?? 0) - (before.hits ?? 0);
-    // Decode window: from the first token of any stream to the end (first tokens are prefill's).
-    const decodeTokens = timings.reduce((a, t) => a + t.tokens - 1, 0);
-    const tps = decodeTokens / ((t1 - Math.min(...timings.map((t) => t.firstAt))) / 1000);
+    // Best of REPEATS runs (the same prompts each time): timings on this VM swing from run to run.
+    let best: {
+      tps: number;
+      timings: StreamTiming[];
+      steps: number;
+      acquired: number;
+      wall: number;
+      bw: number;
+    } | null = null;
+    for (let r = 0; r < REPEATS; r++) {
+      // Read bandwidth moves with the VM's neighbours: probe it right before and after each run and
+      // bound the run by the better of the two (a slow probe must not flatter a row).
+      const bwBefore = measureBw();
+      const before = engine.experts.stats();
+      const stepsBefore = engine.scheduler.stats().steps;
+      const t0 = performance.now();
+      const timings = await Promise.all(
+        Array.from({ length: conc }, (_, i) =>
+          stream(engine, prompt(conc * 100 + i, PROMPT_LEN, vocab), params),
+        ),
+      );
+      const t1 = performance.now();
+      const bw = Math.max(bwBefore, measureBw());
+      // Decode window: from the first token of any stream to the end (first tokens are prefill's).
+      const decodeTokens = timings.reduce((a, t) => a + t.tokens - 1, 0);
+      const tps = decodeTokens / ((t1 - Math.min(...timings.map((t) => t.firstAt))) / 1000);
+      if (!best || tps > best.tps) {
+        best = {
+          tps,
+          timings,
+          steps: engine.scheduler.stats().steps - stepsBefore,
+          acquired: (engine.experts.stats().hits ?? 0) - (before.hits ?? 0),
+          wall: t1 - t0,
+          bw,
+        };
+      }
+    }
+    if (!best) throw new Error("BENCH_SERVING_REPEATS must be at least 1");
+    const { tps, timings, steps, acquired, bw } = best;
+    bws.push(bw);
     const distinctPerStep = acquired / steps;
     const stepBytes = mb.dense + distinctPerStep * mb.expert;
     const bound = (conc * bw) / stepBytes;
@@ -143,6 +172,7 @@ export async function run() {
       "compute bound tok/s": +computeBound.toFixed(1),
       "of roofline": +(tps / roofline).toFixed(3),
       "experts/step": +distinctPerStep.toFixed(2),
+      "read GB/s": +(bw / 1e9).toFixed(1),
       "TTFT p50 ms": +percentile(
         timings.map((t) => t.ttft),
         0.5,
@@ -151,7 +181,7 @@ export async function run() {
         timings.map((t) => t.ttft),
         0.99,
       ).toFixed(1),
-      "wall s": +((t1 - t0) / 1000).toFixed(2),
+      "wall s": +(best.wall / 1000).toFixed(2),
     });
   }
   engine.close();
@@ -185,7 +215,8 @@ export async function run() {
       fraction_of_bound_min: minFraction,
       fraction_of_roofline_min: minRoofline,
       prefix_cache_ttft_speedup: ttftNoCache / warm.ttft,
-      read_bandwidth_gbs: bw / 1e9,
+      read_bandwidth_gbs_min: Math.min(...bws) / 1e9,
+      read_bandwidth_gbs_max: Math.max(...bws) / 1e9,
     },
   };
 }
