@@ -80,19 +80,29 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
     for (const MatmulArgs& a : jobs) k->matmul_rows(a, 0, a.rows);
     return;
   }
-  // Chunks of about equal work (~8 per thread in all), job after job, so memory streams stay long.
-  // Chunk boundaries are multiples of 4 rows, as in matmul().
+  // Chunks of about equal work (~8 per thread in all); boundaries are multiples of 4 rows, as in
+  // matmul(). Batched jobs (n > 4: compute-bound) and matvec-like ones (memory-bound: routed
+  // experts with a token or two) are interleaved in the order chunks are taken, so that the
+  // threads tend to run one kind each and a step's arithmetic overlaps its weight streaming.
   struct Chunk {
     int job, r0, r1;
   };
-  std::vector<Chunk> chunks;
+  std::vector<Chunk> dense, stream;
   const double target = work / (threads * 8);
   for (int j = 0; j < static_cast<int>(jobs.size()); j++) {
     const MatmulArgs& a = jobs[j];
     const double rowWork = static_cast<double>(a.cols) * a.n;
     int per = static_cast<int>(target / rowWork);
     per = std::max(4, (per + 3) / 4 * 4);
-    for (int r = 0; r < a.rows; r += per) chunks.push_back({j, r, std::min(a.rows, r + per)});
+    for (int r = 0; r < a.rows; r += per) (a.n > 4 ? dense : stream).push_back({j, r, std::min(a.rows, r + per)});
+  }
+  std::vector<Chunk> chunks;
+  chunks.reserve(dense.size() + stream.size());
+  for (size_t i = 0, d = 0; i < stream.size() || d < dense.size();) {
+    // Proportional merge: take from whichever list is further behind its share.
+    const bool takeDense =
+        d < dense.size() && (i >= stream.size() || d * stream.size() <= i * dense.size());
+    chunks.push_back(takeDense ? dense[d++] : stream[i++]);
   }
   run_chunks(threads, static_cast<int>(chunks.size()), [&](int c) {
     const Chunk& ch = chunks[c];
