@@ -14,7 +14,7 @@
  *  - capped: the Scout-like uniform model under cgroup v1 memory caps (RAM + page cache) of
  *    75/50/25% of the Q8_0 GGUF file + 300 MiB: ours (budget = cap - dense weights - headroom)
  *    vs llama.cpp (mmap, 2 threads, the same weights as GGUF), same run.
- *  - cold: page cache dropped before each run; time to ready and to first token for 16- and
+ *  - cold: page cache dropped before each run (best of 2 per cell); time to ready and to first token for 16- and
  *    256-token prompts, lazy (100% budget, nothing read before it is routed to) vs eager.
  * Each measurement runs in its own child process (lib/paging-worker.ts).
  */
@@ -404,33 +404,46 @@ interface ColdRow {
   note: string;
 }
 
+/** Cold runs per cell; the fastest is kept (a cold start's first run on this VM is sometimes seconds slower). */
+const COLD_REPEATS = Number(process.env.BENCH_PAGING_COLD_REPEATS ?? 2);
+
 async function cold(models: PagingModel[]): Promise<ColdRow[]> {
   const rows: ColdRow[] = [];
   for (const m of models) {
     for (const prompt of [16, 256]) {
+      const best = new Map<string, ColdRow>();
+      for (let rep = 0; rep < COLD_REPEATS; rep++) {
+        for (const mode of ["eager", "lazy"]) {
+          const dropped = dropPageCache();
+          const cfg: RunConfig = {
+            budget: mode === "lazy" ? "100%" : undefined,
+            policy: "lfu",
+            prefetch: true,
+            promptLen: prompt,
+            warmTokens: 0,
+            tokens: 2,
+            seed: 5,
+          };
+          const r = await worker("once", m.dir, JSON.stringify(cfg));
+          const res = r.ok ? (r.lines[0] as RunResult) : null;
+          const row: ColdRow = {
+            model: m.family,
+            mode,
+            prompt,
+            "ready ms": res ? Math.round(res.ready_ms) : null,
+            "first token ms": res ? Math.round(res.first_token_from_start_ms) : null,
+            "MB read": res && mode === "lazy" ? round(res.request_paging.bytes_read / 1e6, 1) : null,
+            note: `${dropped ? "page cache dropped" : "page cache NOT dropped (no permission)"}; best of ${COLD_REPEATS}${r.ok ? "" : `; failed: ${r.error}`}`,
+          };
+          process.stderr.write(`[paging] cold ${JSON.stringify(row)}\n`);
+          const prev = best.get(mode);
+          const ttft = row["first token ms"] ?? Number.POSITIVE_INFINITY;
+          if (!prev || ttft < (prev["first token ms"] ?? Number.POSITIVE_INFINITY)) best.set(mode, row);
+        }
+      }
       for (const mode of ["eager", "lazy"]) {
-        const dropped = dropPageCache();
-        const cfg: RunConfig = {
-          budget: mode === "lazy" ? "100%" : undefined,
-          policy: "lfu",
-          prefetch: true,
-          promptLen: prompt,
-          warmTokens: 0,
-          tokens: 2,
-          seed: 5,
-        };
-        const r = await worker("once", m.dir, JSON.stringify(cfg));
-        const res = r.ok ? (r.lines[0] as RunResult) : null;
-        rows.push({
-          model: m.family,
-          mode,
-          prompt,
-          "ready ms": res ? Math.round(res.ready_ms) : null,
-          "first token ms": res ? Math.round(res.first_token_from_start_ms) : null,
-          "MB read": res && mode === "lazy" ? round(res.request_paging.bytes_read / 1e6, 1) : null,
-          note: `${dropped ? "page cache dropped" : "page cache NOT dropped (no permission)"}${r.ok ? "" : `; failed: ${r.error}`}`,
-        });
-        process.stderr.write(`[paging] cold ${JSON.stringify(rows.at(-1))}\n`);
+        const row = best.get(mode);
+        if (row) rows.push(row);
       }
     }
   }
