@@ -7,7 +7,7 @@
  * the next loads. Ours: `tsx bench/decode.ts --ours-worker MODEL` (this file, run directly).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,8 +16,8 @@ import { greedyParams } from "../gpu-backend/engine/greedy.js";
 import { loadEngine } from "../gpu-backend/engine/load-engine.js";
 import { openCheckpoint } from "../gpu-backend/model/checkpoint.js";
 import { runLlamaCpp } from "./lib/llamacpp.js";
+import { made, modelCli, ROOT } from "./lib/model-tool.js";
 
-const ROOT = resolve(import.meta.dirname, "..");
 const MODELS = join(ROOT, ".cache", "bench-models");
 const THREADS = 2;
 const PROMPT_LEN = Number(process.env.BENCH_DECODE_PROMPT ?? 64);
@@ -58,18 +58,6 @@ function prompt(vocab: number): number[] {
   });
 }
 
-function modelCli(args: string[]): void {
-  process.stderr.write(`[decode] npm run model -- ${args.join(" ")}\n`);
-  const r = spawnSync(process.execPath, ["--import", "tsx", "gpu-backend/tools/model-cli.ts", ...args], {
-    cwd: ROOT,
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  if (r.status !== 0) throw new Error(`npm run model -- ${args.join(" ")} failed (${r.status})`);
-}
-
-const made = (p: string) =>
-  existsSync(p) && (statSync(p).isDirectory() ? existsSync(join(p, "config.json")) : true);
-
 /** The bench checkpoints (made once, reused from .cache/bench-models). */
 export function prepareBenchModels(): { bf16: string; int8: string; ggufBf16: string; ggufQ8: string } {
   mkdirSync(MODELS, { recursive: true });
@@ -78,10 +66,20 @@ export function prepareBenchModels(): { bf16: string; int8: string; ggufBf16: st
   const ggufBf16 = join(MODELS, "llama4-bench-bf16.gguf");
   const ggufQ8 = join(MODELS, "llama4-bench-q8_0.gguf");
   if (!made(bf16))
-    modelCli(["make", "--family", "llama4", "--preset", "bench", "--seed", String(SEED), "--out", bf16]);
-  if (!made(int8)) modelCli(["quantize", "--in", bf16, "--out", int8, "--bits", "8"]);
-  if (!made(ggufBf16)) modelCli(["export-gguf", "--in", bf16, "--out", ggufBf16, "--type", "bf16"]);
-  if (!made(ggufQ8)) modelCli(["export-gguf", "--in", bf16, "--out", ggufQ8, "--type", "q8_0"]);
+    modelCli("decode", [
+      "make",
+      "--family",
+      "llama4",
+      "--preset",
+      "bench",
+      "--seed",
+      String(SEED),
+      "--out",
+      bf16,
+    ]);
+  if (!made(int8)) modelCli("decode", ["quantize", "--in", bf16, "--out", int8, "--bits", "8"]);
+  if (!made(ggufBf16)) modelCli("decode", ["export-gguf", "--in", bf16, "--out", ggufBf16, "--type", "bf16"]);
+  if (!made(ggufQ8)) modelCli("decode", ["export-gguf", "--in", bf16, "--out", ggufQ8, "--type", "q8_0"]);
   return { bf16, int8, ggufBf16, ggufQ8 };
 }
 

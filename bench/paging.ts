@@ -22,6 +22,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileS
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { ensureLlamaCpp, LLAMACPP_DIR } from "./lib/llamacpp.js";
+import { ROOT } from "./lib/model-tool.js";
 import { cgroupsAvailable, dropPageCache, runCapped } from "./lib/paging-cgroup.js";
 import {
   limitTokensPerSecond,
@@ -30,7 +31,7 @@ import {
   type TokenBytes,
   tokenBytes,
 } from "./lib/paging-measure.js";
-import { type PagingModel, preparePagingModels, ROOT } from "./lib/paging-models.js";
+import { type PagingModel, preparePagingModels } from "./lib/paging-models.js";
 import { pagingSvg, writePlot } from "./lib/paging-plot.js";
 import type { RunConfig, RunResult } from "./lib/paging-worker.js";
 import { THREADS } from "./lib/paging-worker.js";

@@ -10,11 +10,10 @@
  * often as chance (measured and reported by the benchmark). The Scout-like uniform model is also
  * exported as a Q8_0 GGUF for llama.cpp.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { made, modelCli, ROOT } from "./model-tool.js";
 
-export const ROOT = resolve(import.meta.dirname, "..", "..");
 export const PAGING_MODELS = join(ROOT, ".cache", "paging-models");
 
 export interface PagingModel {
@@ -26,18 +25,6 @@ export interface PagingModel {
   /** Q8_0 GGUF of the same weights (Scout-like uniform only). */
   gguf?: string;
 }
-
-function modelCli(args: string[]): void {
-  process.stderr.write(`[paging] npm run model -- ${args.join(" ")}\n`);
-  const r = spawnSync(process.execPath, ["--import", "tsx", "gpu-backend/tools/model-cli.ts", ...args], {
-    cwd: ROOT,
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  if (r.status !== 0) throw new Error(`npm run model -- ${args.join(" ")} failed (${r.status})`);
-}
-
-const made = (p: string) =>
-  existsSync(p) && (statSync(p).isDirectory() ? existsSync(join(p, "config.json")) : true);
 
 export const MODEL_SPECS = [
   { name: "scout-u", family: "scout", preset: "bench", skew: 0, gguf: true },
@@ -57,7 +44,7 @@ export function preparePagingModels(only?: string[]): PagingModel[] {
     if (!made(q8) || (gguf && !made(gguf))) {
       const bf16 = join(PAGING_MODELS, `${s.name}-bf16`);
       if (!made(bf16)) {
-        modelCli([
+        modelCli("paging", [
           "make",
           "--family",
           "llama4",
@@ -71,8 +58,9 @@ export function preparePagingModels(only?: string[]): PagingModel[] {
           bf16,
         ]);
       }
-      if (!made(q8)) modelCli(["quantize", "--in", bf16, "--out", q8, "--bits", "8"]);
-      if (gguf && !made(gguf)) modelCli(["export-gguf", "--in", bf16, "--out", gguf, "--type", "q8_0"]);
+      if (!made(q8)) modelCli("paging", ["quantize", "--in", bf16, "--out", q8, "--bits", "8"]);
+      if (gguf && !made(gguf))
+        modelCli("paging", ["export-gguf", "--in", bf16, "--out", gguf, "--type", "q8_0"]);
       rmSync(bf16, { recursive: true, force: true });
     }
     out.push({

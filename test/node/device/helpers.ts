@@ -1,17 +1,9 @@
 /** Shared helpers for the device tests: a seeded RNG and tolerance-aware comparisons. */
 import { expect } from "vitest";
+import { mulberry32 } from "../rng.js";
 
-/** mulberry32: small, fast, deterministic. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniforms in [0, 1). */
+export const rng = mulberry32;
 
 /** Uniform values in [-scale, scale). */
 export function randn(n: number, r: () => number, scale = 1): Float32Array {

@@ -10,6 +10,7 @@ import { type TensorToWrite, writeShardedSafetensors } from "../../../gpu-backen
 import { denseSpecs, EXPERT_PARTS, type ExpertPart } from "../../../gpu-backend/model/canonical.js";
 import { parseConfig } from "../../../gpu-backend/model/config.js";
 import type { Family, ModelConfig } from "../../../gpu-backend/model/types.js";
+import { mulberry32 } from "../rng.js";
 
 export type Variant =
   | "llama4-fused"
@@ -99,16 +100,8 @@ export function rawConfig(family: Family): Record<string, unknown> {
 
 /** Deterministic pseudo-random values (mulberry32), scaled like a small init. */
 function rand(seed: number, n: number, scale: number): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
-  }
-  return out;
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
 }
 
 export interface Mat {
