@@ -7,6 +7,7 @@
  *   tsx bench/lib/paging-worker.ts trace MODEL TOKENS          first-choice repeat rate per layer
  */
 import { CpuDevice } from "../../gpu-backend/device/cpu/cpu-device.js";
+import type { Device } from "../../gpu-backend/device/device.js";
 import { greedyParams } from "../../gpu-backend/engine/greedy.js";
 import { KvCache } from "../../gpu-backend/engine/kv-cache.js";
 import { loadEngine } from "../../gpu-backend/engine/load-engine.js";
@@ -134,6 +135,9 @@ class Tracer implements ExpertProvider {
     return this.inner.acquire(layer, experts);
   }
   hint(): void {}
+  useDevice(device: Device): void {
+    this.inner.useDevice(device);
+  }
   stats(): Record<string, number> {
     return this.inner.stats();
   }

@@ -19,6 +19,11 @@ export interface Weight {
   data: Uint8Array;
   /** f16 scales, one per 32 elements of a row (q8 / q4 only). */
   scales?: Uint8Array;
+  /**
+   * Set by a device that re-laid the bytes out for its own kernels (upload / adopt): only that
+   * device can compute with the weight (the CPU device's int8 dot-product layout for q8).
+   */
+  packed?: boolean;
 }
 
 /** One product of Device.matmulMany: out[n, rows] = x[n, cols] . W^T. */
@@ -58,6 +63,12 @@ export interface Device {
   readonly threads: number;
   /** Allocate device memory for a weight of this shape (64-byte aligned) and copy `src` into it. */
   upload(src: Weight): Weight;
+  /**
+   * Take a weight in host memory the caller hands over (an expert store's slot) for use in place:
+   * a device with its own compute layout rewrites the bytes (no copy) and returns the weight to
+   * use. Absent: weights are used as they are.
+   */
+  adopt?(w: Weight): Weight;
   /** out[n, rows] = x[n, cols] . W^T  (n = 1 is a matvec). */
   matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void;
   /**

@@ -125,6 +125,7 @@ export class MoeTransformer {
   ) {
     const c = ckpt.config;
     this.config = c;
+    experts.useDevice?.(device);
     const load = (name: string) => device.upload(ckpt.loadDense(name));
     const loadVec = (name: string) => vector(ckpt.loadDense(name));
     // The embedding table is only read one row per token: keep it as stored (no device copy).

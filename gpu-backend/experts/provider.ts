@@ -1,3 +1,4 @@
+import type { Device } from "../device/device.js";
 import type { ExpertWeights } from "../model/types.js";
 
 /**
@@ -27,6 +28,11 @@ export interface ExpertProvider {
   readonly maxExpertsPerAcquire?: number;
   /** True when hint() does something (a lazy store): the engine skips computing guesses otherwise. */
   readonly wantsHints?: boolean;
+  /**
+   * The device that computes with the experts (the model calls this before its first step): a
+   * provider that owns expert memory lets it adopt each expert as it loads (Device.adopt).
+   */
+  useDevice?(device: Device): void;
   /** Detail for the metrics endpoint (per layer / per expert); absent for the eager provider. */
   report?(): unknown;
   close(): void;

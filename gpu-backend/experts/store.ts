@@ -1,4 +1,5 @@
 import { statSync } from "node:fs";
+import type { Device, Weight } from "../device/device.js";
 import type { Checkpoint, ExpertWeights } from "../model/types.js";
 import { type BudgetSpec, formatBytes, parseBudget } from "./budget.js";
 import { type ExpertPlan, planExpert, type ReadOp } from "./layout.js";
@@ -501,6 +502,15 @@ export class ExpertStore implements ExpertProvider {
     return entry;
   }
 
+  /** Device layout conversion of a freshly read expert, in its slot (see useDevice). */
+  private adopt: (w: Weight) => Weight = (w) => w;
+
+  useDevice(device: Device): void {
+    if (this.acquires > 0 || this.entries.size > 0)
+      throw new Error("useDevice: call it before the first load");
+    if (device.adopt) this.adopt = (w) => device.adopt!(w);
+  }
+
   private async load(entry: Entry): Promise<Entry> {
     const plan = this.plans[entry.key]!;
     this.bytesInFlight += plan.readBytes;
@@ -511,7 +521,8 @@ export class ExpertStore implements ExpertProvider {
         this.bytesInFlight -= plan.readBytes;
       }
       if (this.closed) throw new Error("expert store closed while loading");
-      const weights = this.ckpt.decodeExpert(entry.layer, entry.expert, this.viewsOf(plan, entry.slot));
+      const w = this.ckpt.decodeExpert(entry.layer, entry.expert, this.viewsOf(plan, entry.slot));
+      const weights = { gate: this.adopt(w.gate), up: this.adopt(w.up), down: this.adopt(w.down) };
       entry.extra = extraBytes(weights, entry.slot);
       this.extraBytes += entry.extra;
       entry.weights = weights;

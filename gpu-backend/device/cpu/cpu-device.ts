@@ -14,6 +14,12 @@ export interface CpuDeviceOptions {
 }
 
 const DTYPE_CODE: Record<WeightDType, number> = { f32: 0, f16: 1, bf16: 2, q8: 3, q4: 4 };
+/** q8 in the packed layout of the avx512vnni kernels (see DT_Q8P in native/kernels.h). */
+const Q8_PACKED = 5;
+
+function dtypeCode(w: Weight): number {
+  return w.packed ? Q8_PACKED : DTYPE_CODE[w.dtype];
+}
 
 /** Weight memory alignment: a cache line (also the widest vector load). */
 const WEIGHT_ALIGN = 64;
@@ -54,6 +60,11 @@ export class CpuDevice implements Device {
   readonly isa: Isa;
   private readonly native: NativeAddon;
   private readonly isaIndex: number;
+  /**
+   * q8 weights are packed for vpdpbusd (int8 activations per 32-block, as llama.cpp does for
+   * Q8_0): ~1.2x faster for one token, ~2x for 8-16, with the activation rounding as the price.
+   */
+  private readonly packsQ8: boolean;
 
   constructor(opts: CpuDeviceOptions = {}) {
     this.native = loadNative();
@@ -66,6 +77,7 @@ export class CpuDevice implements Device {
     }
     this.isaIndex = ISA_INDEX[this.isa];
     this.name = `cpu-${this.isa}`;
+    this.packsQ8 = this.isa === "avx512vnni";
   }
 
   upload(src: Weight): Weight {
@@ -83,7 +95,14 @@ export class CpuDevice implements Device {
       scales.set(src.scales);
       w.scales = scales;
     }
-    return w;
+    return this.adopt(w);
+  }
+
+  adopt(w: Weight): Weight {
+    if (!this.packsQ8 || w.dtype !== "q8" || w.packed) return w;
+    if (!w.scales) throw new Error(`q8 weight [${w.rows}x${w.cols}] without scales`);
+    this.native.packQ8(w.data, w.scales, w.rows, w.cols);
+    return { ...w, packed: true };
   }
 
   matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void {
@@ -93,7 +112,7 @@ export class CpuDevice implements Device {
       out,
       x,
       n,
-      DTYPE_CODE[w.dtype],
+      dtypeCode(w),
       w.rows,
       w.cols,
       w.data,
@@ -104,7 +123,7 @@ export class CpuDevice implements Device {
   matmulMany(jobs: readonly MatmulJob[]): void {
     const args: (Float32Array | Uint8Array | number | null)[] = [];
     for (const { out, x, n, w } of jobs) {
-      args.push(out, x, n, DTYPE_CODE[w.dtype], w.rows, w.cols, w.data, kernelScales(w));
+      args.push(out, x, n, dtypeCode(w), w.rows, w.cols, w.data, kernelScales(w));
     }
     this.native.matmulMany(this.isaIndex, this.threads, jobs.length, ...args);
   }

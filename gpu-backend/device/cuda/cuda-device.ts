@@ -85,6 +85,7 @@ export class CudaDevice implements Device {
   // ---- memory ----
 
   private allocWeight(w: Weight): DevWeight {
+    if (w.packed) throw new Error("cuda device: this weight was packed for another device");
     const bytes = weightDataBytes(w.dtype, w.rows, w.cols);
     if (w.data.byteLength < bytes) {
       throw new Error(

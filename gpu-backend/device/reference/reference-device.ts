@@ -34,6 +34,7 @@ export class ReferenceDevice implements Device {
   }
 
   matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void {
+    if (w.packed) throw new Error("reference device: this weight was packed for another device");
     const wv = this.values(w);
     const { rows, cols } = w;
     for (let t = 0; t < n; t++) {

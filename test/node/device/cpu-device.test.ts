@@ -8,7 +8,7 @@ import { expectClose, randn, rng } from "./helpers.js";
 
 const native = loadNative();
 
-/** What the avx512vnni q4 kernel sees: x rounded to int8 per 32-block, d = amax/127 (f32), RNE. */
+/** What the avx512vnni q4 and (uploaded, packed) q8 kernels see: x rounded to int8 per 32-block, d = amax/127 (f32), RNE. */
 function quantizeActivations(x: Float32Array): Float32Array {
   const fr = Math.fround;
   const out = new Float32Array(x.length);
@@ -56,7 +56,7 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
         const got = new Float32Array(n * rows);
         const want = new Float32Array(n * rows);
         dev.matmul(got, x, n, uploaded);
-        if (dtype === "q4" && isa === "avx512vnni") {
+        if (quant && isa === "avx512vnni") {
           // Activations are quantized to int8 per block first (llama.cpp style): exact against the
           // reference on the same quantized activations, and close to the unquantized result.
           ref.matmul(want, quantizeActivations(x), n, w);
@@ -362,5 +362,57 @@ describe("CpuDevice options", () => {
       // Loose: the best ISA may quantize activations (checked tightly per ISA above).
       expectClose(a, want, 0.01 * Math.sqrt(cols), 0, `${dtype} threads=1 vs reference`);
     }
+  });
+});
+
+// q8 weights uploaded to (or adopted by) the avx512vnni device are packed 16 rows per vector.
+describe.runIf(native.availableIsas.includes("avx512vnni"))("CpuDevice packed q8 (avx512vnni)", () => {
+  const dev = new CpuDevice({ isa: "avx512vnni", threads: 2 });
+  const rows = 37; // two packed groups and 5 plain tail rows
+  const cols = 96;
+  const r = rng(21);
+  const w = makeWeight(randn(rows * cols, r), rows, cols, "q8");
+
+  it("a token's row is the same bit for bit for every n, thread count and row position", () => {
+    const packed = dev.upload(w);
+    expect(packed.packed).toBe(true);
+    const x = randn(16 * cols, r);
+    const all = new Float32Array(16 * rows);
+    dev.matmul(all, x, 16, packed);
+    const one = new Float32Array(rows);
+    const single = new CpuDevice({ isa: "avx512vnni", threads: 1 });
+    for (const t of [0, 7, 15]) {
+      single.matmul(one, x.subarray(t * cols, (t + 1) * cols), 1, packed);
+      expect(one).toEqual(all.subarray(t * rows, (t + 1) * rows));
+    }
+    // Tail rows 32..36 (computed lane by lane) equal the same rows inside a full packed group.
+    const moved = makeWeight(new Float32Array(16 * cols), 16, cols, "q8");
+    moved.data.set(w.data.subarray(32 * cols, rows * cols));
+    moved.scales!.set(w.scales!.subarray((32 * cols) / 16, (rows * cols) / 16));
+    const out = new Float32Array(16 * 16);
+    dev.matmul(out, x, 16, dev.upload(moved));
+    for (let t = 0; t < 16; t++) {
+      expect(out.subarray(t * 16, t * 16 + 5)).toEqual(all.subarray(t * rows + 32, t * rows + 37));
+    }
+  });
+
+  it("adopt packs in place once; other devices refuse a packed weight", () => {
+    const own = { ...w, data: w.data.slice(), scales: w.scales!.slice() };
+    const adopted = dev.adopt(own);
+    expect(adopted.data).toBe(own.data); // same memory, rewritten
+    expect(Buffer.from(own.data).equals(Buffer.from(w.data))).toBe(false);
+    expect(dev.adopt(adopted)).toBe(adopted);
+    const want = new Float32Array(rows);
+    const got = new Float32Array(rows);
+    const x = randn(cols, r);
+    dev.matmul(got, x, 1, adopted);
+    dev.matmul(want, x, 1, dev.upload(w));
+    expect(got).toEqual(want);
+    expect(() => ref.matmul(want, x, 1, adopted)).toThrow(/packed/);
+    expect(() => new CpuDevice({ isa: "avx512", threads: 1 }).matmul(want, x, 1, adopted)).toThrow(
+      /need the avx512vnni kernels/,
+    );
+    // Devices without a packed layout leave q8 as it is.
+    expect(new CpuDevice({ isa: "avx512", threads: 1 }).upload(w).packed).toBeUndefined();
   });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CpuDevice } from "../../../gpu-backend/device/cpu/cpu-device.js";
+import type { Device } from "../../../gpu-backend/device/device.js";
 import { greedyParams } from "../../../gpu-backend/engine/greedy.js";
 import { KvCache } from "../../../gpu-backend/engine/kv-cache.js";
 import { loadEngine } from "../../../gpu-backend/engine/load-engine.js";
@@ -66,6 +67,9 @@ class Checked implements ExpertProvider {
   }
   hint(layer: number, experts: number[]): void {
     this.store.hint(layer, experts);
+  }
+  useDevice(device: Device): void {
+    this.store.useDevice(device);
   }
   stats(): Record<string, number> {
     return this.store.stats();

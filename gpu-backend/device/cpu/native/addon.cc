@@ -71,11 +71,11 @@ MatmulArgs matmul_args(const Napi::CallbackInfo& info, size_t base) {
   MatmulArgs a{};
   const int64_t n = num(info, base + 2), dtype = num(info, base + 3), rows = num(info, base + 4),
                 cols = num(info, base + 5);
-  if (n < 0 || rows < 0 || cols < 0 || dtype < 0 || dtype > 4) fail(info.Env(), "matmul: bad shape or dtype");
-  const bool quant = dtype == DT_Q8 || dtype == DT_Q4;
+  if (n < 0 || rows < 0 || cols < 0 || dtype < 0 || dtype > 5) fail(info.Env(), "matmul: bad shape or dtype");
+  const bool quant = dtype == DT_Q8 || dtype == DT_Q4 || dtype == DT_Q8P;
   if (quant && cols % 32 != 0) fail(info.Env(), "matmul: quantized cols must be a multiple of 32");
   const size_t elems = static_cast<size_t>(rows) * cols;
-  const size_t bytes = dtype == DT_F32 ? elems * 4 : dtype == DT_Q8 ? elems : dtype == DT_Q4 ? elems / 2 : elems * 2;
+  const size_t bytes = dtype == DT_F32 ? elems * 4 : dtype == DT_Q8 || dtype == DT_Q8P ? elems : dtype == DT_Q4 ? elems / 2 : elems * 2;
   a.out = arr<float>(info, base, static_cast<size_t>(n) * rows, "matmul out");
   a.x = arr<float>(info, base + 1, static_cast<size_t>(n) * cols, "matmul x");
   a.w = arr<uint8_t>(info, base + 6, bytes, "matmul weight data");
@@ -89,11 +89,18 @@ MatmulArgs matmul_args(const Napi::CallbackInfo& info, size_t base) {
   return a;
 }
 
+// Packed q8 is read only by the kernels that packed it.
+void check_layout(const Napi::CallbackInfo& info, const KernelTable* k, const MatmulArgs& a) {
+  if (a.dtype == DT_Q8P && k != &kAvx512VnniKernels)
+    fail(info.Env(), std::string("matmul: packed q8 weights need the avx512vnni kernels, not ") + k->name);
+}
+
 // matmul(isa, threads, out, x, n, dtype, rows, cols, data, scales|null)
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const KernelTable* k = isa_arg(info, 0);
   const int threads = threads_arg(info, 1);
   const MatmulArgs a = matmul_args(info, 2);
+  check_layout(info, k, a);
   if (a.n > 0 && a.rows > 0) moe::matmul(k, threads, a);
   return info.Env().Undefined();
 }
@@ -110,9 +117,21 @@ Napi::Value MatmulMany(const Napi::CallbackInfo& info) {
   jobs.reserve(count);
   for (int64_t j = 0; j < count; j++) {
     const MatmulArgs a = matmul_args(info, 3 + 8 * j);
+    check_layout(info, k, a);
     if (a.n > 0 && a.rows > 0) jobs.push_back(a);
   }
   moe::matmul_many(k, threads, jobs);
+  return info.Env().Undefined();
+}
+
+// packQ8(data, scales, rows, cols): q8 -> the packed layout, in place (see DT_Q8P in kernels.h).
+Napi::Value PackQ8(const Napi::CallbackInfo& info) {
+  const int64_t rows = num(info, 2), cols = num(info, 3);
+  if (rows < 0 || cols < 0 || cols % 32 != 0) fail(info.Env(), "packQ8: bad shape (cols must be a multiple of 32)");
+  const size_t elems = static_cast<size_t>(rows) * cols;
+  uint8_t* data = arr<uint8_t>(info, 0, elems, "packQ8 data");
+  uint8_t* scales = arr<uint8_t>(info, 1, elems / 32 * 2, "packQ8 scales");
+  moe::pack_q8(data, scales, static_cast<int>(rows), static_cast<int>(cols));
   return info.Env().Undefined();
 }
 
@@ -251,6 +270,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("hardwareThreads", Napi::Number::New(env, std::thread::hardware_concurrency()));
   exports.Set("matmul", Napi::Function::New(env, Matmul));
   exports.Set("matmulMany", Napi::Function::New(env, MatmulMany));
+  exports.Set("packQ8", Napi::Function::New(env, PackQ8));
   exports.Set("rmsnorm", Napi::Function::New(env, Rmsnorm));
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("attention", Napi::Function::New(env, Attention));

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <deque>
 #include <vector>
 
 #include "kernels.h"
@@ -130,9 +131,131 @@ static inline void vnni_tile(const uint8_t* const* rp, const uint16_t* const* sp
   for (int i = 0; i < R; i++) out[static_cast<size_t>(i) * os] = vhsum(acc[i]);
 }
 
+// ---- Packed q8 (DT_Q8P, layout in kernels.h) ----
+// Activations as llama.cpp quantizes them for Q8_0 (per 32-block int8, d = amax/127, RNE). Per
+// (token, block): corr = -128 * sum(q) undoes the weights' +128 offset, so each lane's int32 sum
+// is exactly sum(w * q); the block then adds float(sum) * (dw * dx) to that row's f32 sum. The
+// same arithmetic for every n, tile size and row position: results never depend on batching.
+struct PackedX {
+  std::vector<int8_t> q;      // [n, cols]
+  std::vector<int32_t> corr;  // [n, nb]
+  std::vector<float> d;       // [n, nb]
+  int cols = 0, nb = 0;
+};
+
+static void quantize_packed_x(const float* x, int n, int cols, PackedX& px) {
+  const int nb = cols / 32;
+  px.cols = cols;
+  px.nb = nb;
+  px.q.resize(static_cast<size_t>(n) * cols);
+  px.corr.resize(static_cast<size_t>(n) * nb);
+  px.d.resize(static_cast<size_t>(n) * nb);
+  for (size_t tb = 0; tb < static_cast<size_t>(n) * nb; tb++) {
+    const float* xb = x + tb * 32;
+    const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+    const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+    const __m512 idv = _mm512_set1_ps(id);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, idv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, idv));
+    const __m128i b0 = _mm512_cvtsepi32_epi8(q0), b1 = _mm512_cvtsepi32_epi8(q1);
+    int8_t* qb = px.q.data() + tb * 32;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(qb), b0);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(qb + 16), b1);
+    const __m512i sum = _mm512_add_epi32(_mm512_cvtepi8_epi32(b0), _mm512_cvtepi8_epi32(b1));
+    px.corr[tb] = -128 * _mm512_reduce_add_epi32(sum);
+    px.d[tb] = d;
+  }
+}
+
+// Prefetch distance in the packed weight stream (one stream per thread).
+constexpr size_t kQ8pPfd = 2048;
+
+static inline __m512i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// 16 rows (one packed group) x T tokens starting at token t0; out row-major [token][row] with
+// token stride ldo.
+template <int T>
+static inline void q8p_tile(const uint8_t* wg, const uint16_t* sg, const PackedX& px, int t0, float* out, int ldo) {
+  __m512 acc[T];
+  for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+  const int nb = px.nb;
+  for (int b = 0; b < nb; b++) {
+    const uint8_t* wb = wg + static_cast<size_t>(b) * 512;
+    for (int o = 0; o < 512; o += 64) prefetch(wb + kQ8pPfd + o);
+    __m512i w[8];
+    for (int k = 0; k < 8; k++) w[k] = _mm512_loadu_si512(wb + k * 64);
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sg + b * 16)));
+    for (int t = 0; t < T; t++) {
+      const size_t tb = static_cast<size_t>(t0 + t) * nb + b;
+      const int8_t* xq = px.q.data() + tb * 32;
+      // Two independent chains (int adds are exact, so the split never changes the result).
+      __m512i s0 = _mm512_set1_epi32(px.corr[tb]), s1 = _mm512_setzero_si512();
+      for (int k = 0; k < 4; k++) s0 = _mm512_dpbusd_epi32(s0, w[k], bcast4(xq + 4 * k));
+      for (int k = 4; k < 8; k++) s1 = _mm512_dpbusd_epi32(s1, w[k], bcast4(xq + 4 * k));
+      const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(px.d[tb]));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), scale, acc[t]);
+    }
+  }
+  for (int t = 0; t < T; t++) _mm512_storeu_ps(out + static_cast<size_t>(t) * ldo, acc[t]);
+}
+
+// A row past the last full group (plain q8): the same arithmetic, one lane at a time.
+static void q8p_tail_row(const MatmulArgs& a, const PackedX& px, int r) {
+  const int nb = px.nb;
+  const int8_t* w = reinterpret_cast<const int8_t*>(a.w) + static_cast<size_t>(r) * a.cols;
+  const uint16_t* sc = a.scales + static_cast<size_t>(r) * nb;
+  for (int t = 0; t < a.n; t++) {
+    float acc = 0.f;
+    for (int b = 0; b < nb; b++) {
+      const size_t tb = static_cast<size_t>(t) * nb + b;
+      const int8_t* xq = px.q.data() + tb * 32;
+      int32_t s = 0;
+      for (int j = 0; j < 32; j++) s += static_cast<int32_t>(w[b * 32 + j]) * xq[j];
+      acc = std::fma(static_cast<float>(s), half_to_float(sc[b]) * px.d[tb], acc);
+    }
+    a.out[static_cast<size_t>(t) * a.rows + r] = acc;
+  }
+}
+
+// Rows [r0, r1): r0 is a multiple of 16, r1 too unless it is a.rows (the chunking keeps groups whole).
+static void q8p_rows(const MatmulArgs& a, int r0, int r1) {
+  const PackedX& px = *static_cast<const PackedX*>(a.prepared);
+  const int full = a.rows / 16 * 16;
+  const int gend = r1 < full ? r1 : full;
+  for (int r = r0; r < gend; r += 16) {
+    const uint8_t* wg = a.w + static_cast<size_t>(r) * a.cols;
+    const uint16_t* sg = a.scales + static_cast<size_t>(r) * px.nb;
+    float* o = a.out + r;
+    int t = 0;
+    for (; t + 8 <= a.n; t += 8) q8p_tile<8>(wg, sg, px, t, o + static_cast<size_t>(t) * a.rows, a.rows);
+    switch (a.n - t) {
+      case 1: q8p_tile<1>(wg, sg, px, t, o + static_cast<size_t>(t) * a.rows, a.rows); break;
+      case 2: q8p_tile<2>(wg, sg, px, t, o + static_cast<size_t>(t) * a.rows, a.rows); break;
+      case 3: q8p_tile<3>(wg, sg, px, t, o + static_cast<size_t>(t) * a.rows, a.rows); break;
+      case 4: q8p_tile<4>(wg, sg, px, t, o + static_cast<size_t>(t) * a.rows, a.rows); break;
+      case 5: q8p_tile<5>(wg, sg, px, t, o + static_cast<size_t>(t) * a.rows, a.rows); break;
+      case 6: q8p_tile<6>(wg, sg, px, t, o + static_cast<size_t>(t) * a.rows, a.rows); break;
+      case 7: q8p_tile<7>(wg, sg, px, t, o + static_cast<size_t>(t) * a.rows, a.rows); break;
+      default: break;
+    }
+  }
+  for (int r = r0 > full ? r0 : full; r < r1; r++) q8p_tail_row(a, px, r);
+}
+
 // Quantizes every activation row once per call (on the calling thread, before the workers start).
 // `slot` keeps the jobs of one matmul_many dispatch apart.
 static void prepare_vnni(MatmulArgs& a, int slot) {
+  if (a.dtype == DT_Q8P) {
+    thread_local std::deque<PackedX> packed;  // grows without moving earlier slots
+    if (packed.size() <= static_cast<size_t>(slot)) packed.resize(slot + 1);
+    quantize_packed_x(a.x, a.n, a.cols, packed[slot]);
+    a.prepared = &packed[slot];
+    return;
+  }
   if (a.dtype != DT_Q4) return;
   thread_local std::vector<std::vector<QuantX>> slots;
   if (slots.size() <= static_cast<size_t>(slot)) slots.resize(slot + 1);
@@ -178,6 +301,7 @@ static void vnni_rows(const MatmulArgs& a, int r0, int r1) {
 // their q8 variant (DT_Q8) for machines where that balance differs; it is not instantiated now.
 static void matmul_rows_vnni(const MatmulArgs& a, int r0, int r1) {
   if (a.dtype == DT_Q4) return vnni_rows<DT_Q4>(a, r0, r1);
+  if (a.dtype == DT_Q8P) return q8p_rows(a, r0, r1);
   matmul_rows(a, r0, r1);
 }
 

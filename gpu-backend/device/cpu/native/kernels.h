@@ -6,7 +6,14 @@
 
 namespace moe {
 
-enum DType : int { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8 = 3, DT_Q4 = 4 };
+enum DType : int { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8 = 3, DT_Q4 = 4, DT_Q8P = 5 };
+
+// DT_Q8P: q8 repacked for vpdpbusd (pack_q8; only the avx512vnni kernels read it). Rows in groups
+// of 16: the 16*cols bytes of group g keep their place, but block b (32 columns) of the group is
+// 512 bytes at g*16*cols + b*512 whose byte k*64 + r*4 + e is w[16g + r][32b + 4k + e] ^ 0x80
+// (offset to unsigned), and its 16 scales sit at (g*nb + b)*16 + r. One 64-byte load then holds 4
+// columns of 16 rows, so a vpdpbusd advances 16 dot products and a block ends in one vector FMA
+// with no horizontal sums. Rows past the last full group (rows % 16) stay as plain q8.
 
 struct MatmulArgs {
   int dtype;
@@ -62,6 +69,9 @@ extern const KernelTable kAvx512VnniKernels;
 const KernelTable* best_kernels();
 // nullptr when the CPU lacks the instruction set.
 const KernelTable* kernels_by_name(const char* name);
+
+// Rewrites q8 data/scales of a [rows, cols] matrix in place into the DT_Q8P layout.
+void pack_q8(uint8_t* data, uint8_t* scales, int rows, int cols);
 
 // Ops (ops.cc). `threads` is the device's thread count for this call.
 void matmul(const KernelTable* k, int threads, const MatmulArgs& a);

@@ -62,11 +62,15 @@ static void parallel_chunks(int threads, int n, int align, bool worth_it, F&& f)
   run_chunks(nt, nchunks, [&](int c) { f(c * chunk, std::min(n, (c + 1) * chunk)); });
 }
 
+// Chunks of a matmul's rows start at multiples of this (packed q8 keeps its 16-row groups whole).
+static int row_align(const MatmulArgs& a) { return a.dtype == DT_Q8P ? 16 : 4; }
+
 void matmul(const KernelTable* k, int threads, const MatmulArgs& args) {
   MatmulArgs a = args;
   if (k->prepare) k->prepare(a, 0);
   const double work = static_cast<double>(a.rows) * a.cols * a.n;
-  parallel_chunks(threads, a.rows, 4, work >= 32768, [&](int r0, int r1) { k->matmul_rows(a, r0, r1); });
+  parallel_chunks(threads, a.rows, row_align(a), work >= 32768,
+                  [&](int r0, int r1) { k->matmul_rows(a, r0, r1); });
 }
 
 void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& jobs) {
@@ -80,7 +84,7 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
     for (const MatmulArgs& a : jobs) k->matmul_rows(a, 0, a.rows);
     return;
   }
-  // Chunks of about equal work (~8 per thread in all); boundaries are multiples of 4 rows, as in
+  // Chunks of about equal work (~8 per thread in all); boundaries are multiples of row_align(), as in
   // matmul(). Batched jobs (n > 4: compute-bound) and matvec-like ones (memory-bound: routed
   // experts with a token or two) are interleaved in the order chunks are taken, so that the
   // threads tend to run one kind each and a step's arithmetic overlaps its weight streaming.
@@ -92,8 +96,9 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
   for (int j = 0; j < static_cast<int>(jobs.size()); j++) {
     const MatmulArgs& a = jobs[j];
     const double rowWork = static_cast<double>(a.cols) * a.n;
+    const int align = row_align(a);
     int per = static_cast<int>(target / rowWork);
-    per = std::max(4, (per + 3) / 4 * 4);
+    per = std::max(align, (per + align - 1) / align * align);
     for (int r = 0; r < a.rows; r += per) (a.n > 4 ? dense : stream).push_back({j, r, std::min(a.rows, r + per)});
   }
   std::vector<Chunk> chunks;
