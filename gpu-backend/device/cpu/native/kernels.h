@@ -49,9 +49,9 @@ struct KernelTable {
   // Optional per-call setup shared by all threads (e.g. quantizing the activations); may be null.
   // Jobs prepared together (matmul_many) use distinct slots 0, 1, ...
   void (*prepare)(MatmulArgs& a, int slot);
-  // Attention of query token t for the query heads sharing KV head kvh (each K/V row is loaded
-  // once for the whole group). `scores` holds group * (pos0 + nTok) floats.
-  void (*attend)(const AttentionArgs& a, int t, int kvh, float* scores);
+  // Attention of query token t for KV heads [h0, h1) and the query heads sharing them (each K/V
+  // row slice is loaded once for them all). `scores` holds (h1 - h0) * group * (pos0 + nTok) floats.
+  void (*attend)(const AttentionArgs& a, int t, int h0, int h1, float* scores);
   // Sum of n floats, streaming (memory bandwidth probe).
   float (*read_sum)(const float* p, size_t n);
   // x[i] = exp(x[i] - m), returns the sum.
@@ -81,7 +81,7 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
 void rmsnorm(float* out, const float* x, const float* weight, int rows, int dim, float eps);
 void rope(float* x, int nTok, int nHeads, int headDim, const int32_t* positions, const float* invFreq, int half,
           bool neox);
-// Several sequences at once: work items are (sequence, token, KV head), spread over the threads.
+// Several sequences at once: work items are (sequence, token, range of KV heads), spread over the threads.
 void attention_many(const KernelTable* k, int threads, const std::vector<AttentionArgs>& seqs);
 void swiglu(const KernelTable* k, int threads, float* out, const float* gate, const float* up, size_t len);
 void add_scaled(float* out, const float* a, size_t len, float scale);

@@ -155,23 +155,28 @@ void rope(float* x, int nTok, int nHeads, int headDim, const int32_t* positions,
 }
 
 void attention_many(const KernelTable* k, int threads, const std::vector<AttentionArgs>& seqs) {
-  // Items are (sequence, token, KV head): the group's query heads go together.
+  // Items are (sequence, token, range of KV heads). Whole rows (all heads) stream best; rows are
+  // split only as far as needed to give every thread a few items.
+  int rowsTotal = 0;
+  for (const AttentionArgs& a : seqs) rowsTotal += a.nTok;
+  if (rowsTotal == 0) return;
+  const int split = std::max(1, (2 * threads + rowsTotal - 1) / rowsTotal);
   struct Item {
-    int seq, t, kvh;
+    int seq, t, h0, h1;
   };
   std::vector<Item> items;
   size_t scratch = 0;
   double work = 0;
   for (int s = 0; s < static_cast<int>(seqs.size()); s++) {
     const AttentionArgs& a = seqs[s];
+    const int per = (a.nKvHeads + std::min(split, a.nKvHeads) - 1) / std::min(split, a.nKvHeads);
     for (int t = 0; t < a.nTok; t++)
-      for (int h = 0; h < a.nKvHeads; h++) items.push_back({s, t, h});
+      for (int h = 0; h < a.nKvHeads; h += per) items.push_back({s, t, h, std::min(a.nKvHeads, h + per)});
     const int maxKeys = a.pos0 + a.nTok;
-    scratch = std::max(scratch, static_cast<size_t>(a.nHeads / a.nKvHeads) * maxKeys);
+    scratch = std::max(scratch, static_cast<size_t>(per) * (a.nHeads / a.nKvHeads) * maxKeys);
     work += static_cast<double>(a.nTok) * a.nHeads * maxKeys * a.headDim;
   }
   const int n = static_cast<int>(items.size());
-  if (n == 0) return;
   const int nt = (work >= 16384 && n > 1) ? std::min(threads, n) : 1;
   // Small groups of items (causal prefill: later tokens cost more).
   const int per = std::max(1, n / (nt * 8));
@@ -180,7 +185,10 @@ void attention_many(const KernelTable* k, int threads, const std::vector<Attenti
     thread_local std::vector<float> scores;
     if (scores.size() < scratch) scores.resize(scratch);
     const int end = std::min(n, (gi + 1) * per);
-    for (int i = gi * per; i < end; i++) k->attend(seqs[items[i].seq], items[i].t, items[i].kvh, scores.data());
+    for (int i = gi * per; i < end; i++) {
+      const Item& it = items[i];
+      k->attend(seqs[it.seq], it.t, it.h0, it.h1, scores.data());
+    }
   });
 }
 
