@@ -65,17 +65,18 @@ export async function run(): Promise<BenchResult> {
   let worst = Number.POSITIVE_INFINITY;
   let bwBest = 0;
 
-  // Matvec on 1 GiB of weight data per dtype (8192 columns: a wide hidden size). Where the best
-  // kernels quantize activations (avx512vnni q4), the exact-activation avx512 kernel runs too, as
-  // an extra row outside the summary.
+  // Matvec on 1 GiB of weight data per dtype (8192 columns: a wide hidden size), in the layout the
+  // device computes with (adopt: packed q8 on avx512vnni). Where the best kernels quantize
+  // activations (avx512vnni q8 and q4), the exact-activation avx512 kernel runs too, as extra rows
+  // outside the summary.
   const cols = 8192;
   const exact = dev.isa === "avx512vnni" ? new CpuDevice({ threads: dev.threads, isa: "avx512" }) : null;
   const cases: [WeightDType, CpuDevice][] = DTYPES.map((d) => [d, dev]);
-  if (exact) cases.push(["q4", exact]);
+  if (exact) cases.push(["q8", exact], ["q4", exact]);
   for (const [dtype, device] of cases) {
     const main = device === dev;
     const wrows = Math.floor(GIB / weightDataBytes(dtype, 1, cols));
-    let w: ReturnType<typeof bigWeight> | null = bigWeight(dtype, wrows, cols);
+    let w: ReturnType<typeof bigWeight> | null = device.adopt(bigWeight(dtype, wrows, cols));
     // Paired sampling: rounds of 5 bandwidth passes then 5 matvecs, for SECONDS, best of each. On a
     // shared machine the best sample is the least disturbed one; pairing gives both sides the same
     // number of chances.
@@ -116,7 +117,7 @@ export async function run(): Promise<BenchResult> {
   // Prefill-shaped matmuls: 4096 x 4096 weights, n tokens.
   for (const n of [16, 64]) {
     for (const dtype of DTYPES) {
-      const w = bigWeight(dtype, 4096, 4096);
+      const w = dev.adopt(bigWeight(dtype, 4096, 4096));
       const t = timeIt(matvecOnce(dev, w, n), SECONDS / 2, 3);
       const gflops = (2 * w.rows * w.cols * n) / t.best / 1e9;
       summary[`matmul_n${n}_GFLOPs_${dtype}`] = r2(gflops);
@@ -143,7 +144,7 @@ export async function run(): Promise<BenchResult> {
   const callUs = ((performance.now() - t0) * 1e3) / calls;
   summary.call_overhead_us = r2(callUs);
   rows.push({ op: "addScaled len 16 (call overhead)", "us/call": r2(callUs) });
-  const small = bigWeight("q8", 64, 1024);
+  const small = dev.adopt(bigWeight("q8", 64, 1024));
   const ts = timeIt(matvecOnce(dev, small, 1), 0.5, 100);
   summary.small_matvec_us = r2(ts.best * 1e6);
   rows.push({
