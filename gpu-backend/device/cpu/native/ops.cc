@@ -48,16 +48,17 @@ const KernelTable* best_kernels() {
   return best;
 }
 
-// Runs f(begin, end) over [0, n) in about 8 chunks per thread (multiples of `align`) from the
-// pool's shared counter. Small problems stay on the calling thread (a hand-off costs ~1-2 us).
+// Runs f(begin, end) over [0, n) in about 8 chunks per thread (multiples of `align`, at least
+// `min_chunk`) from the pool's shared counter. Small problems stay on the calling thread (a
+// hand-off costs ~1-2 us).
 template <class F>
-static void parallel_chunks(int threads, int n, int align, bool worth_it, F&& f) {
+static void parallel_chunks(int threads, int n, int align, bool worth_it, F&& f, int min_chunk = 1) {
   const int nt = std::min(threads, (n + align - 1) / align);
   if (nt <= 1 || !worth_it) {
     f(0, n);
     return;
   }
-  const int chunk = std::max(align, ((n + nt * 8 - 1) / (nt * 8) + align - 1) / align * align);
+  const int chunk = std::max({align, min_chunk, ((n + nt * 8 - 1) / (nt * 8) + align - 1) / align * align});
   const int nchunks = (n + chunk - 1) / chunk;
   run_chunks(nt, nchunks, [&](int c) { f(c * chunk, std::min(n, (c + 1) * chunk)); });
 }
@@ -65,12 +66,27 @@ static void parallel_chunks(int threads, int n, int align, bool worth_it, F&& f)
 // Chunks of a matmul's rows start at multiples of this (packed q8 keeps its 16-row groups whole).
 static int row_align(const MatmulArgs& a) { return a.dtype == DT_Q8P ? 16 : 4; }
 
+// Memory-bound matmuls (a few tokens) get chunks of at least this many weight elements: each
+// chunk starts a new memory stream whose first lines arrive at DRAM latency before the
+// prefetchers catch up, which small chunks pay over and over (a 1 MiB q8 matvec took ~29 us in 16
+// chunks, ~27 us in 2; decode 5.04 -> 4.70 ms/token). Compute-bound ones keep ~8 chunks per
+// thread, so a thread that loses its core for a moment leaves little behind for the others.
+constexpr double kMinStreamChunk = 512 * 1024;
+static bool streams(const MatmulArgs& a) { return a.n <= 4; }
+static int min_chunk_rows(const MatmulArgs& a) {
+  if (!streams(a)) return 1;
+  const int align = row_align(a);
+  const int rows = static_cast<int>(kMinStreamChunk / a.cols);
+  return std::max(align, (rows + align - 1) / align * align);
+}
+
 void matmul(const KernelTable* k, int threads, const MatmulArgs& args) {
   MatmulArgs a = args;
   if (k->prepare) k->prepare(a, 0);
   const double work = static_cast<double>(a.rows) * a.cols * a.n;
-  parallel_chunks(threads, a.rows, row_align(a), work >= 32768,
-                  [&](int r0, int r1) { k->matmul_rows(a, r0, r1); });
+  parallel_chunks(
+      threads, a.rows, row_align(a), work >= 32768, [&](int r0, int r1) { k->matmul_rows(a, r0, r1); },
+      min_chunk_rows(a));
 }
 
 void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& jobs) {
@@ -84,8 +100,8 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
     for (const MatmulArgs& a : jobs) k->matmul_rows(a, 0, a.rows);
     return;
   }
-  // Chunks of about equal work (~8 per thread in all); boundaries are multiples of row_align(), as in
-  // matmul(). Batched jobs (n > 4: compute-bound) and matvec-like ones (memory-bound: routed
+  // Chunks of about equal work (~8 per thread in all, streaming ones at least kMinStreamChunk);
+  // boundaries are multiples of row_align(), as in matmul(). Batched jobs (n > 4: compute-bound) and matvec-like ones (memory-bound: routed
   // experts with a token or two) are interleaved in the order chunks are taken, so that the
   // threads tend to run one kind each and a step's arithmetic overlaps its weight streaming.
   struct Chunk {
@@ -98,8 +114,8 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
     const double rowWork = static_cast<double>(a.cols) * a.n;
     const int align = row_align(a);
     int per = static_cast<int>(target / rowWork);
-    per = std::max(align, (per + align - 1) / align * align);
-    for (int r = 0; r < a.rows; r += per) (a.n > 4 ? dense : stream).push_back({j, r, std::min(a.rows, r + per)});
+    per = std::max({align, min_chunk_rows(a), (per + align - 1) / align * align});
+    for (int r = 0; r < a.rows; r += per) (streams(a) ? stream : dense).push_back({j, r, std::min(a.rows, r + per)});
   }
   std::vector<Chunk> chunks;
   chunks.reserve(dense.size() + stream.size());
