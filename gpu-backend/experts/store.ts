@@ -84,9 +84,11 @@ export class ExpertStore implements ExpertProvider {
   readonly expertCost: number;
   readonly maxExpertsPerAcquire: number;
   readonly prefetchEnabled: boolean;
-  readonly wantsHints: boolean;
 
   private readonly reader: BlockReader;
+  private readonly totalExperts: number;
+  /** Experts whose weights are loaded now. */
+  private residentCount = 0;
   private readonly plans: (ExpertPlan | null)[];
   private readonly numExperts: number;
   private readonly numLayers: number;
@@ -126,8 +128,6 @@ export class ExpertStore implements ExpertProvider {
     this.numLayers = c.numLayers;
     this.reader = opts.reader ?? defaultReader();
     this.prefetchEnabled = opts.prefetch ?? true;
-    // Guesses are scored even with prefetch off (that is how its accuracy is measured).
-    this.wantsHints = true;
     const sizes = new Map<string, number>();
     const fileSize = (f: string) => {
       let s = sizes.get(f);
@@ -155,6 +155,7 @@ export class ExpertStore implements ExpertProvider {
       }
     }
     const total = moeLayers * c.numExperts;
+    this.totalExperts = total;
     if (total === 0) throw new Error("this model has no routed experts: an expert budget does not apply");
     this.slotBytes = slotBytes;
     this.expertCost = slotBytes + this.probeDecodeExtra();
@@ -183,6 +184,15 @@ export class ExpertStore implements ExpertProvider {
     this.counters = new PagingCounters(c.numLayers, c.numExperts);
     this.moeOrdinal = new Int32Array(c.numLayers);
     for (let l = 0, k = 0; l < c.numLayers; l++) this.moeOrdinal[l] = c.moeLayers[l] ? k++ : k;
+  }
+
+  /**
+   * Guesses are wanted (and scored, even with prefetch off: that is how their accuracy is
+   * measured) until every routed expert is resident in a budget that holds them all; from then on
+   * nothing can be read or evicted, and computing guesses would only cost router products.
+   */
+  get wantsHints(): boolean {
+    return this.residentCount < this.totalExperts;
   }
 
   /** Bytes decode allocates outside the slot for one expert (decoding zeros: no I/O needed). */
@@ -474,6 +484,7 @@ export class ExpertStore implements ExpertProvider {
   private evict(key: number): Uint8Array {
     const e = this.entries.get(key)!;
     this.entries.delete(key);
+    if (e.weights) this.residentCount--;
     this.policy.onEvict(key);
     this.counters.add("evictions", key);
     if (e.prefetchedUnused) this.counters.add("prefetch_wasted", key);
@@ -526,6 +537,7 @@ export class ExpertStore implements ExpertProvider {
       entry.extra = extraBytes(weights, entry.slot);
       this.extraBytes += entry.extra;
       entry.weights = weights;
+      this.residentCount++;
     } catch (err) {
       // Nothing half-resident: drop the entry, give the slot back, report which expert failed.
       if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);

@@ -428,6 +428,28 @@ describe("ExpertStore", () => {
     await s.fill();
     expect(s.stats().loads).toBe(st.loads);
   });
+
+  it("wants guesses until a budget holding every expert has them all resident", async () => {
+    const m = model(base);
+    const part = new ExpertStore(m.ckpt, {
+      budget: "25%",
+      maxExpertsPerStep: 2,
+      reader: new BufferedReader(),
+    });
+    await part.fill();
+    expect(part.wantsHints).toBe(true); // a partial budget can always use a good guess
+    const all = new ExpertStore(m.ckpt, {
+      budget: "100%",
+      maxExpertsPerStep: 2,
+      reader: new BufferedReader(),
+    });
+    expect(all.wantsHints).toBe(true);
+    await all.acquire(0, [1]);
+    expect(all.wantsHints).toBe(true);
+    await all.fill();
+    expect(all.stats().resident_experts).toBe(all.capacity);
+    expect(all.wantsHints).toBe(false);
+  });
 });
 
 /** A reader whose reads, while `hold` is set, read their bytes but report completion only on release(). */
