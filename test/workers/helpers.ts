@@ -1,6 +1,6 @@
 /** Shared helpers for the edge tests: a recording backend double and tenant/key setup. */
 import { env } from "cloudflare:workers";
-import { Hono, type MiddlewareHandler } from "hono";
+import { Hono } from "hono";
 import type { InternalRequest } from "../../src/protocol/types.js";
 import { verifyRequest } from "../../src/signing.js";
 import { createAdminApp } from "../../workers/admin/routes.js";
@@ -33,15 +33,14 @@ const FOUNDATION_STAGES = new Set(["auth", "validate", "forward"]);
  * forwarding and relaying on their own; the gateway's tests cover the full chain. `forward`
  * replaces the pipeline's forward stage (e.g. the SSE passthrough).
  */
-export function foundationApp(fetch: FetchLike, forward?: MiddlewareHandler<AppEnv>): Hono<AppEnv> {
+export function foundationApp(fetch: FetchLike): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(handleError);
   app.notFound(handleNotFound);
   app.use("*", requestId());
   for (const stage of chatStages({ fetch })) {
     if (!FOUNDATION_STAGES.has(stage.name)) continue;
-    const handler = stage.name === "forward" && forward ? forward : stage.handler;
-    app.post("/v1/chat/completions", handler);
+    app.post("/v1/chat/completions", stage.handler);
   }
   app.route("/admin", createAdminApp());
   return app;
@@ -70,34 +69,6 @@ export function fakeBackend(respond: (call: BackendCall) => Response | Promise<R
     return respond(call);
   };
   return { calls, app: foundationApp(fetch), fullApp: createApp({ fetch }) };
-}
-
-/**
- * A backend double speaking OpenAI JSON / SSE, for the SSE passthrough forward (forwardChat),
- * with the foundation-only edge using that forward.
- */
-export type SseBackendCall = Omit<BackendCall, "req">;
-
-export function fakeSseBackend(
-  forward: (fetch: FetchLike) => MiddlewareHandler<AppEnv>,
-  respond: (call: SseBackendCall) => Response | Promise<Response>,
-) {
-  const calls: SseBackendCall[] = [];
-  const fetch: FetchLike = async (url, init) => {
-    if ((init.method ?? "GET") === "GET") return Response.json({ status: "ok" });
-    const text = String(init.body ?? "");
-    const headers = new Headers(init.headers);
-    const signature = await verifyRequest(SECRET, {
-      method: init.method ?? "GET",
-      path: new URL(url).pathname,
-      body: text,
-      header: (n) => headers.get(n),
-    });
-    const call = { url, headers, body: JSON.parse(text) as Record<string, unknown>, signature };
-    calls.push(call);
-    return respond(call);
-  };
-  return { calls, app: foundationApp(fetch, forward(fetch)) };
 }
 
 export type TestApp = Hono<AppEnv>;
@@ -130,60 +101,6 @@ export function post(app: TestApp, key: string | null, body: unknown, headers: R
       ...headers,
     },
     body: typeof body === "string" ? body : JSON.stringify(body),
-  });
-}
-
-const enc = new TextEncoder();
-
-/** (SSE passthrough tests) An SSE response whose events are released one by one by `push`. */
-export function controlledSse() {
-  let ctrl!: ReadableStreamDefaultController<Uint8Array>;
-  const stream = new ReadableStream<Uint8Array>({
-    start: (c) => {
-      ctrl = c;
-    },
-  });
-  return {
-    response: new Response(stream, { headers: { "content-type": "text/event-stream" } }),
-    push: (data: string) => ctrl.enqueue(enc.encode(`data: ${data}\n\n`)),
-    comment: (text: string) => ctrl.enqueue(enc.encode(`: ${text}\n\n`)),
-    close: () => ctrl.close(),
-  };
-}
-
-export function chunk(
-  content: string | null,
-  finish: string | null = null,
-  extra: Record<string, unknown> = {},
-) {
-  return JSON.stringify({
-    id: "chatcmpl-1",
-    object: "chat.completion.chunk",
-    created: 1,
-    model: "test-model",
-    choices: [
-      { index: 0, delta: content === null ? {} : { content }, logprobs: null, finish_reason: finish },
-    ],
-    usage: null,
-    ...extra,
-  });
-}
-
-export const USAGE = {
-  prompt_tokens: 5,
-  completion_tokens: 3,
-  total_tokens: 8,
-  prompt_tokens_details: { cached_tokens: 0 },
-};
-
-export function usageChunk() {
-  return JSON.stringify({
-    id: "chatcmpl-1",
-    object: "chat.completion.chunk",
-    created: 1,
-    model: "test-model",
-    choices: [],
-    usage: USAGE,
   });
 }
 
