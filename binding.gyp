@@ -5,7 +5,6 @@
       "sources": [
         "gpu-backend/device/cpu/native/addon.cc",
         "gpu-backend/device/cpu/native/ops.cc",
-        "gpu-backend/device/cpu/native/pack.cc",
         "gpu-backend/device/cpu/native/pool.cc",
         "gpu-backend/device/cpu/native/memory.cc",
         "gpu-backend/device/cpu/native/read_direct.cc",

@@ -95,14 +95,21 @@ export class CpuDevice implements Device {
       scales.set(src.scales);
       w.scales = scales;
     }
-    return this.adopt(w);
+    if (!this.packs(w)) return w;
+    this.native.packQ8(w.data, w.scales!, w.rows, w.cols);
+    return { ...w, packed: true };
   }
 
-  adopt(w: Weight): Weight {
-    if (!this.packsQ8 || w.dtype !== "q8" || w.packed) return w;
-    if (!w.scales) throw new Error(`q8 weight [${w.rows}x${w.cols}] without scales`);
-    this.native.packQ8(w.data, w.scales, w.rows, w.cols);
+  async adopt(w: Weight): Promise<Weight> {
+    if (!this.packs(w)) return w;
+    await this.native.packQ8(w.data, w.scales!, w.rows, w.cols, true);
     return { ...w, packed: true };
+  }
+
+  private packs(w: Weight): boolean {
+    if (!this.packsQ8 || w.dtype !== "q8" || w.packed) return false;
+    if (!w.scales) throw new Error(`q8 weight [${w.rows}x${w.cols}] without scales`);
+    return true;
   }
 
   matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void {

@@ -396,12 +396,12 @@ describe.runIf(native.availableIsas.includes("avx512vnni"))("CpuDevice packed q8
     }
   });
 
-  it("adopt packs in place once; other devices refuse a packed weight", () => {
+  it("adopt packs in place once (off the main thread); other devices refuse a packed weight", async () => {
     const own = { ...w, data: w.data.slice(), scales: w.scales!.slice() };
-    const adopted = dev.adopt(own);
+    const adopted = await dev.adopt(own);
     expect(adopted.data).toBe(own.data); // same memory, rewritten
     expect(Buffer.from(own.data).equals(Buffer.from(w.data))).toBe(false);
-    expect(dev.adopt(adopted)).toBe(adopted);
+    expect(await dev.adopt(adopted)).toBe(adopted);
     const want = new Float32Array(rows);
     const got = new Float32Array(rows);
     const x = randn(cols, r);

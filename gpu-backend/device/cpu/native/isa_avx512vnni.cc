@@ -305,7 +305,65 @@ static void matmul_rows_vnni(const MatmulArgs& a, int r0, int r1) {
   matmul_rows(a, r0, r1);
 }
 
+
+// ---- Packing q8 into DT_Q8P (once per weight: at upload, and for every expert paged in) ----
+// A group's 16 rows, 64 bytes each (two blocks), are a 16x16 matrix of dwords; its transpose is
+// the packed order (dword j of the segment = columns 4j..4j+3 = block j/8, k = j%8). Four stages
+// of in-register shuffles, ~1 KiB per 64 instructions: an expert pages in at memory speed.
+static inline void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i + 0], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i + 0], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  // u[4i + m], 128-bit lane L: dword 4L + m of rows 4i..4i+3. Gather lane L of the four u's.
+  for (int m = 0; m < 4; m++) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0x44), v1 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0xEE);
+    const __m512i v2 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0x44),
+                  v3 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0xEE);
+    r[0 + m] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+    r[4 + m] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+    r[8 + m] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+    r[12 + m] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+  }
+}
+
+static void pack_q8_impl(uint8_t* data, uint8_t* scales, int rows, int cols) {
+  const int nb = cols / 32;
+  const size_t gbytes = static_cast<size_t>(16) * cols;
+  thread_local std::vector<uint8_t> w;
+  thread_local std::vector<uint16_t> s;
+  w.resize(gbytes);
+  s.resize(static_cast<size_t>(16) * nb);
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int g = 0; g < rows / 16; g++) {
+    uint8_t* dg = data + g * gbytes;
+    uint8_t* sg = scales + static_cast<size_t>(g) * 32 * nb;
+    std::memcpy(w.data(), dg, gbytes);
+    std::memcpy(s.data(), sg, s.size() * 2);
+    for (int b = 0; b < nb; b += 2) {
+      // Two blocks per 64-byte row segment; an odd last block is half a segment (8 dwords).
+      const __mmask16 m = b + 1 < nb ? 0xFFFF : 0x00FF;
+      __m512i r[16];
+      for (int i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_epi32(m, w.data() + static_cast<size_t>(i) * cols + b * 32);
+      transpose16(r);
+      for (int j = 0; j < (b + 1 < nb ? 16 : 8); j++)
+        _mm512_storeu_si512(dg + static_cast<size_t>(b) * 512 + j * 64, _mm512_xor_si512(r[j], flip));
+    }
+    for (int b = 0; b < nb; b++)
+      for (int i = 0; i < 16; i++) std::memcpy(sg + (b * 16 + i) * 2, &s[static_cast<size_t>(i) * nb + b], 2);
+  }
+}
+
 }  // namespace avx512vnni_isa
+
+void pack_q8(uint8_t* data, uint8_t* scales, int rows, int cols) { avx512vnni_isa::pack_q8_impl(data, scales, rows, cols); }
 
 const KernelTable kAvx512VnniKernels = {"avx512vnni", avx512vnni_isa::matmul_rows_vnni, avx512vnni_isa::prepare_vnni, avx512vnni_isa::attend, avx512vnni_isa::read_sum,
                                     avx512vnni_isa::exp_sub_sum, avx512vnni_isa::swiglu};

@@ -70,7 +70,8 @@ const KernelTable* best_kernels();
 // nullptr when the CPU lacks the instruction set.
 const KernelTable* kernels_by_name(const char* name);
 
-// Rewrites q8 data/scales of a [rows, cols] matrix in place into the DT_Q8P layout.
+// Rewrites q8 data/scales of a [rows, cols] matrix in place into the DT_Q8P layout (any alignment;
+// needs the avx512vnni instruction set: only those kernels read the result).
 void pack_q8(uint8_t* data, uint8_t* scales, int rows, int cols);
 
 // Ops (ops.cc). `threads` is the device's thread count for this call.
