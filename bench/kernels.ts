@@ -76,7 +76,7 @@ export async function run(): Promise<BenchResult> {
   for (const [dtype, device] of cases) {
     const main = device === dev;
     const wrows = Math.floor(GIB / weightDataBytes(dtype, 1, cols));
-    let w: ReturnType<typeof bigWeight> | null = await device.adopt(bigWeight(dtype, wrows, cols));
+    let w: ReturnType<typeof bigWeight> | null = device.adopt(bigWeight(dtype, wrows, cols));
     // Paired sampling: rounds of 5 bandwidth passes then 5 matvecs, for SECONDS, best of each. On a
     // shared machine the best sample is the least disturbed one; pairing gives both sides the same
     // number of chances.
@@ -117,7 +117,7 @@ export async function run(): Promise<BenchResult> {
   // Prefill-shaped matmuls: 4096 x 4096 weights, n tokens.
   for (const n of [16, 64]) {
     for (const dtype of DTYPES) {
-      const w = await dev.adopt(bigWeight(dtype, 4096, 4096));
+      const w = dev.adopt(bigWeight(dtype, 4096, 4096));
       const t = timeIt(matvecOnce(dev, w, n), SECONDS / 2, 3);
       const gflops = (2 * w.rows * w.cols * n) / t.best / 1e9;
       summary[`matmul_n${n}_GFLOPs_${dtype}`] = r2(gflops);
@@ -144,7 +144,7 @@ export async function run(): Promise<BenchResult> {
   const callUs = ((performance.now() - t0) * 1e3) / calls;
   summary.call_overhead_us = r2(callUs);
   rows.push({ op: "addScaled len 16 (call overhead)", "us/call": r2(callUs) });
-  const small = await dev.adopt(bigWeight("q8", 64, 1024));
+  const small = dev.adopt(bigWeight("q8", 64, 1024));
   const ts = timeIt(matvecOnce(dev, small, 1), 0.5, 100);
   summary.small_matvec_us = r2(ts.best * 1e6);
   rows.push({

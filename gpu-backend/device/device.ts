@@ -65,10 +65,10 @@ export interface Device {
   upload(src: Weight): Weight;
   /**
    * Take a weight in host memory the caller hands over (an expert store's slot) for use in place:
-   * a device with its own compute layout rewrites the bytes (no copy, off the calling thread) and
-   * resolves with the weight to use. Absent: weights are used as they are.
+   * a device with its own compute layout rewrites the bytes (no copy) and returns the weight to
+   * use. Absent: weights are used as they are.
    */
-  adopt?(w: Weight): Promise<Weight>;
+  adopt?(w: Weight): Weight;
   /** out[n, rows] = x[n, cols] . W^T  (n = 1 is a matvec). */
   matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void;
   /**

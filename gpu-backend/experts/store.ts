@@ -514,7 +514,7 @@ export class ExpertStore implements ExpertProvider {
   }
 
   /** Device layout conversion of a freshly read expert, in its slot (see useDevice). */
-  private adopt: (w: Weight) => Promise<Weight> = async (w) => w;
+  private adopt: (w: Weight) => Weight = (w) => w;
 
   useDevice(device: Device): void {
     if (this.acquires > 0 || this.entries.size > 0)
@@ -533,9 +533,7 @@ export class ExpertStore implements ExpertProvider {
       }
       if (this.closed) throw new Error("expert store closed while loading");
       const w = this.ckpt.decodeExpert(entry.layer, entry.expert, this.viewsOf(plan, entry.slot));
-      const [gate, up, down] = await Promise.all([this.adopt(w.gate), this.adopt(w.up), this.adopt(w.down)]);
-      if (this.closed) throw new Error("expert store closed while loading");
-      const weights = { gate, up, down };
+      const weights = { gate: this.adopt(w.gate), up: this.adopt(w.up), down: this.adopt(w.down) };
       entry.extra = extraBytes(weights, entry.slot);
       this.extraBytes += entry.extra;
       entry.weights = weights;

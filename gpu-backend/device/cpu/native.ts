@@ -41,12 +41,8 @@ export interface NativeAddon {
     count: number,
     ...jobs: (Float32Array | Uint8Array | number | null)[]
   ): void;
-  /**
-   * q8 [rows, cols] data + scales rewritten in place into the avx512vnni packed layout (dtype 5);
-   * with `async`, on a libuv worker thread (resolves when done).
-   */
-  packQ8(data: Uint8Array, scales: Uint8Array, rows: number, cols: number): void;
-  packQ8(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, async: true): Promise<void>;
+  /** q8 [rows, cols] data + scales rewritten in place into the avx512vnni packed layout (dtype 5). */
+  packQ8(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, threads?: number): void;
   rmsnorm(
     out: Float32Array,
     x: Float32Array,

@@ -86,7 +86,8 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
     const got = new Float32Array(rows);
     const want = new Float32Array(rows);
     dev.matmul(got, x, 1, shifted);
-    ref.matmul(want, x, 1, w); // q8 is exact on every ISA
+    // avx512vnni: int8 activations (plain q8 takes the same arithmetic as packed); exact elsewhere.
+    ref.matmul(want, isa === "avx512vnni" ? quantizeActivations(x) : x, 1, w);
     expectClose(got, want, 1e-4, 1e-5, "shifted q8");
     expect(() => dev.matmul(new Float32Array(rows - 1), x, 1, w)).toThrow(/matmul out/);
     expect(() => dev.matmul(got, x.subarray(1), 1, w)).toThrow(/matmul x/);
@@ -396,17 +397,35 @@ describe.runIf(native.availableIsas.includes("avx512vnni"))("CpuDevice packed q8
     }
   });
 
-  it("adopt packs in place once (off the main thread); other devices refuse a packed weight", async () => {
+  it.each([
+    [37, 96],
+    [64, 160],
+    [300, 512],
+  ])("plain q8 [%i x %i] equals packed bit for bit at n = 1, 3, 5, 16", (rows, cols) => {
+    const r2 = rng(rows + cols);
+    const plain = makeWeight(randn(rows * cols, r2), rows, cols, "q8");
+    const packed = dev.upload(plain);
+    for (const n of [1, 3, 5, 16]) {
+      const x = randn(n * cols, r2);
+      const a = new Float32Array(n * rows);
+      const b = new Float32Array(n * rows);
+      dev.matmul(a, x, n, plain);
+      dev.matmul(b, x, n, packed);
+      expect(a).toEqual(b);
+    }
+  });
+
+  it("adopt packs in place once; plain q8 gives the same numbers; other devices refuse a packed weight", () => {
     const own = { ...w, data: w.data.slice(), scales: w.scales!.slice() };
-    const adopted = await dev.adopt(own);
+    const adopted = dev.adopt(own);
     expect(adopted.data).toBe(own.data); // same memory, rewritten
     expect(Buffer.from(own.data).equals(Buffer.from(w.data))).toBe(false);
-    expect(await dev.adopt(adopted)).toBe(adopted);
+    expect(dev.adopt(adopted)).toBe(adopted);
     const want = new Float32Array(rows);
     const got = new Float32Array(rows);
     const x = randn(cols, r);
     dev.matmul(got, x, 1, adopted);
-    dev.matmul(want, x, 1, dev.upload(w));
+    dev.matmul(want, x, 1, w); // plain q8 (row-major int8 kernel): bit-identical
     expect(got).toEqual(want);
     expect(() => ref.matmul(want, x, 1, adopted)).toThrow(/packed/);
     expect(() => new CpuDevice({ isa: "avx512", threads: 1 }).matmul(want, x, 1, adopted)).toThrow(

@@ -124,34 +124,8 @@ Napi::Value MatmulMany(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// Packs on a libuv thread (the expert store adopts every expert it pages in, and the main thread
-// is busy computing); keeps both arrays alive until it is done.
-class PackWorker : public Napi::AsyncWorker {
- public:
-  PackWorker(Napi::Env env, Napi::Uint8Array data, Napi::Uint8Array scales, int rows, int cols)
-      : Napi::AsyncWorker(env),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        data_(data.Data()),
-        scales_(scales.Data()),
-        rows_(rows),
-        cols_(cols),
-        dataRef_(Napi::Persistent(data)),
-        scalesRef_(Napi::Persistent(scales)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { moe::pack_q8(data_, scales_, rows_, cols_); }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  uint8_t* data_;
-  uint8_t* scales_;
-  int rows_, cols_;
-  Napi::Reference<Napi::Uint8Array> dataRef_, scalesRef_;
-};
-
-// packQ8(data, scales, rows, cols, async = false): q8 -> the packed layout, in place (see DT_Q8P
-// in kernels.h). async: on a libuv thread, returning a Promise.
+// packQ8(data, scales, rows, cols, threads = 1): q8 -> the packed layout, in place (see DT_Q8P in
+// kernels.h).
 Napi::Value PackQ8(const Napi::CallbackInfo& info) {
   const int64_t rows = num(info, 2), cols = num(info, 3);
   if (rows < 0 || cols < 0 || cols % 32 != 0) fail(info.Env(), "packQ8: bad shape (cols must be a multiple of 32)");
@@ -159,14 +133,8 @@ Napi::Value PackQ8(const Napi::CallbackInfo& info) {
   uint8_t* data = arr<uint8_t>(info, 0, elems, "packQ8 data");
   uint8_t* scales = arr<uint8_t>(info, 1, elems / 32 * 2, "packQ8 scales");
   if (!kernels_by_name("avx512vnni")) fail(info.Env(), "packQ8: this CPU lacks avx512vnni");
-  if (info.Length() > 4 && info[4].ToBoolean().Value()) {
-    auto* w = new PackWorker(info.Env(), info[0].As<Napi::Uint8Array>(), info[1].As<Napi::Uint8Array>(),
-                             static_cast<int>(rows), static_cast<int>(cols));
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
-  }
-  moe::pack_q8(data, scales, static_cast<int>(rows), static_cast<int>(cols));
+  const int threads = info.Length() > 4 && info[4].IsNumber() ? threads_arg(info, 4) : 1;
+  moe::pack_q8_parallel(threads, data, scales, static_cast<int>(rows), static_cast<int>(cols));
   return info.Env().Undefined();
 }
 

@@ -249,7 +249,7 @@ static void q8p_rows(const MatmulArgs& a, int r0, int r1) {
 // Quantizes every activation row once per call (on the calling thread, before the workers start).
 // `slot` keeps the jobs of one matmul_many dispatch apart.
 static void prepare_vnni(MatmulArgs& a, int slot) {
-  if (a.dtype == DT_Q8P) {
+  if (a.dtype == DT_Q8P || a.dtype == DT_Q8) {
     thread_local std::deque<PackedX> packed;  // grows without moving earlier slots
     if (packed.size() <= static_cast<size_t>(slot)) packed.resize(slot + 1);
     quantize_packed_x(a.x, a.n, a.cols, packed[slot]);
@@ -295,13 +295,92 @@ static void vnni_rows(const MatmulArgs& a, int r0, int r1) {
   }
 }
 
-// Only q4 takes the int8 route. For q8 the exact kernel (f32 activations) measured faster when
-// the weights stream from memory (decode: ~68 vs ~55 GB/s with 2 threads here), though slower in
-// cache (prefill); accuracy and identical prefill/decode numerics decide it. The templates keep
-// their q8 variant (DT_Q8) for machines where that balance differs; it is not instantiated now.
+// ---- Plain (row-major) q8 with the packed kernel's exact arithmetic ----
+// Weights nobody packed (an expert store's slots: packing every paged-in expert would cost a
+// read-and-write pass per load). Each 64-byte segment of a row is two blocks; vpdpbusd leaves 8
+// partial sums per block in the lanes, and a transpose-and-add over 16 rows turns them into one
+// int32 per (row, block): exactly the packed kernel's sums, so the float steps that follow (same
+// order) give bit-identical results.
+// s[i]: 16 lanes of row i's partial sums (lanes 0-7 block b, 8-15 block b+1) -> lo/hi: the 16
+// rows' sums of block b / b+1.
+static inline void reduce16(const __m512i s[16], __m512i& lo, __m512i& hi) {
+  __m512i t[8], u[4];
+  for (int j = 0; j < 8; j++)
+    t[j] = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2 * j], s[2 * j + 1]), _mm512_unpackhi_epi32(s[2 * j], s[2 * j + 1]));
+  // t[j], 128-bit lane L: rows 2j, 2j+1 (pairs of dwords of lane L added).
+  for (int k = 0; k < 4; k++)
+    u[k] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * k], t[2 * k + 1]), _mm512_unpackhi_epi64(t[2 * k], t[2 * k + 1]));
+  // u[k], lane L: rows 4k..4k+3, each summed over the 4 dwords of lane L. Lanes 0+1 are block b,
+  // 2+3 block b+1.
+  for (int k = 0; k < 4; k++) u[k] = _mm512_add_epi32(u[k], _mm512_shuffle_i32x4(u[k], u[k], 0xB1));
+  const __m512i w01 = _mm512_shuffle_i32x4(u[0], u[1], 0x88), w23 = _mm512_shuffle_i32x4(u[2], u[3], 0x88);
+  lo = _mm512_shuffle_i32x4(w01, w23, 0x88);
+  hi = _mm512_shuffle_i32x4(w01, w23, 0xDD);
+}
+
+// 16 rows starting at r, tokens [t0, t0 + T), T <= 4.
+template <int T>
+static inline void q8rm_tile(const MatmulArgs& a, const PackedX& px, int r, int t0, const uint16_t* sc) {
+  const int nb = px.nb;
+  const uint8_t* w0 = a.w + static_cast<size_t>(r) * a.cols;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512 acc[T];
+  for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+  alignas(64) uint8_t wt[16 * 64];  // the segment's 16 rows, offset to unsigned, reused per token
+  for (int b = 0; b < nb; b += 2) {
+    const bool pair = b + 1 < nb;
+    const __mmask64 m = pair ? ~0ULL : 0xFFFFFFFFULL;
+    for (int i = 0; i < 16; i++) {
+      const uint8_t* p = w0 + static_cast<size_t>(i) * a.cols + b * 32;
+      prefetch(p + kQ8pPfd / 8);
+      _mm512_store_si512(wt + i * 64, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, p), flip));
+    }
+    const __m512 dw0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + b * 16)));
+    const __m512 dw1 = pair ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + (b + 1) * 16)))
+                            : _mm512_setzero_ps();
+    for (int t = 0; t < T; t++) {
+      const size_t tb = static_cast<size_t>(t0 + t) * nb + b;
+      const __m512i x = _mm512_maskz_loadu_epi8(m, px.q.data() + tb * 32);
+      __m512i sums[16];
+      for (int i = 0; i < 16; i++) sums[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_load_si512(wt + i * 64), x);
+      __m512i lo, hi;
+      reduce16(sums, lo, hi);
+      lo = _mm512_add_epi32(lo, _mm512_set1_epi32(px.corr[tb]));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(dw0, _mm512_set1_ps(px.d[tb])), acc[t]);
+      if (pair) {
+        hi = _mm512_add_epi32(hi, _mm512_set1_epi32(px.corr[tb + 1]));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(dw1, _mm512_set1_ps(px.d[tb + 1])), acc[t]);
+      }
+    }
+  }
+  for (int t = 0; t < T; t++) _mm512_storeu_ps(a.out + static_cast<size_t>(t0 + t) * a.rows + r, acc[t]);
+}
+
+static void q8rm_rows(const MatmulArgs& a, int r0, int r1) {
+  const PackedX& px = *static_cast<const PackedX*>(a.prepared);
+  const int nb = px.nb;
+  std::vector<uint16_t> sc(static_cast<size_t>(16) * nb);  // the tile's scales, [block][row]
+  int r = r0;
+  for (; r + 16 <= r1; r += 16) {
+    for (int i = 0; i < 16; i++)
+      for (int b = 0; b < nb; b++) sc[b * 16 + i] = a.scales[static_cast<size_t>(r + i) * nb + b];
+    int t = 0;
+    for (; t + 4 <= a.n; t += 4) q8rm_tile<4>(a, px, r, t, sc.data());
+    switch (a.n - t) {
+      case 1: q8rm_tile<1>(a, px, r, t, sc.data()); break;
+      case 2: q8rm_tile<2>(a, px, r, t, sc.data()); break;
+      case 3: q8rm_tile<3>(a, px, r, t, sc.data()); break;
+      default: break;
+    }
+  }
+  for (; r < r1; r++) q8p_tail_row(a, px, r);
+}
+
+// q4: row-major int8 kernel; q8: packed (uploaded weights) or plain (expert slots), same numbers.
 static void matmul_rows_vnni(const MatmulArgs& a, int r0, int r1) {
   if (a.dtype == DT_Q4) return vnni_rows<DT_Q4>(a, r0, r1);
   if (a.dtype == DT_Q8P) return q8p_rows(a, r0, r1);
+  if (a.dtype == DT_Q8) return q8rm_rows(a, r0, r1);
   matmul_rows(a, r0, r1);
 }
 

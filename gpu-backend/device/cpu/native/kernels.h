@@ -73,6 +73,8 @@ const KernelTable* kernels_by_name(const char* name);
 // Rewrites q8 data/scales of a [rows, cols] matrix in place into the DT_Q8P layout (any alignment;
 // needs the avx512vnni instruction set: only those kernels read the result).
 void pack_q8(uint8_t* data, uint8_t* scales, int rows, int cols);
+// The same over the 16-row groups in parallel (ops.cc).
+void pack_q8_parallel(int threads, uint8_t* data, uint8_t* scales, int rows, int cols);
 
 // Ops (ops.cc). `threads` is the device's thread count for this call.
 void matmul(const KernelTable* k, int threads, const MatmulArgs& a);

@@ -63,8 +63,9 @@ static void parallel_chunks(int threads, int n, int align, bool worth_it, F&& f,
   run_chunks(nt, nchunks, [&](int c) { f(c * chunk, std::min(n, (c + 1) * chunk)); });
 }
 
-// Chunks of a matmul's rows start at multiples of this (packed q8 keeps its 16-row groups whole).
-static int row_align(const MatmulArgs& a) { return a.dtype == DT_Q8P ? 16 : 4; }
+// Chunks of a matmul's rows start at multiples of this (the avx512vnni q8 kernels work on 16-row
+// groups; a chunk must not split one).
+static int row_align(const MatmulArgs& a) { return a.dtype == DT_Q8P || a.dtype == DT_Q8 ? 16 : 4; }
 
 // Memory-bound matmuls (a few tokens) get chunks of at least this many weight elements: each
 // chunk starts a new memory stream whose first lines arrive at DRAM latency before the
@@ -128,6 +129,14 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
   run_chunks(threads, static_cast<int>(chunks.size()), [&](int c) {
     const Chunk& ch = chunks[c];
     k->matmul_rows(jobs[ch.job], ch.r0, ch.r1);
+  });
+}
+
+void pack_q8_parallel(int threads, uint8_t* data, uint8_t* scales, int rows, int cols) {
+  const int groups = rows / 16;
+  const size_t gbytes = static_cast<size_t>(16) * cols, gscale = static_cast<size_t>(cols) / 32 * 16 * 2;
+  parallel_chunks(threads, groups, 1, static_cast<double>(rows) * cols >= (1 << 20), [&](int g0, int g1) {
+    pack_q8(data + g0 * gbytes, scales + g0 * gscale, (g1 - g0) * 16, cols);
   });
 }
 
