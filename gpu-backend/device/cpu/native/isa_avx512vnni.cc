@@ -1,11 +1,11 @@
-// AVX-512 VNNI kernels: as the avx512 table, except q4 matmuls (see matmul_rows_vnni for q8), which
-// follow llama.cpp: each
-// activation row is quantized to int8 per 32-block (Q8_0 style, d = amax/127, round to nearest
-// even, scale kept in f32), and weight blocks are multiplied with vpdpbusd (64 int8 products per
-// instruction) before one float scale per block. About twice the elements per instruction of
-// dequantizing to f32, which is what lets q8/q4 matvecs keep up with memory; the price is the
-// activation rounding (|error| <= amax/254 per element), the same trade llama.cpp makes.
-// Used for every n so prefill and decode give identical numbers. Selected only when the CPU reports
+// AVX-512 VNNI kernels: as the avx512 table, except q8 and q4 matmuls, which follow llama.cpp:
+// each activation row is quantized to int8 per 32-block (Q8_0 style, d = amax/127, round to
+// nearest even, scale kept in f32), and weight blocks are multiplied with vpdpbusd (64 int8
+// products per instruction) before one float scale per block. That is what lets the matvecs keep
+// up with memory and batched steps run ~2x faster; the price is the activation rounding
+// (|error| <= amax/254 per element), the same trade llama.cpp makes. Used for every n, so prefill
+// and decode give identical numbers. q8 comes packed (DT_Q8P, uploaded weights) or plain (DT_Q8,
+// e.g. weights left in JS memory), with bit-identical results. Selected only when the CPU reports
 // avx512f, avx512bw, avx512vl and avx512vnni.
 #include <immintrin.h>
 
