@@ -7,9 +7,9 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
 /**
- * Kernel sets. "avx512vnni" differs from "avx512" only for q4 and packed q8 matmuls, which
- * quantize the activations to int8 per 32-block (as llama.cpp does) to use vpdpbusd; everything
- * else computes with f32 activations and exactly dequantized weights.
+ * Kernel sets. "avx512vnni" differs from "avx512" only for q8 and q4 matmuls, which quantize the
+ * activations to int8 per 32-block (as llama.cpp does) to use vpdpbusd; everything else computes
+ * with f32 activations and exactly dequantized weights.
  */
 export type Isa = "scalar" | "avx2" | "avx512" | "avx512vnni";
 export const ISA_INDEX: Record<Isa, number> = { scalar: 0, avx2: 1, avx512: 2, avx512vnni: 3 };
@@ -41,8 +41,18 @@ export interface NativeAddon {
     count: number,
     ...jobs: (Float32Array | Uint8Array | number | null)[]
   ): void;
-  /** q8 [rows, cols] data + scales rewritten in place into the avx512vnni packed layout (dtype 5). */
-  packQ8(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, threads?: number): void;
+  /**
+   * q8 (dtype 3) or q4 (4) [rows, cols] data + scales rewritten in place into the avx512vnni
+   * packed layout (dtype 5 / 6).
+   */
+  packQuantized(
+    data: Uint8Array,
+    scales: Uint8Array,
+    dtype: number,
+    rows: number,
+    cols: number,
+    threads?: number,
+  ): void;
   rmsnorm(
     out: Float32Array,
     x: Float32Array,

@@ -367,43 +367,53 @@ describe("CpuDevice options", () => {
 });
 
 // q8 weights uploaded to (or adopted by) the avx512vnni device are packed 16 rows per vector.
-describe.runIf(native.availableIsas.includes("avx512vnni"))("CpuDevice packed q8 (avx512vnni)", () => {
+// q8/q4 weights uploaded to (or adopted by) the avx512vnni device are packed 16 rows per vector.
+describe.runIf(native.availableIsas.includes("avx512vnni"))("CpuDevice packed weights (avx512vnni)", () => {
   const dev = new CpuDevice({ isa: "avx512vnni", threads: 2 });
   const rows = 37; // two packed groups and 5 plain tail rows
   const cols = 96;
   const r = rng(21);
   const w = makeWeight(randn(rows * cols, r), rows, cols, "q8");
 
-  it("a token's row is the same bit for bit for every n, thread count and row position", () => {
-    const packed = dev.upload(w);
-    expect(packed.packed).toBe(true);
-    const x = randn(16 * cols, r);
-    const all = new Float32Array(16 * rows);
-    dev.matmul(all, x, 16, packed);
-    const one = new Float32Array(rows);
-    const single = new CpuDevice({ isa: "avx512vnni", threads: 1 });
-    for (const t of [0, 7, 15]) {
-      single.matmul(one, x.subarray(t * cols, (t + 1) * cols), 1, packed);
-      expect(one).toEqual(all.subarray(t * rows, (t + 1) * rows));
-    }
-    // Tail rows 32..36 (computed lane by lane) equal the same rows inside a full packed group.
-    const moved = makeWeight(new Float32Array(16 * cols), 16, cols, "q8");
-    moved.data.set(w.data.subarray(32 * cols, rows * cols));
-    moved.scales!.set(w.scales!.subarray((32 * cols) / 16, (rows * cols) / 16));
-    const out = new Float32Array(16 * 16);
-    dev.matmul(out, x, 16, dev.upload(moved));
-    for (let t = 0; t < 16; t++) {
-      expect(out.subarray(t * 16, t * 16 + 5)).toEqual(all.subarray(t * rows + 32, t * rows + 37));
-    }
-  });
+  it.each(["q8", "q4"] as const)(
+    "%s: a token's row is the same bit for bit for every n, thread count and row position",
+    (dtype) => {
+      const src = makeWeight(randn(rows * cols, r), rows, cols, dtype);
+      const packed = dev.upload(src);
+      expect(packed.packed).toBe(true);
+      const x = randn(16 * cols, r);
+      const all = new Float32Array(16 * rows);
+      dev.matmul(all, x, 16, packed);
+      const one = new Float32Array(rows);
+      const single = new CpuDevice({ isa: "avx512vnni", threads: 1 });
+      for (const t of [0, 7, 15]) {
+        single.matmul(one, x.subarray(t * cols, (t + 1) * cols), 1, packed);
+        expect(one).toEqual(all.subarray(t * rows, (t + 1) * rows));
+      }
+      // Tail rows 32..36 (computed lane by lane) equal the same rows inside a full packed group.
+      const rowBytes = dtype === "q8" ? cols : cols / 2;
+      const moved = makeWeight(new Float32Array(16 * cols), 16, cols, dtype);
+      moved.data.set(src.data.subarray(32 * rowBytes, rows * rowBytes));
+      moved.scales!.set(src.scales!.subarray((32 * cols) / 16, (rows * cols) / 16));
+      const out = new Float32Array(16 * 16);
+      dev.matmul(out, x, 16, dev.upload(moved));
+      for (let t = 0; t < 16; t++) {
+        expect(out.subarray(t * 16, t * 16 + 5)).toEqual(all.subarray(t * rows + 32, t * rows + 37));
+      }
+    },
+  );
 
   it.each([
-    [37, 96],
-    [64, 160],
-    [300, 512],
-  ])("plain q8 [%i x %i] equals packed bit for bit at n = 1, 3, 5, 16", (rows, cols) => {
+    ["q8", 37, 96],
+    ["q8", 64, 160],
+    ["q8", 300, 512],
+    ["q4", 37, 96],
+    ["q4", 64, 160],
+    ["q4", 300, 512],
+    ["q4", 20, 224],
+  ] as const)("plain %s [%i x %i] equals packed bit for bit at n = 1, 3, 5, 16", (dtype, rows, cols) => {
     const r2 = rng(rows + cols);
-    const plain = makeWeight(randn(rows * cols, r2), rows, cols, "q8");
+    const plain = makeWeight(randn(rows * cols, r2), rows, cols, dtype);
     const packed = dev.upload(plain);
     for (const n of [1, 3, 5, 16]) {
       const x = randn(n * cols, r2);

@@ -71,11 +71,13 @@ MatmulArgs matmul_args(const Napi::CallbackInfo& info, size_t base) {
   MatmulArgs a{};
   const int64_t n = num(info, base + 2), dtype = num(info, base + 3), rows = num(info, base + 4),
                 cols = num(info, base + 5);
-  if (n < 0 || rows < 0 || cols < 0 || dtype < 0 || dtype > 5) fail(info.Env(), "matmul: bad shape or dtype");
-  const bool quant = dtype == DT_Q8 || dtype == DT_Q4 || dtype == DT_Q8P;
+  if (n < 0 || rows < 0 || cols < 0 || dtype < 0 || dtype > 6) fail(info.Env(), "matmul: bad shape or dtype");
+  const bool quant = dtype == DT_Q8 || dtype == DT_Q4 || dtype == DT_Q8P || dtype == DT_Q4P;
   if (quant && cols % 32 != 0) fail(info.Env(), "matmul: quantized cols must be a multiple of 32");
   const size_t elems = static_cast<size_t>(rows) * cols;
-  const size_t bytes = dtype == DT_F32 ? elems * 4 : dtype == DT_Q8 || dtype == DT_Q8P ? elems : dtype == DT_Q4 ? elems / 2 : elems * 2;
+  const size_t bytes = dtype == DT_F32 ? elems * 4 : dtype == DT_Q8 || dtype == DT_Q8P ? elems
+                                                                           : dtype == DT_Q4 || dtype == DT_Q4P ? elems / 2
+                                                                                                               : elems * 2;
   a.out = arr<float>(info, base, static_cast<size_t>(n) * rows, "matmul out");
   a.x = arr<float>(info, base + 1, static_cast<size_t>(n) * cols, "matmul x");
   a.w = arr<uint8_t>(info, base + 6, bytes, "matmul weight data");
@@ -91,8 +93,8 @@ MatmulArgs matmul_args(const Napi::CallbackInfo& info, size_t base) {
 
 // Packed q8 is read only by the kernels that packed it.
 void check_layout(const Napi::CallbackInfo& info, const KernelTable* k, const MatmulArgs& a) {
-  if (a.dtype == DT_Q8P && k != &kAvx512VnniKernels)
-    fail(info.Env(), std::string("matmul: packed q8 weights need the avx512vnni kernels, not ") + k->name);
+  if ((a.dtype == DT_Q8P || a.dtype == DT_Q4P) && k != &kAvx512VnniKernels)
+    fail(info.Env(), std::string("matmul: packed weights need the avx512vnni kernels, not ") + k->name);
 }
 
 // matmul(isa, threads, out, x, n, dtype, rows, cols, data, scales|null)
@@ -124,17 +126,20 @@ Napi::Value MatmulMany(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// packQ8(data, scales, rows, cols, threads = 1): q8 -> the packed layout, in place (see DT_Q8P in
-// kernels.h).
-Napi::Value PackQ8(const Napi::CallbackInfo& info) {
-  const int64_t rows = num(info, 2), cols = num(info, 3);
-  if (rows < 0 || cols < 0 || cols % 32 != 0) fail(info.Env(), "packQ8: bad shape (cols must be a multiple of 32)");
+// packQuantized(data, scales, dtype, rows, cols, threads = 1): q8 (3) or q4 (4) -> the packed
+// layout, in place (see DT_Q8P / DT_Q4P in kernels.h).
+Napi::Value PackQuantized(const Napi::CallbackInfo& info) {
+  const int64_t dtype = num(info, 2), rows = num(info, 3), cols = num(info, 4);
+  if (dtype != DT_Q8 && dtype != DT_Q4) fail(info.Env(), "packQuantized: dtype must be q8 (3) or q4 (4)");
+  if (rows < 0 || cols < 0 || cols % 32 != 0)
+    fail(info.Env(), "packQuantized: bad shape (cols must be a multiple of 32)");
   const size_t elems = static_cast<size_t>(rows) * cols;
-  uint8_t* data = arr<uint8_t>(info, 0, elems, "packQ8 data");
-  uint8_t* scales = arr<uint8_t>(info, 1, elems / 32 * 2, "packQ8 scales");
-  if (!kernels_by_name("avx512vnni")) fail(info.Env(), "packQ8: this CPU lacks avx512vnni");
-  const int threads = info.Length() > 4 && info[4].IsNumber() ? threads_arg(info, 4) : 1;
-  moe::pack_q8_parallel(threads, data, scales, static_cast<int>(rows), static_cast<int>(cols));
+  uint8_t* data = arr<uint8_t>(info, 0, dtype == DT_Q8 ? elems : elems / 2, "packQuantized data");
+  uint8_t* scales = arr<uint8_t>(info, 1, elems / 32 * 2, "packQuantized scales");
+  if (!kernels_by_name("avx512vnni")) fail(info.Env(), "packQuantized: this CPU lacks avx512vnni");
+  const int threads = info.Length() > 5 && info[5].IsNumber() ? threads_arg(info, 5) : 1;
+  moe::pack_quantized_parallel(threads, static_cast<int>(dtype), data, scales, static_cast<int>(rows),
+                               static_cast<int>(cols));
   return info.Env().Undefined();
 }
 
@@ -273,7 +278,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("hardwareThreads", Napi::Number::New(env, std::thread::hardware_concurrency()));
   exports.Set("matmul", Napi::Function::New(env, Matmul));
   exports.Set("matmulMany", Napi::Function::New(env, MatmulMany));
-  exports.Set("packQ8", Napi::Function::New(env, PackQ8));
+  exports.Set("packQuantized", Napi::Function::New(env, PackQuantized));
   exports.Set("rmsnorm", Napi::Function::New(env, Rmsnorm));
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("attention", Napi::Function::New(env, Attention));

@@ -6,14 +6,17 @@
 
 namespace moe {
 
-enum DType : int { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8 = 3, DT_Q4 = 4, DT_Q8P = 5 };
+enum DType : int { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8 = 3, DT_Q4 = 4, DT_Q8P = 5, DT_Q4P = 6 };
 
-// DT_Q8P: q8 repacked for vpdpbusd (pack_q8; only the avx512vnni kernels read it). Rows in groups
+// DT_Q8P: q8 repacked for vpdpbusd (pack_quantized; only the avx512vnni kernels read it). Rows in groups
 // of 16: the 16*cols bytes of group g keep their place, but block b (32 columns) of the group is
 // 512 bytes at g*16*cols + b*512 whose byte k*64 + r*4 + e is w[16g + r][32b + 4k + e] ^ 0x80
 // (offset to unsigned), and its 16 scales sit at (g*nb + b)*16 + r. One 64-byte load then holds 4
 // columns of 16 rows, so a vpdpbusd advances 16 dot products and a block ends in one vector FMA
 // with no horizontal sums. Rows past the last full group (rows % 16) stay as plain q8.
+// DT_Q4P: q4 the same way (pack_quantized): block b of group g is 256 bytes at g*16*cols/2 + b*256,
+// whose byte k*64 + r*4 + e is byte 4k + e of row 16g + r's block (low nibble: element 4k + e,
+// high nibble: element 16 + 4k + e; no offset needed, nibbles are q + 8).
 
 struct MatmulArgs {
   int dtype;
@@ -70,11 +73,11 @@ const KernelTable* best_kernels();
 // nullptr when the CPU lacks the instruction set.
 const KernelTable* kernels_by_name(const char* name);
 
-// Rewrites q8 data/scales of a [rows, cols] matrix in place into the DT_Q8P layout (any alignment;
-// needs the avx512vnni instruction set: only those kernels read the result).
-void pack_q8(uint8_t* data, uint8_t* scales, int rows, int cols);
+// Rewrites q8 (dtype DT_Q8) or q4 (DT_Q4) data/scales of a [rows, cols] matrix in place into the
+// DT_Q8P / DT_Q4P layout (any alignment; needs avx512vnni: only those kernels read the result).
+void pack_quantized(int dtype, uint8_t* data, uint8_t* scales, int rows, int cols);
 // The same over the 16-row groups in parallel (ops.cc).
-void pack_q8_parallel(int threads, uint8_t* data, uint8_t* scales, int rows, int cols);
+void pack_quantized_parallel(int threads, int dtype, uint8_t* data, uint8_t* scales, int rows, int cols);
 
 // Ops (ops.cc). `threads` is the device's thread count for this call.
 void matmul(const KernelTable* k, int threads, const MatmulArgs& a);

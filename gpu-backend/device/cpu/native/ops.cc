@@ -65,7 +65,7 @@ static void parallel_chunks(int threads, int n, int align, bool worth_it, F&& f,
 
 // Chunks of a matmul's rows start at multiples of this (the avx512vnni q8 kernels work on 16-row
 // groups; a chunk must not split one).
-static int row_align(const MatmulArgs& a) { return a.dtype == DT_Q8P || a.dtype == DT_Q8 ? 16 : 4; }
+static int row_align(const MatmulArgs& a) { return a.dtype == DT_Q8 || a.dtype == DT_Q4 || a.dtype >= DT_Q8P ? 16 : 4; }
 
 // Memory-bound matmuls (a few tokens) get chunks of at least this many weight elements: each
 // chunk starts a new memory stream whose first lines arrive at DRAM latency before the
@@ -132,11 +132,12 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
   });
 }
 
-void pack_q8_parallel(int threads, uint8_t* data, uint8_t* scales, int rows, int cols) {
+void pack_quantized_parallel(int threads, int dtype, uint8_t* data, uint8_t* scales, int rows, int cols) {
   const int groups = rows / 16;
-  const size_t gbytes = static_cast<size_t>(16) * cols, gscale = static_cast<size_t>(cols) / 32 * 16 * 2;
+  const size_t gbytes = static_cast<size_t>(16) * cols / (dtype == DT_Q8 ? 1 : 2);
+  const size_t gscale = static_cast<size_t>(cols) / 32 * 16 * 2;
   parallel_chunks(threads, groups, 1, static_cast<double>(rows) * cols >= (1 << 20), [&](int g0, int g1) {
-    pack_q8(data + g0 * gbytes, scales + g0 * gscale, (g1 - g0) * 16, cols);
+    pack_quantized(dtype, data + g0 * gbytes, scales + g0 * gscale, (g1 - g0) * 16, cols);
   });
 }
 
