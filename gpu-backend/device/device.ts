@@ -21,7 +21,7 @@ export interface Weight {
   scales?: Uint8Array;
   /**
    * Set by a device that re-laid the bytes out for its own kernels (upload / adopt): only that
-   * device can compute with the weight (the CPU device's int8 dot-product layout for q8).
+   * device can compute with the weight (the CPU device's int8 dot-product layout for q8/q4).
    */
   packed?: boolean;
 }

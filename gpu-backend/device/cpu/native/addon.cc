@@ -91,7 +91,7 @@ MatmulArgs matmul_args(const Napi::CallbackInfo& info, size_t base) {
   return a;
 }
 
-// Packed q8 is read only by the kernels that packed it.
+// Packed weights are read only by the kernels that packed them.
 void check_layout(const Napi::CallbackInfo& info, const KernelTable* k, const MatmulArgs& a) {
   if ((a.dtype == DT_Q8P || a.dtype == DT_Q4P) && k != &kAvx512VnniKernels)
     fail(info.Env(), std::string("matmul: packed weights need the avx512vnni kernels, not ") + k->name);

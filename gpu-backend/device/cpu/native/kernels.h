@@ -8,8 +8,8 @@ namespace moe {
 
 enum DType : int { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8 = 3, DT_Q4 = 4, DT_Q8P = 5, DT_Q4P = 6 };
 
-// DT_Q8P: q8 repacked for vpdpbusd (pack_quantized; only the avx512vnni kernels read it). Rows in groups
-// of 16: the 16*cols bytes of group g keep their place, but block b (32 columns) of the group is
+// DT_Q8P: q8 repacked for vpdpbusd (pack_quantized; only the avx512vnni kernels read it). Rows in
+// groups of 16: the 16*cols bytes of group g keep their place, but block b (32 columns) of it is
 // 512 bytes at g*16*cols + b*512 whose byte k*64 + r*4 + e is w[16g + r][32b + 4k + e] ^ 0x80
 // (offset to unsigned), and its 16 scales sit at (g*nb + b)*16 + r. One 64-byte load then holds 4
 // columns of 16 rows, so a vpdpbusd advances 16 dot products and a block ends in one vector FMA

@@ -63,9 +63,11 @@ static void parallel_chunks(int threads, int n, int align, bool worth_it, F&& f,
   run_chunks(nt, nchunks, [&](int c) { f(c * chunk, std::min(n, (c + 1) * chunk)); });
 }
 
-// Chunks of a matmul's rows start at multiples of this (the avx512vnni q8 kernels work on 16-row
-// groups; a chunk must not split one).
-static int row_align(const MatmulArgs& a) { return a.dtype == DT_Q8 || a.dtype == DT_Q4 || a.dtype >= DT_Q8P ? 16 : 4; }
+// Chunks of a matmul's rows start at multiples of this (the avx512vnni q8/q4 kernels work on
+// 16-row groups; a chunk must not split one).
+static int row_align(const MatmulArgs& a) {
+  return a.dtype == DT_Q8 || a.dtype == DT_Q4 || a.dtype == DT_Q8P || a.dtype == DT_Q4P ? 16 : 4;
+}
 
 // Memory-bound matmuls (a few tokens) get chunks of at least this many weight elements: each
 // chunk starts a new memory stream whose first lines arrive at DRAM latency before the
@@ -102,9 +104,10 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
     return;
   }
   // Chunks of about equal work (~8 per thread in all, streaming ones at least kMinStreamChunk);
-  // boundaries are multiples of row_align(), as in matmul(). Batched jobs (n > 4: compute-bound) and matvec-like ones (memory-bound: routed
-  // experts with a token or two) are interleaved in the order chunks are taken, so that the
-  // threads tend to run one kind each and a step's arithmetic overlaps its weight streaming.
+  // boundaries are multiples of row_align(), as in matmul(). Batched jobs (n > 4: compute-bound)
+  // and matvec-like ones (memory-bound: routed experts with a token or two) are interleaved in the
+  // order chunks are taken, so that the threads tend to run one kind each and a step's arithmetic
+  // overlaps its weight streaming.
   struct Chunk {
     int job, r0, r1;
   };
