@@ -66,7 +66,7 @@ export async function run(): Promise<BenchResult> {
   let bwBest = 0;
 
   // Matvec on 1 GiB of weight data per dtype (8192 columns: a wide hidden size), in the layout the
-  // device computes with (adopt: packed q8 on avx512vnni). Where the best kernels quantize
+  // device computes with (adopt: packed q8/q4 on avx512vnni). Where the best kernels quantize
   // activations (avx512vnni q8 and q4), the exact-activation avx512 kernel runs too, as extra rows
   // outside the summary.
   const cols = 8192;
