@@ -1,17 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { greedyParams } from "../../../gpu-backend/engine/greedy.js";
 import { argmax, Rng, Sampler, topIndices } from "../../../gpu-backend/engine/sampler.js";
 import type { SamplingParams } from "../../../gpu-backend/engine/types.js";
 
-const base: SamplingParams = {
-  maxTokens: 16,
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  stop: [],
-  logprobs: null,
-};
+const base: SamplingParams = greedyParams(16, { ignoreEos: false });
 
 function randomLogits(n: number, rng: Rng): Float32Array {
   const x = new Float32Array(n);

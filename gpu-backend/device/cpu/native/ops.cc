@@ -96,7 +96,12 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
   double work = 0;
   for (size_t j = 0; j < jobs.size(); j++) {
     MatmulArgs& a = jobs[j];
-    if (k->prepare) k->prepare(a, static_cast<int>(j));
+    // Jobs on the same activations (q/k/v, gate/up) share one preparation.
+    const MatmulArgs* same = nullptr;
+    for (size_t i = 0; i < j && !same; i++)
+      if (jobs[i].prepared && jobs[i].x == a.x && jobs[i].n == a.n && jobs[i].cols == a.cols) same = &jobs[i];
+    if (same) a.prepared = same->prepared;
+    else if (k->prepare) k->prepare(a, static_cast<int>(j));
     work += static_cast<double>(a.rows) * a.cols * a.n;
   }
   if (threads <= 1 || work < 32768) {
