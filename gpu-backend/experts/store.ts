@@ -95,6 +95,11 @@ export class ExpertStore implements ExpertProvider {
   private readonly entries = new Map<number, Entry>();
   private readonly freeSlots: Uint8Array[] = [];
   private allocatedSlots = 0;
+  /** The slab slots are carved from, and how much of it is handed out. */
+  private slab = new Uint8Array(0);
+  private slabUsed = 0;
+  /** Bytes of all slabs (slots handed out and slots reserved for later). */
+  private reservedBytes = 0;
   private extraBytes = 0;
   private pinned = new Set<number>();
   private readonly counters: PagingCounters;
@@ -212,9 +217,9 @@ export class ExpertStore implements ExpertProvider {
     return plan.views.map((v) => slot.subarray(v.slotOffset, v.slotOffset + v.length));
   }
 
-  /** Memory the store holds for experts now: allocated slots plus decode's own allocations. */
+  /** Memory the store holds for experts now: its slabs plus decode's own allocations. */
   residentBytes(): number {
-    return this.allocatedSlots * this.slotBytes + this.extraBytes;
+    return this.reservedBytes + this.extraBytes;
   }
 
   /** Resolves once no load is in flight (tests and benchmarks read exact counters after it). */
@@ -256,9 +261,22 @@ export class ExpertStore implements ExpertProvider {
     await Promise.all(loads);
   }
 
+  /**
+   * A new slot, carved from a slab of several (at most what the budget still allows): one large
+   * block is backed by huge pages, and O_DIRECT reads into huge pages run about twice as fast as
+   * into 4 KiB pages for experts of a few MiB (measured on this VM's disk; see allocAligned).
+   */
   private allocSlot(): Uint8Array {
+    if (this.slabUsed + this.slotBytes > this.slab.byteLength) {
+      const slots = Math.min(Math.ceil(SLAB_BYTES / this.slotBytes), this.capacity - this.allocatedSlots);
+      this.slab = this.reader.alloc(slots * this.slotBytes);
+      this.slabUsed = 0;
+      this.reservedBytes += this.slab.byteLength;
+    }
+    const slot = this.slab.subarray(this.slabUsed, this.slabUsed + this.slotBytes);
+    this.slabUsed += this.slotBytes;
     this.allocatedSlots++;
-    return this.reader.alloc(this.slotBytes);
+    return slot;
   }
 
   /** Resident (fully loaded) experts as [layer, expert] pairs. */
@@ -706,12 +724,16 @@ export class ExpertStore implements ExpertProvider {
     this.closed = true;
     this.entries.clear();
     this.freeSlots.length = 0;
+    this.slab = new Uint8Array(0);
     this.reader.close();
     this.ckpt.close();
   }
 }
 
 function noop(): void {}
+
+/** Slots are allocated this many bytes at a time (never past the budget). */
+const SLAB_BYTES = 32 * 1024 * 1024;
 
 /**
  * Bytes in flight at or above which guesses beyond the next MoE layer are not read (see hint()):

@@ -176,31 +176,39 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
     [5, 200, 64, 0],
     [5, 200, 0, 50],
   ];
-  it.each(cases)("attention nTok %i pos0 %i chunk %i window %i", (nTok, pos0, chunkSize, window) => {
-    const r = rng(nTok * 31 + pos0 + chunkSize * 7 + window);
-    const nHeads = 6;
-    const nKvHeads = 2;
-    const headDim = 20;
-    const maxCtx = pos0 + nTok + 3;
-    const base = {
-      q: randn(nTok * nHeads * headDim, r),
-      kCache: randn(maxCtx * nKvHeads * headDim, r, 2),
-      vCache: randn(maxCtx * nKvHeads * headDim, r),
-      nTok,
-      nHeads,
-      nKvHeads,
-      headDim,
-      pos0,
-      scale: 1 / Math.sqrt(headDim),
-      chunkSize,
-      window,
-    };
-    const got: AttentionArgs = { ...base, out: new Float32Array(nTok * nHeads * headDim) };
-    const want: AttentionArgs = { ...base, out: new Float32Array(nTok * nHeads * headDim) };
-    dev.attention(got);
-    ref.attention(want);
-    expectClose(got.out, want.out, 1e-5, 1e-5, "attention");
-  });
+  // Head dims 64 and 128 take the AVX-512 register kernel (16 keys at a time); 20 the generic one.
+  // Groups of 3 query heads per KV head leave an unpaired head in the output loop.
+  const shapes: [number, number, number][] = [
+    [6, 2, 20],
+    [6, 2, 64],
+    [8, 2, 128],
+    [4, 4, 64],
+  ];
+  it.each(shapes.flatMap(([h, kv, hd]) => cases.map((c) => [h, kv, hd, ...c] as const)))(
+    "attention heads %i/%i dim %i: nTok %i pos0 %i chunk %i window %i",
+    (nHeads, nKvHeads, headDim, nTok, pos0, chunkSize, window) => {
+      const r = rng(nTok * 31 + pos0 + chunkSize * 7 + window + headDim);
+      const maxCtx = pos0 + nTok + 3;
+      const base = {
+        q: randn(nTok * nHeads * headDim, r),
+        kCache: randn(maxCtx * nKvHeads * headDim, r, 2),
+        vCache: randn(maxCtx * nKvHeads * headDim, r),
+        nTok,
+        nHeads,
+        nKvHeads,
+        headDim,
+        pos0,
+        scale: 1 / Math.sqrt(headDim),
+        chunkSize,
+        window,
+      };
+      const got: AttentionArgs = { ...base, out: new Float32Array(nTok * nHeads * headDim) };
+      const want: AttentionArgs = { ...base, out: new Float32Array(nTok * nHeads * headDim) };
+      dev.attention(got);
+      ref.attention(want);
+      expectClose(got.out, want.out, 1e-5, 1e-5, "attention");
+    },
+  );
 
   it("attention of a token does not depend on how many tokens share the call", () => {
     const r = rng(77);

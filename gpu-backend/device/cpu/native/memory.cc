@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -9,6 +10,7 @@ namespace moe {
 
 namespace {
 constexpr size_t kMmapThreshold = 64 * 1024;
+constexpr size_t kHugePage = 2u << 20;
 
 struct Block {
   void* ptr;
@@ -29,13 +31,28 @@ Napi::Uint8Array alloc_aligned(Napi::Env env, size_t bytes, size_t align) {
   auto* b = new Block{nullptr, 0};
   const size_t size = bytes == 0 ? align : (bytes + align - 1) / align * align;
   if (size >= kMmapThreshold && align <= 4096) {
-    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
+    // Large blocks start on a huge-page boundary so every 2 MiB of them can be one huge page: map
+    // one huge page more than needed and trim both ends.
+    const bool huge = size >= kHugePage;
+    const size_t span = huge ? size + kHugePage : size;
+    void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) {
       delete b;
       throw Napi::Error::New(env, "allocAligned: out of memory (mmap " + std::to_string(size) + " bytes)");
     }
-    // Weights are streamed end to end: huge pages cut TLB misses (a hint; ignored if unavailable).
-    if (size >= (2u << 20)) madvise(p, size, MADV_HUGEPAGE);
+    auto* p = static_cast<uint8_t*>(raw);
+    if (huge) {
+      auto* start = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + kHugePage - 1) & ~(kHugePage - 1));
+      if (start > p) munmap(p, static_cast<size_t>(start - p));
+      const size_t tail = span - static_cast<size_t>(start - p) - size;
+      if (tail > 0) munmap(start + size, tail);
+      p = start;
+      // Huge pages cut TLB misses when weights are streamed, and halve the cost of an O_DIRECT
+      // read into the block (measured: 1.6 MiB reads 1.5 -> 3.3 GB/s on this VM's virtio disk,
+      // whose requests carry one segment per physically contiguous run). A hint; ignored if
+      // transparent huge pages are off.
+      madvise(p, size, MADV_HUGEPAGE);
+    }
     b->ptr = p;
     b->mapped = size;
   } else {
