@@ -36,6 +36,8 @@ interface Entry {
   ready: Promise<Entry>;
   /** Loaded by a hint and not used by a step yet. */
   prefetchedUnused: boolean;
+  /** The device adopted the weights (its layout, in place); done at the first hit. */
+  adopted: boolean;
 }
 
 /** One report row per MoE layer (metrics endpoint, heatmaps). */
@@ -96,7 +98,7 @@ export class ExpertStore implements ExpertProvider {
   private readonly freeSlots: Uint8Array[] = [];
   private allocatedSlots = 0;
   /** The slab slots are carved from, and how much of it is handed out. */
-  private slab = new Uint8Array(0);
+  private slab: Uint8Array = new Uint8Array(0);
   private slabUsed = 0;
   /** Bytes of all slabs (slots handed out and slots reserved for later). */
   private reservedBytes = 0;
@@ -295,12 +297,9 @@ export class ExpertStore implements ExpertProvider {
   acquireResident(layer: number, experts: number[]): ExpertWeights[] | null {
     if (this.closed || this.pending > 0 || experts.length > this.capacity) return null;
     if (!this.plans[layer * this.numExperts]) return null;
-    const out: ExpertWeights[] = [];
     for (const e of experts) {
       if (!Number.isInteger(e) || e < 0 || e >= this.numExperts) return null;
-      const w = this.entries.get(layer * this.numExperts + e)?.weights;
-      if (!w) return null;
-      out.push(w);
+      if (!this.entries.get(layer * this.numExperts + e)?.weights) return null;
     }
     this.scoreGuess(layer, experts);
     this.stepLayer = layer;
@@ -308,8 +307,7 @@ export class ExpertStore implements ExpertProvider {
     this.acquires++;
     this.acquiredExperts += experts.length;
     this.hitsAtCall += experts.length;
-    for (const e of experts) this.useResident(this.entries.get(layer * this.numExperts + e)!);
-    return out;
+    return experts.map((e) => this.useResident(this.entries.get(layer * this.numExperts + e)!));
   }
 
   acquire(layer: number, experts: number[]): Promise<ExpertWeights[]> {
@@ -387,8 +385,7 @@ export class ExpertStore implements ExpertProvider {
       const entry = this.entries.get(key);
       if (entry?.weights) {
         this.hitsAtCall++;
-        this.useResident(entry);
-        out[j] = entry.weights;
+        out[j] = this.useResident(entry);
       } else if (entry) {
         inflight.push({ j, key });
       } else {
@@ -409,8 +406,7 @@ export class ExpertStore implements ExpertProvider {
       for (const w of inflight) {
         const entry = this.entries.get(w.key);
         if (entry?.weights) {
-          this.useResident(entry);
-          out[w.j] = entry.weights;
+          out[w.j] = this.useResident(entry);
           continue;
         }
         this.counters.add("misses", w.key);
@@ -455,11 +451,21 @@ export class ExpertStore implements ExpertProvider {
     }
   }
 
-  /** A resident expert serves the step: a hit. */
-  private useResident(entry: Entry): void {
+  /**
+   * A resident expert serves the step: a hit. Its first hit is when the device adopts it (see
+   * useDevice): converting costs about a third of the read (a pass over the expert), and most
+   * experts a small budget loads are used once and evicted, so only those used again pay it.
+   */
+  private useResident(entry: Entry): ExpertWeights {
     this.counters.add("hits", entry.key);
     this.notePrefetchUse(entry);
     this.policy.onUse(entry.key);
+    const w = entry.weights!;
+    if (!entry.adopted) {
+      entry.adopted = true;
+      entry.weights = { gate: this.adopt(w.gate), up: this.adopt(w.up), down: this.adopt(w.down) };
+    }
+    return entry.weights!;
   }
 
   private notePrefetchUse(entry: Entry): void {
@@ -522,6 +528,7 @@ export class ExpertStore implements ExpertProvider {
       weights: null,
       ready: Promise.resolve(null as unknown as Entry),
       prefetchedUnused: prefetch,
+      adopted: false,
     };
     entry.ready = this.load(entry);
     // Prefetch failures are counted, never thrown at anyone; demand waiters see the rejection.
@@ -531,7 +538,7 @@ export class ExpertStore implements ExpertProvider {
     return entry;
   }
 
-  /** Device layout conversion of a freshly read expert, in its slot (see useDevice). */
+  /** Device layout conversion of a resident expert, in its slot (see useDevice, useResident). */
   private adopt: (w: Weight) => Weight = (w) => w;
 
   useDevice(device: Device): void {
@@ -551,10 +558,9 @@ export class ExpertStore implements ExpertProvider {
       }
       if (this.closed) throw new Error("expert store closed while loading");
       const w = this.ckpt.decodeExpert(entry.layer, entry.expert, this.viewsOf(plan, entry.slot));
-      const weights = { gate: this.adopt(w.gate), up: this.adopt(w.up), down: this.adopt(w.down) };
-      entry.extra = extraBytes(weights, entry.slot);
+      entry.extra = extraBytes(w, entry.slot);
       this.extraBytes += entry.extra;
-      entry.weights = weights;
+      entry.weights = w;
       this.residentCount++;
     } catch (err) {
       // Nothing half-resident: drop the entry, give the slot back, report which expert failed.
