@@ -150,12 +150,24 @@ void pack_quantized_parallel(int threads, int dtype, uint8_t* data, uint8_t* sca
 }
 
 void rmsnorm(float* out, const float* x, const float* weight, int rows, int dim, float eps) {
+  // Each row's sum of squares is one sequential double chain (as llama.cpp sums); chains of 8
+  // rows are interleaved so they run side by side instead of one add latency per element.
+  constexpr int kRows = 8;
+  double ss[kRows];
   for (int r = 0; r < rows; r++) {
+    const int j = r % kRows;
+    if (j == 0) {
+      const int m = std::min(kRows, rows - r);
+      for (int k = 0; k < m; k++) ss[k] = 0;
+      for (int i = 0; i < dim; i++)
+        for (int k = 0; k < m; k++) {
+          const double v = x[static_cast<size_t>(r + k) * dim + i];
+          ss[k] += v * v;
+        }
+    }
     const float* xr = x + static_cast<size_t>(r) * dim;
     float* o = out + static_cast<size_t>(r) * dim;
-    double ss = 0;
-    for (int i = 0; i < dim; i++) ss += static_cast<double>(xr[i]) * xr[i];
-    const float inv = static_cast<float>(1.0 / std::sqrt(ss / dim + eps));
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss[j] / dim + eps));
     if (weight) {
       for (int i = 0; i < dim; i++) o[i] = xr[i] * inv * weight[i];
     } else {
@@ -166,20 +178,34 @@ void rmsnorm(float* out, const float* x, const float* weight, int rows, int dim,
 
 void rope(float* x, int nTok, int nHeads, int headDim, const int32_t* positions, const float* invFreq, int half,
           bool neox) {
-  std::vector<float> cs(2 * static_cast<size_t>(half));
+  // cos/sin of every (token, frequency), kept for the next call: a step ropes q and k of every
+  // layer at the same positions, so the table is computed once per step, not 2 x layers times.
+  thread_local std::vector<float> cs;
+  thread_local std::vector<int32_t> lastPos;
+  thread_local std::vector<float> lastFreq;
+  const size_t want = 2 * static_cast<size_t>(half) * nTok;
+  const bool same = cs.size() == want && std::equal(positions, positions + nTok, lastPos.begin(), lastPos.end()) &&
+                    std::equal(invFreq, invFreq + half, lastFreq.begin(), lastFreq.end());
+  if (!same) {
+    cs.resize(want);
+    lastPos.assign(positions, positions + nTok);
+    lastFreq.assign(invFreq, invFreq + half);
+    for (int t = 0; t < nTok; t++)
+      // Angles in double: positions can be large and f32 angle products lose digits.
+      for (int i = 0; i < half; i++) {
+        const double theta = static_cast<double>(positions[t]) * invFreq[i];
+        cs[(static_cast<size_t>(t) * half + i) * 2] = static_cast<float>(std::cos(theta));
+        cs[(static_cast<size_t>(t) * half + i) * 2 + 1] = static_cast<float>(std::sin(theta));
+      }
+  }
   for (int t = 0; t < nTok; t++) {
-    // Angles in double: positions can be large and f32 angle products lose digits.
-    for (int i = 0; i < half; i++) {
-      const double theta = static_cast<double>(positions[t]) * invFreq[i];
-      cs[2 * i] = static_cast<float>(std::cos(theta));
-      cs[2 * i + 1] = static_cast<float>(std::sin(theta));
-    }
+    const float* ct = cs.data() + static_cast<size_t>(t) * half * 2;
     for (int h = 0; h < nHeads; h++) {
       float* base = x + (static_cast<size_t>(t) * nHeads + h) * headDim;
       for (int i = 0; i < half; i++) {
         float* a = neox ? base + i : base + 2 * i;
         float* b = neox ? a + half : a + 1;
-        const float c = cs[2 * i], s = cs[2 * i + 1];
+        const float c = ct[2 * i], s = ct[2 * i + 1];
         const float x0 = *a, x1 = *b;
         *a = x0 * c - x1 * s;
         *b = x0 * s + x1 * c;
