@@ -8,6 +8,7 @@
         "gpu-backend/device/cpu/native/pool.cc",
         "gpu-backend/device/cpu/native/memory.cc",
         "gpu-backend/device/cpu/native/read_direct.cc",
+        "gpu-backend/device/cpu/native/aio_read.cc",
         "gpu-backend/device/cpu/native/isa_scalar.cc",
         "gpu-backend/device/cpu/native/isa_avx2.cc",
         "gpu-backend/device/cpu/native/isa_avx512.cc",

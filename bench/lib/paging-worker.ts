@@ -101,13 +101,10 @@ export async function runOnce(model: string, cfg: RunConfig): Promise<RunResult>
     if (ids.length === 0) {
       tFirst = performance.now();
       s1 = engine.experts.stats();
-      (globalThis as any).__rd = 0; (globalThis as any).__rn = 0; (globalThis as any).__ad = 0;
     }
     ids.push(ev.tokenId);
   }
   const tEnd = performance.now();
-  const g = globalThis as any;
-  if (process.env.RDLOG) process.stderr.write(`reads ${g.__rn} mean ${(g.__rd / g.__rn).toFixed(3)} ms, adopt mean ${(g.__ad / g.__rn).toFixed(3)} ms, per tok reads ${(g.__rn / (ids.length - 1)).toFixed(2)}\n`);
   const s2 = engine.experts.stats();
   const reader = engine.experts instanceof ExpertStore ? engine.experts.report().reader : null;
   engine.close();

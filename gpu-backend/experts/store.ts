@@ -742,10 +742,12 @@ function noop(): void {}
 const SLAB_BYTES = 32 * 1024 * 1024;
 
 /**
- * Bytes in flight at or above which guesses beyond the next MoE layer are not read (see hint()):
- * about 3.5 ms of direct reads on this class of disk (two Scout-like experts, eight Maverick-like).
+ * Bytes in flight at or above which guesses beyond the next MoE layer are not read (see hint()).
+ * Reads go to the device together (native AIO) and share its bandwidth, so a far guess slows the
+ * reads needed sooner: with more than about one expert's worth in flight they wait (measured on
+ * the Scout-like model at 50%: 3.6-4.0 ms of stall per token with 4 MiB, 4.0-4.4 with 12 MiB).
  */
-const FAR_GUESS_BACKLOG_BYTES = 12 * 1024 * 1024;
+const FAR_GUESS_BACKLOG_BYTES = 4 * 1024 * 1024;
 
 /** A promise that notes when someone first waits on it (await calls then()). */
 class WaitTimedPromise<T> extends Promise<T> {

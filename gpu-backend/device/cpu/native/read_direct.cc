@@ -177,9 +177,20 @@ Napi::Value read_direct(const Napi::CallbackInfo& info) {
   if (destOffset + length > static_cast<double>(dest.ByteLength()))
     return reject("readDirect: dest too small: needs " + std::to_string(static_cast<uint64_t>(destOffset + length)) +
                   " bytes, has " + std::to_string(dest.ByteLength()));
-  auto* w = new ReadWorker(env, info[0].As<Napi::String>().Utf8Value(), static_cast<uint64_t>(offset),
-                           static_cast<size_t>(length), dest, static_cast<size_t>(destOffset),
-                           info.Length() < 6 || info[5].IsUndefined() || info[5].ToBoolean().Value());
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const bool direct = info.Length() < 6 || info[5].IsUndefined() || info[5].ToBoolean().Value();
+  if (direct) {
+    if (auto p = read_direct_aio(env, path, static_cast<uint64_t>(offset), static_cast<size_t>(length), dest,
+                                 static_cast<size_t>(destOffset)))
+      return *p;
+  }
+  return read_direct_worker(env, path, static_cast<uint64_t>(offset), static_cast<size_t>(length), dest,
+                            static_cast<size_t>(destOffset), direct);
+}
+
+Napi::Promise read_direct_worker(Napi::Env env, const std::string& path, uint64_t offset, size_t length,
+                                 Napi::Uint8Array dest, size_t destOffset, bool direct) {
+  auto* w = new ReadWorker(env, path, offset, length, dest, destOffset, direct);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
