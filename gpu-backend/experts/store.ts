@@ -69,9 +69,9 @@ export interface StoreReport {
 
 /**
  * The expert store: the single owner of routed-expert residency. It holds at most `capacity`
- * experts in fixed-size slots of aligned memory (allocated on first use, reused forever, so
- * memory held never exceeds the budget), reads misses from the checkpoint with positioned reads
- * on I/O threads, deduplicates loads in flight, pins the experts of the current step, evicts by a
+ * experts in fixed-size slots of aligned memory (carved from slabs as first needed, reused
+ * forever, so memory held never exceeds the budget), reads misses from the checkpoint with
+ * positioned reads (the reader's: O_DIRECT through native AIO by default), deduplicates loads in flight, pins the experts of the current step, evicts by a
  * pluggable policy and loads hinted experts ahead.
  *
  * Residency rule: an expert is resident only after every one of its byte ranges was read in full
