@@ -15,13 +15,12 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "read_direct.h"
 
@@ -70,8 +69,10 @@ class AioReader {
 
   ~AioReader() {
     // (The environment is going away: reads still in flight, if any, are abandoned.)
-    if (ok_) uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-    else delete poll_;
+    if (ok_)
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    else
+      delete poll_;
     if (efd_ >= 0) close(efd_);
     if (ctx_) sys_io_destroy(ctx_);
   }
