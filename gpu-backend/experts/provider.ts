@@ -30,7 +30,7 @@ export interface ExpertProvider {
   readonly wantsHints?: boolean;
   /**
    * The device that computes with the experts (the model calls this before its first step): a
-   * provider that owns expert memory lets it adopt each expert as it loads (Device.adopt).
+   * provider that owns expert memory lets it adopt its experts in place (Device.adopt).
    */
   useDevice?(device: Device): void;
   /** Detail for the metrics endpoint (per layer / per expert); absent for the eager provider. */

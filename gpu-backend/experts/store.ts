@@ -71,8 +71,8 @@ export interface StoreReport {
  * The expert store: the single owner of routed-expert residency. It holds at most `capacity`
  * experts in fixed-size slots of aligned memory (carved from slabs as first needed, reused
  * forever, so memory held never exceeds the budget), reads misses from the checkpoint with
- * positioned reads (the reader's: O_DIRECT through native AIO by default), deduplicates loads in flight, pins the experts of the current step, evicts by a
- * pluggable policy and loads hinted experts ahead.
+ * positioned reads (by default O_DIRECT through native AIO), deduplicates loads in flight, pins
+ * the experts of the current step, evicts by a pluggable policy and loads hinted experts ahead.
  *
  * Residency rule: an expert is resident only after every one of its byte ranges was read in full
  * and decoded; a failed read returns its slot to the free list and leaves no entry behind.
@@ -297,9 +297,12 @@ export class ExpertStore implements ExpertProvider {
   acquireResident(layer: number, experts: number[]): ExpertWeights[] | null {
     if (this.closed || this.pending > 0 || experts.length > this.capacity) return null;
     if (!this.plans[layer * this.numExperts]) return null;
+    const found: Entry[] = [];
     for (const e of experts) {
       if (!Number.isInteger(e) || e < 0 || e >= this.numExperts) return null;
-      if (!this.entries.get(layer * this.numExperts + e)?.weights) return null;
+      const entry = this.entries.get(layer * this.numExperts + e);
+      if (!entry?.weights) return null;
+      found.push(entry);
     }
     this.scoreGuess(layer, experts);
     this.stepLayer = layer;
@@ -307,7 +310,7 @@ export class ExpertStore implements ExpertProvider {
     this.acquires++;
     this.acquiredExperts += experts.length;
     this.hitsAtCall += experts.length;
-    return experts.map((e) => this.useResident(this.entries.get(layer * this.numExperts + e)!));
+    return found.map((entry) => this.useResident(entry));
   }
 
   acquire(layer: number, experts: number[]): Promise<ExpertWeights[]> {
@@ -645,8 +648,6 @@ export class ExpertStore implements ExpertProvider {
   /** Flat counters with stable names (the per-request summary subtracts two of these). */
   stats(): Record<string, number> {
     const k = this.counters;
-    let resident = 0;
-    for (const e of this.entries.values()) if (e.weights) resident++;
     return {
       acquires: this.acquires,
       acquired_experts: this.acquiredExperts,
@@ -666,7 +667,7 @@ export class ExpertStore implements ExpertProvider {
       hint_needed: this.hintNeeded,
       read_errors: k.total("read_errors"),
       failed_acquires: this.failedAcquires,
-      resident_experts: resident,
+      resident_experts: this.residentCount,
       resident_bytes: this.residentBytes(),
       budget_bytes: this.budgetBytes,
       capacity_experts: this.capacity,
@@ -729,6 +730,7 @@ export class ExpertStore implements ExpertProvider {
   close(): void {
     this.closed = true;
     this.entries.clear();
+    this.residentCount = 0;
     this.freeSlots.length = 0;
     this.slab = new Uint8Array(0);
     this.reader.close();

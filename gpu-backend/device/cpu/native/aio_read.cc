@@ -28,7 +28,6 @@ namespace moe {
 
 namespace {
 
-constexpr size_t kAlign = 4096;
 constexpr unsigned kDepth = 512;  // reads in flight at most (more go to the worker path)
 
 long sys_io_setup(unsigned nr, aio_context_t* ctx) { return syscall(SYS_io_setup, nr, ctx); }
@@ -158,9 +157,7 @@ class AioReader {
 
 std::unique_ptr<Napi::Promise> read_direct_aio(Napi::Env env, const std::string& path, uint64_t offset,
                                                size_t length, Napi::Uint8Array dest, size_t destOffset) {
-  if (length == 0 || offset % kAlign != 0 || length % kAlign != 0 ||
-      reinterpret_cast<uintptr_t>(dest.Data() + destOffset) % kAlign != 0)
-    return nullptr;
+  if (length == 0 || !direct_aligned(offset, length, dest.Data() + destOffset)) return nullptr;
   if (getenv("MOE_NO_AIO")) return nullptr;
   AioReader* r = AioReader::of(env);
   return r ? r->read(env, path, offset, length, dest, destOffset) : nullptr;

@@ -20,7 +20,7 @@
 namespace moe {
 
 namespace {
-constexpr size_t kAlign = 4096;
+constexpr size_t kAlign = kDirectAlign;
 constexpr size_t kBounce = 8u << 20;
 
 struct IoError {
@@ -60,9 +60,7 @@ void read_buffered(int fd, const std::string& path, uint64_t offset, size_t leng
 }
 
 void read_odirect(int fd, const std::string& path, uint64_t offset, size_t length, uint8_t* dst) {
-  const bool aligned =
-      offset % kAlign == 0 && length % kAlign == 0 && reinterpret_cast<uintptr_t>(dst) % kAlign == 0;
-  if (aligned) {
+  if (direct_aligned(offset, length, dst)) {
     const size_t got = pread_full(fd, dst, length, offset, path, true);
     if (got < length) short_read(path, offset, length, got);
     return;

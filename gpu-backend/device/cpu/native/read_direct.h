@@ -6,6 +6,13 @@
 #include <string>
 
 namespace moe {
+// O_DIRECT transfers need offset, length and memory address all multiples of this.
+constexpr size_t kDirectAlign = 4096;
+inline bool direct_aligned(uint64_t offset, size_t length, const void* dst) {
+  return offset % kDirectAlign == 0 && length % kDirectAlign == 0 &&
+         reinterpret_cast<uintptr_t>(dst) % kDirectAlign == 0;
+}
+
 // readDirect(path, offset, length, dest: Uint8Array, destOffset, direct = true) -> Promise<number>
 Napi::Value read_direct(const Napi::CallbackInfo& info);
 // The same read on a libuv worker thread (any alignment; buffered fallback; exact errors).
