@@ -87,7 +87,12 @@ function decodeWindow(timings: StreamTiming[]) {
       }
     }
   }
-  return { tokens, seconds: (end - start) / 1000, steps: last.steps - first.steps, hits: last.hits - first.hits };
+  return {
+    tokens,
+    seconds: (end - start) / 1000,
+    steps: last.steps - first.steps,
+    hits: last.hits - first.hits,
+  };
 }
 
 /** Dense bytes per step and bytes of one routed expert. */
