@@ -555,7 +555,10 @@ export class ExpertStore implements ExpertProvider {
     this.bytesInFlight += plan.readBytes;
     try {
       try {
-        await Promise.all(plan.ops.map((op) => this.readOp(op, plan, entry.slot)));
+        // Every op settles before the slot can go back to the free list (none still writing).
+        const results = await Promise.allSettled(plan.ops.map((op) => this.readOp(op, plan, entry.slot)));
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+        if (failed) throw failed.reason;
       } finally {
         this.bytesInFlight -= plan.readBytes;
       }

@@ -25,6 +25,8 @@ export function makeFakeModel(opts: {
   rows?: number;
   cols?: number;
   moeLayers?: boolean[];
+  /** Bytes between an expert's second and third matrix (default 4; past 8 KiB they are read apart). */
+  tensorGap?: number;
 }): FakeModel {
   const rows = opts.rows ?? 8;
   const cols = opts.cols ?? 24;
@@ -49,8 +51,9 @@ export function makeFakeModel(opts: {
         offset += matBytes;
         // A gap between some tensors, as between unrelated tensors of a real file.
         if (p === 1) {
-          chunks.push(new Uint8Array(4));
-          offset += 4;
+          const gap = opts.tensorGap ?? 4;
+          chunks.push(new Uint8Array(gap));
+          offset += gap;
         }
       }
       ranges.set(l * opts.numExperts + e, list);

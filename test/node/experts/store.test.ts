@@ -233,6 +233,45 @@ describe("ExpertStore", () => {
     expect(s.residentBytes()).toBeLessThanOrEqual(s.budgetBytes);
   });
 
+  it("a failed read of an expert read in several parts returns its slot only after every part settled", async () => {
+    // The third matrix lies far from the first two: two reads per expert. The first fails at
+    // once, the other is held; the acquire must not fail (and the slot be reused) while it is
+    // still writing into the slot.
+    const m = model({ ...base, tensorGap: 64 * 1024 });
+    const far = m.ckpt.expertRanges(1, 2)[2].offset;
+    let held: (() => void) | null = null;
+    let active = 0;
+    const inner = new BufferedReader();
+    const reader: BlockReader = {
+      kind: "buffered",
+      alloc: (bytes) => inner.alloc(bytes),
+      async read(file, offset, length, dest, destOffset) {
+        if (offset <= far && far < offset + length) throw new Error("EIO: injected read failure");
+        active++;
+        try {
+          if (!held) await new Promise<void>((r) => (held = r));
+          return await inner.read(file, offset, length, dest, destOffset);
+        } finally {
+          active--;
+        }
+      },
+      close: () => inner.close(),
+    };
+    const s = new ExpertStore(m.ckpt, { budget: "50%", maxExpertsPerStep: 2, reader });
+    let settled = false;
+    const acquire = s.acquire(1, [2]).finally(() => {
+      settled = true;
+    });
+    acquire.catch(() => {});
+    await new Promise((r) => setTimeout(r, 20));
+    expect(settled).toBe(false);
+    expect(active).toBe(1);
+    held!();
+    await expect(acquire).rejects.toThrow(/loading expert 2 of layer 1 failed: EIO/);
+    expect(active).toBe(0);
+    expect(s.residentSet().some(([l, e]) => l === 1 && e === 2)).toBe(false);
+  });
+
   it("truncated expert data fails with a clear error and the store keeps serving", async () => {
     const m = model(base);
     const s = new ExpertStore(m.ckpt, { budget: "50%", maxExpertsPerStep: 2, reader: defaultReader() });
