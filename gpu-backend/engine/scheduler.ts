@@ -161,6 +161,9 @@ export class Scheduler {
   private admit(): void {
     while (this.running.length < this.limits.maxRunning && this.waiting.length > 0) {
       const r = this.waiting.splice(this.nextWaiting(), 1)[0];
+      // Room for the whole prompt now: growing chunk by chunk would copy every layer's K/V (and
+      // fault its pages in) again at each doubling, on the time to first token.
+      r.cache.reserve(r.seq.prompt.length);
       if (this.prefixCache) {
         r.prefilled = this.prefixCache.restore(r.seq.prompt, r.cache);
         r.seq.cachedTokens = r.prefilled;

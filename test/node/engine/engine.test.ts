@@ -104,6 +104,26 @@ describe("scheduler", () => {
     expect(again.ids).toEqual(expectA.ids);
   });
 
+  it("sizes a sequence's KV cache for its whole prompt once, not at every prefill chunk", async () => {
+    const e = engines.llama4;
+    const prompt = Array.from({ length: 300 }, (_, i) => (i * 13 + 5) % 450);
+    const growths: number[] = [];
+    const reserve = KvCache.prototype.reserve;
+    KvCache.prototype.reserve = function (this: KvCache, tokens: number) {
+      const before = this.capacity;
+      reserve.call(this, tokens);
+      if (this.capacity !== before) growths.push(this.capacity);
+    };
+    try {
+      const one = await collect(e.generate(prompt, { ...greedy, maxTokens: 1 }));
+      expect(one.ids).toHaveLength(1);
+    } finally {
+      KvCache.prototype.reserve = reserve;
+    }
+    // Two prefill chunks (256 + 44 tokens), one allocation: every layer's K/V copied never.
+    expect(growths).toEqual([300]);
+  });
+
   it("an aborted request stops within a step and frees its slot", async () => {
     const e = engines.mixtral;
     const ctrl = new AbortController();
