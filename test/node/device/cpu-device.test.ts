@@ -210,30 +210,39 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
     },
   );
 
-  it("attention of a token does not depend on how many tokens share the call", () => {
-    const r = rng(77);
-    const [nHeads, nKvHeads, headDim, pos0, nTok] = [8, 2, 64, 40, 6];
-    const maxCtx = pos0 + nTok;
-    const base = {
-      kCache: randn(maxCtx * nKvHeads * headDim, r),
-      vCache: randn(maxCtx * nKvHeads * headDim, r),
-      nHeads,
-      nKvHeads,
-      headDim,
-      scale: 0.125,
-      chunkSize: 0,
-      window: 0,
-    };
-    const q = randn(nTok * nHeads * headDim, r);
-    const all = new Float32Array(q.length);
-    dev.attention({ ...base, q, out: all, nTok, pos0 });
-    const row = nHeads * headDim;
-    for (let t = 0; t < nTok; t++) {
-      const one = new Float32Array(row);
-      dev.attention({ ...base, q: q.subarray(t * row, (t + 1) * row), out: one, nTok: 1, pos0: pos0 + t });
-      expect(one).toEqual(all.subarray(t * row, (t + 1) * row));
-    }
-  });
+  // Prefill chunks (4+ tokens) read each KV head's rows from a contiguous copy; a single token
+  // reads the cache in place. Both must give the same bits.
+  it.each([
+    [8, 2, 64, 40, 6, 0],
+    [6, 2, 128, 100, 17, 32],
+    [6, 2, 20, 30, 5, 0],
+    [4, 4, 64, 0, 24, 0],
+  ])(
+    "attention of a token does not depend on how many tokens share the call (heads %i/%i dim %i pos0 %i nTok %i chunk %i)",
+    (nHeads, nKvHeads, headDim, pos0, nTok, chunkSize) => {
+      const r = rng(77 + headDim + nTok);
+      const maxCtx = pos0 + nTok;
+      const base = {
+        kCache: randn(maxCtx * nKvHeads * headDim, r),
+        vCache: randn(maxCtx * nKvHeads * headDim, r),
+        nHeads,
+        nKvHeads,
+        headDim,
+        scale: 0.125,
+        chunkSize,
+        window: 0,
+      };
+      const q = randn(nTok * nHeads * headDim, r);
+      const all = new Float32Array(q.length);
+      dev.attention({ ...base, q, out: all, nTok, pos0 });
+      const row = nHeads * headDim;
+      for (let t = 0; t < nTok; t++) {
+        const one = new Float32Array(row);
+        dev.attention({ ...base, q: q.subarray(t * row, (t + 1) * row), out: one, nTok: 1, pos0: pos0 + t });
+        expect(one).toEqual(all.subarray(t * row, (t + 1) * row));
+      }
+    },
+  );
 
   it("attentionMany equals one attention call per sequence, bit for bit", () => {
     const r = rng(78);

@@ -41,6 +41,10 @@ struct AttentionArgs {
   int nTok, nHeads, nKvHeads, headDim, pos0;
   float scale;
   int chunk, window;
+  // Where k and v rows sit: floats from one position to the next (0: nKvHeads * headDim, the cache
+  // layout), and the KV head k and v start at (a copy of one head's rows starts at that head).
+  size_t kvRow = 0;
+  int kvHead0 = 0;
 };
 
 // The vectorised kernels one instruction set provides. Each runs single-threaded on a slice;
