@@ -163,7 +163,13 @@ export class Scheduler {
       const r = this.waiting.splice(this.nextWaiting(), 1)[0];
       // Room for the whole prompt now: growing chunk by chunk would copy every layer's K/V (and
       // fault its pages in) again at each doubling, on the time to first token.
-      r.cache.reserve(r.seq.prompt.length);
+      try {
+        r.cache.reserve(r.seq.prompt.length);
+      } catch (err) {
+        // (The engine refuses prompts beyond the context before they get here.)
+        r.seq.onEnd(err instanceof Error ? err : new Error(String(err)));
+        continue;
+      }
       if (this.prefixCache) {
         r.prefilled = this.prefixCache.restore(r.seq.prompt, r.cache);
         r.seq.cachedTokens = r.prefilled;
