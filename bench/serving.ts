@@ -46,8 +46,6 @@ function percentile(xs: number[], p: number): number {
 interface StreamTiming {
   ttft: number;
   firstAt: number;
-  endAt: number;
-  tokens: number;
   /** When each token arrived, with the engine's step and expert-hit counters at that moment. */
   marks: { at: number; steps: number; hits: number }[];
 }
@@ -63,7 +61,7 @@ async function stream(engine: MoeEngine, ids: number[], p: SamplingParams): Prom
     });
   }
   const firstAt = marks[0]?.at ?? t0;
-  return { ttft: firstAt - t0, firstAt, endAt: performance.now(), tokens: marks.length, marks };
+  return { ttft: firstAt - t0, firstAt, marks };
 }
 
 /**

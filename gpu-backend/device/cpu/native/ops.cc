@@ -238,16 +238,16 @@ void attention_many(const KernelTable* k, int threads, const std::vector<Attenti
   for (int s = 0; s < static_cast<int>(seqs.size()); s++) {
     const AttentionArgs& a = seqs[s];
     const bool gather = a.nTok >= kGatherTokens;
-    const int per = gather ? 1 : (a.nKvHeads + std::min(split, a.nKvHeads) - 1) / std::min(split, a.nKvHeads);
+    const int heads = gather ? 1 : (a.nKvHeads + std::min(split, a.nKvHeads) - 1) / std::min(split, a.nKvHeads);
     if (gather) {
       for (int h = 0; h < a.nKvHeads; h++)
         for (int t = 0; t < a.nTok; t++) items.push_back({s, t, h, h + 1});
     } else {
       for (int t = 0; t < a.nTok; t++)
-        for (int h = 0; h < a.nKvHeads; h += per) items.push_back({s, t, h, std::min(a.nKvHeads, h + per)});
+        for (int h = 0; h < a.nKvHeads; h += heads) items.push_back({s, t, h, std::min(a.nKvHeads, h + heads)});
     }
     const int maxKeys = a.pos0 + a.nTok;
-    scratch = std::max(scratch, static_cast<size_t>(per) * (a.nHeads / a.nKvHeads) * maxKeys);
+    scratch = std::max(scratch, static_cast<size_t>(heads) * (a.nHeads / a.nKvHeads) * maxKeys);
     work += static_cast<double>(a.nTok) * a.nHeads * maxKeys * a.headDim;
   }
   const int n = static_cast<int>(items.size());
