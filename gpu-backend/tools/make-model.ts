@@ -14,6 +14,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TensorToWrite, writeShardedSafetensors } from "../formats/safetensors.js";
 import { parseConfig } from "../model/config.js";
+import { stringifyConfig } from "../model/config-json.js";
 import { dtypeBytes, fillTensor, type GenDType, type InitSpec, type Scratch } from "../model/init.js";
 import { type ConfigJson, type PresetName, presetConfig } from "../model/presets.js";
 import type { Family, ModelConfig } from "../model/types.js";
@@ -256,7 +257,7 @@ export function makeModel(opts: MakeModelOptions): MakeModelResult {
   });
 
   const tokCfg = { ...tokenizer.tokenizerConfig, model_max_length: mc.maxPositions };
-  writeFileSync(join(opts.out, "config.json"), json(config));
+  writeFileSync(join(opts.out, "config.json"), stringifyConfig(config));
   writeFileSync(
     join(opts.out, "generation_config.json"),
     json(generationConfig(opts.family, config, tokenizer)),

@@ -16,6 +16,7 @@ import { dequantize, quantizeQ4, quantizeQ8 } from "../device/f16.js";
 import { type TensorToWrite, writeShardedSafetensors } from "../formats/safetensors.js";
 import { denseSpecs, EXPERT_PARTS } from "../model/canonical.js";
 import { HfCheckpoint, perExpertDiskName, QUANT_METHOD } from "../model/checkpoint-hf.js";
+import { stringifyConfig } from "../model/config-json.js";
 
 export type QuantBits = 8 | 4;
 
@@ -135,7 +136,7 @@ export function quantizeCheckpoint(
       ...c.raw,
       quantization_config: { quant_method: QUANT_METHOD, bits, group_size: 32, modules: "experts+dense" },
     };
-    writeFileSync(join(outDir, "config.json"), `${JSON.stringify(raw, null, 2)}\n`);
+    writeFileSync(join(outDir, "config.json"), stringifyConfig(raw));
     for (const f of readdirSync(inDir)) {
       if (isModelFile(f)) continue;
       const src = join(inDir, f);

@@ -7,7 +7,8 @@
  *     tokens must be identical, logits within bf16 tolerance;
  *  3. compares the CUDA device's logits and tokens with Hugging Face transformers (python3) on the
  *     same checkpoint files;
- *  4. runs the Scout-layer paging benchmark (bench-scout.ts) at budgets 100/50/25%;
+ *  4. times each op at the Scout layer's shapes (ops-bench.ts; int8 vs f32 activations);
+ *  5. runs the Scout-layer paging benchmark (bench-scout.ts) at budgets 100/50/25%;
  * and writes everything as JSON after every phase (so a time-out still leaves results).
  *
  *   node gpu-main.mjs --out DIR [--work DIR] [--deadline-s 420] [--layers 48] [--tokens 32]
@@ -26,6 +27,7 @@ import type { Family } from "../../gpu-backend/model/types.js";
 import { makeModel } from "../../gpu-backend/tools/make-model.js";
 import { quantizeCheckpoint } from "../../gpu-backend/tools/quantize.js";
 import { runScoutBench, type ScoutBenchResult } from "./bench-scout.js";
+import { type OpRow, runOpsBench } from "./ops-bench.js";
 import { BF16_LOGIT_TOLERANCE, compareRuns, type GreedyRun, greedy, relErr } from "./parity-lib.js";
 
 const { values: args } = parseArgs({
@@ -78,6 +80,7 @@ const report: {
   parity: ParityRow[];
   hf: HfRow[];
   bench?: ScoutBenchResult;
+  ops?: OpRow[];
   errors: string[];
   command: string;
 } = {
@@ -172,6 +175,17 @@ async function main(): Promise<number> {
       save();
     }
     report.summary.hf_ok = report.hf.length > 0 && report.hf.every((r) => r.ok);
+    save();
+  }
+
+  // ---- Per-op timings at the Scout shapes ----
+  if (!args["skip-bench"]) {
+    try {
+      report.ops = runOpsBench(cuda.addon, log);
+    } catch (err) {
+      report.errors.push(`ops: ${(err as Error).stack ?? err}`);
+      log(`ops failed: ${(err as Error).message}`);
+    }
     save();
   }
 

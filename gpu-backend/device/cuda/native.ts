@@ -143,6 +143,11 @@ export interface CudaAddon {
   memReadBandwidth(bytes: number): number;
   /** Pinned host -> device copy bandwidth on the copy stream, GB/s. */
   h2dBandwidth(bytes: number): number;
+  /**
+   * q8/q4 matvecs quantize activations to int8 per 32-block like the CPU device (true, the
+   * default) or keep them in f32 (false; slower, kept for comparison). Returns the old setting.
+   */
+  setInt8Matvec(on: boolean): boolean;
   /** Above this many tokens matmul dequantizes and runs a GEMM. */
   readonly gemmMinTokens: number;
 }

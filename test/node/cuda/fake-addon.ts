@@ -16,6 +16,7 @@ export class FakeCudaAddon implements CudaAddon {
   readonly buffers = new Map<number, Uint8Array>();
   private next = 1;
   private readonly ref = new ReferenceDevice();
+  private int8Matvec = true;
   /** Bytes written host -> device (all paths), for assertions. */
   written = 0;
   allocs = 0;
@@ -253,6 +254,12 @@ export class FakeCudaAddon implements CudaAddon {
       const f = this.f32(id, off, count);
       for (let i = 0; i < count; i++) f[i] = lo + (hi - lo) * next();
     }
+  }
+  /** Recorded only: the emulator's matmul keeps activations in f32 either way. */
+  setInt8Matvec(on: boolean): boolean {
+    const old = this.int8Matvec;
+    this.int8Matvec = on;
+    return old;
   }
   /** Fixed figures: the emulator has no bandwidth of its own. */
   memReadBandwidth(): number {

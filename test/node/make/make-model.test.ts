@@ -149,6 +149,13 @@ describe.each(["llama4", "mixtral", "qwen3moe"] as const)("make %s tiny", (famil
     if (family === "qwen3moe") expect(c.mlp_only_layers).toEqual([0]);
   });
 
+  it("config.json keeps float fields' decimal point, as transformers' strict configs require", () => {
+    const text = readFileSync(join(dir, "config.json"), "utf8");
+    expect(text).toMatch(/"rope_theta": \d+\.0,/);
+    expect(text).toContain('"attention_dropout": 0.0,');
+    if (family !== "qwen3moe") expect(text).toContain('"router_jitter_noise": 0.0,');
+  });
+
   it("tensor names, shapes and dtype match the family's released layout", () => {
     const c = readJson(join(dir, "config.json"));
     const got = shapes(dir);

@@ -45,6 +45,11 @@ struct Ctx {
   std::vector<uint32_t> freeEvents;
   float* dq = nullptr;  // dequantized weight rows for the GEMM path
   size_t dqBytes = 0;
+  void* xq = nullptr;  // int8-quantized activations of the q8/q4 matvec
+  size_t xqBytes = 0;
+  // q8/q4 matvecs quantize activations to int8 as the CPU device does (MOE_CUDA_F32_MATVEC=1 or
+  // setInt8Matvec(false) keeps them in f32: the slower path, kept for comparison).
+  bool int8Matvec = true;
   float* sink = nullptr;
 };
 
@@ -87,6 +92,7 @@ bool init() {
     return false;
   }
   load_cublas(g.cublas, g.compute);
+  if (const char* f = std::getenv("MOE_CUDA_F32_MATVEC"); f && *f && *f != '0') g.int8Matvec = false;
   g.ok = true;
   return true;
 }
@@ -366,6 +372,19 @@ Napi::Value Sync(const Napi::CallbackInfo& info) {
 
 // ---- ops (enqueued on the compute stream) ----
 
+// The quantized-activation scratch, grown to at least `bytes` (ops on the one compute stream run
+// in order, so one buffer serves every matmul; cudaFree waits for the work still using it).
+void* activation_scratch(const Napi::Env& env, size_t bytes) {
+  if (g.xqBytes < bytes) {
+    if (g.xq) check(env, cudaFree(g.xq), "free scratch");
+    g.xq = nullptr;
+    g.xqBytes = 0;
+    check(env, cudaMalloc(&g.xq, bytes), "activation scratch");
+    g.xqBytes = bytes;
+  }
+  return g.xq;
+}
+
 // matmul(out, outOff, x, xOff, n, dtype, rows, cols, w, wOff, s, sOff)
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
@@ -379,10 +398,22 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
                                           dptr(env, znum(info, 10), znum(info, 11), size_t(rows) * cols / 32 * 2))
                                     : nullptr;
   if (n < kGemmMinTokens) {
-    check(env, launch_matvec(g.compute, out, x, n, dtype, rows, cols, w, sc), "matvec");
+    if (g.int8Matvec && dtype >= kQ8) {
+      // Sized for the largest matvec (kGemmMinTokens - 1 tokens) of this width at once.
+      void* xq = activation_scratch(env, matvec_q8x_scratch_bytes(kGemmMinTokens - 1, cols));
+      check(env, launch_matvec_q8x(g.compute, out, x, n, dtype, rows, cols, w, sc, xq), "matvec");
+    } else {
+      check(env, launch_matvec(g.compute, out, x, n, dtype, rows, cols, w, sc), "matvec");
+    }
     return env.Undefined();
   }
-  // Prefill: dequantize row chunks to f32 and run an FP32 GEMM (cuBLAS when loaded).
+  // Prefill: dequantize row chunks to f32 and run an FP32 GEMM (cuBLAS when loaded); for q8/q4
+  // the activations are rounded as the int8 matvec rounds them, so prefill and decode agree.
+  if (g.int8Matvec && dtype >= kQ8) {
+    float* xf = static_cast<float*>(activation_scratch(env, size_t(n) * cols * 4));
+    check(env, launch_fake_quantize_x(g.compute, xf, x, size_t(n) * cols), "quantize");
+    x = xf;
+  }
   const size_t rowBytes = size_t(cols) * 4;
   const int chunk = static_cast<int>(std::max<size_t>(1, std::min<size_t>(rows, kDequantChunkBytes / rowBytes)));
   if (dtype != kF32 && g.dqBytes < size_t(chunk) * rowBytes) {
@@ -510,6 +541,13 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// setInt8Matvec(on): q8/q4 matvecs on int8 activations (default) or f32 ones; returns the old value.
+Napi::Value SetInt8Matvec(const Napi::CallbackInfo& info) {
+  const bool old = g.int8Matvec;
+  g.int8Matvec = flag(info, 0);
+  return Napi::Boolean::New(info.Env(), old);
+}
+
 // memReadBandwidth(bytes): best of 5 streaming reads of a device buffer, GB/s (1e9 B/s).
 Napi::Value MemReadBandwidth(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
@@ -598,6 +636,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"fill", Fill},
       {"memReadBandwidth", MemReadBandwidth},
       {"h2dBandwidth", H2DBandwidth},
+      {"setInt8Matvec", SetInt8Matvec},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
   exports.Set("gemmMinTokens", Napi::Number::New(env, kGemmMinTokens));

@@ -199,6 +199,132 @@ __global__ void __launch_bounds__(kMatvecWarps* kWarp)
   }
 }
 
+// One lane's element of a 32-block quantized to int8 (the whole warp holds the block); db = the
+// block's scale.
+__device__ __forceinline__ int quantize_lane(float v, float& db) {
+  float amax = fabsf(v);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  db = amax / 127.f;
+  const float id = db != 0.f ? 1.f / db : 0.f;
+  return max(-128, min(127, __float2int_rn(v * id)));
+}
+
+// The prefill GEMM's activations rounded the same way and written back as floats (q * d): with
+// dequantized weights the f32 GEMM then sums the same products as the int8 decode path.
+__global__ void fake_quantize_x_kernel(const float* __restrict__ x, size_t blocks, float* __restrict__ out) {
+  const size_t b = (blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x) / kWarp;
+  const int lane = threadIdx.x & 31;
+  if (b >= blocks) return;
+  float db;
+  const int qi = quantize_lane(x[b * 32 + lane], db);
+  out[b * 32 + lane] = static_cast<float>(qi) * db;
+}
+
+// Activations quantized as the CPU's VNNI path does (isa_avx512vnni.cc quantize_x): per block of
+// 32, d = amax / 127, q = round-to-nearest-even(x / d) saturated to int8, and the block's integer
+// sum. One warp per block, a lane per element; the same IEEE operations give the same bytes.
+__global__ void quantize_x_kernel(const float* __restrict__ x, size_t blocks, int8_t* __restrict__ q,
+                                  float* __restrict__ d, int* __restrict__ sum) {
+  const size_t b = (blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x) / kWarp;
+  const int lane = threadIdx.x & 31;
+  if (b >= blocks) return;
+  float db;
+  const int qi = quantize_lane(x[b * 32 + lane], db);
+  q[b * 32 + lane] = static_cast<int8_t>(qi);
+  int s = qi;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (lane == 0) {
+    d[b] = db;
+    sum[b] = s;
+  }
+}
+
+// Q8_0 / Q4_0 matvec on int8 activations: per (row, block) the exact int32 sum of the products
+// with dp4a (4 products per instruction instead of 4 conversions and 4 FMAs, and a quarter of the
+// activation bytes from L1), then one fma with d_w * d_x, as the CPU does. One warp per row.
+template <int DT, int NT>
+__global__ void __launch_bounds__(kMatvecWarps* kWarp)
+    matvec_q8x_kernel(float* __restrict__ out, const int8_t* __restrict__ xq, const float* __restrict__ xd,
+                      const int* __restrict__ xs, int n, int rows, int cols, const void* __restrict__ w,
+                      const uint16_t* __restrict__ scales) {
+  constexpr int U = NT == 1 ? 4 : 2;  // weight blocks in flight per lane
+  const int lane = threadIdx.x & 31;
+  const int row = blockIdx.x * kMatvecWarps + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const int nb = cols / 32;
+  constexpr int kBytes = DT == kQ8 ? 32 : 16;
+  const uint8_t* wr = static_cast<const uint8_t*>(w) + static_cast<size_t>(row) * nb * kBytes;
+  const uint16_t* sr = scales + static_cast<size_t>(row) * nb;
+  for (int t0 = 0; t0 < n; t0 += NT) {
+    const int nt = min(NT, n - t0);
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.f;
+    for (int b0 = lane; b0 < nb; b0 += kWarp * U) {
+      uint4 raw[U][kBytes / 16];
+      float dw[U];
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        const int b = b0 + u * kWarp;
+        if (b < nb) {
+          const uint4* wb = reinterpret_cast<const uint4*>(wr + static_cast<size_t>(b) * kBytes);
+#pragma unroll
+          for (int h = 0; h < kBytes / 16; h++) raw[u][h] = __ldg(wb + h);
+          dw[u] = h2f(__ldg(sr + b));
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        const int b = b0 + u * kWarp;
+        if (b >= nb) continue;
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+          if (t < nt) {
+            const size_t tb = static_cast<size_t>(t0 + t) * nb + b;
+            const int4* xv = reinterpret_cast<const int4*>(xq + tb * 32);
+            const int4 lo = __ldg(xv), hi = __ldg(xv + 1);
+            int s;
+            if constexpr (DT == kQ8) {
+              const uint4 a = raw[u][0], c = raw[u][1];
+              s = __dp4a(static_cast<int>(a.x), lo.x, 0);
+              s = __dp4a(static_cast<int>(a.y), lo.y, s);
+              s = __dp4a(static_cast<int>(a.z), lo.z, s);
+              s = __dp4a(static_cast<int>(a.w), lo.w, s);
+              s = __dp4a(static_cast<int>(c.x), hi.x, s);
+              s = __dp4a(static_cast<int>(c.y), hi.y, s);
+              s = __dp4a(static_cast<int>(c.z), hi.z, s);
+              s = __dp4a(static_cast<int>(c.w), hi.w, s);
+            } else {
+              // Byte j holds element j (low nibble) and j + 16 (high); nibbles are q + 8.
+              constexpr uint32_t m = 0x0f0f0f0fu;
+              const uint4 a = raw[u][0];
+              s = __dp4a(static_cast<int>(a.x & m), lo.x, 0);
+              s = __dp4a(static_cast<int>(a.y & m), lo.y, s);
+              s = __dp4a(static_cast<int>(a.z & m), lo.z, s);
+              s = __dp4a(static_cast<int>(a.w & m), lo.w, s);
+              s = __dp4a(static_cast<int>((a.x >> 4) & m), hi.x, s);
+              s = __dp4a(static_cast<int>((a.y >> 4) & m), hi.y, s);
+              s = __dp4a(static_cast<int>((a.z >> 4) & m), hi.z, s);
+              s = __dp4a(static_cast<int>((a.w >> 4) & m), hi.w, s);
+              s -= 8 * __ldg(xs + tb);
+            }
+            acc[t] = fmaf(static_cast<float>(s), dw[u] * __ldg(xd + tb), acc[t]);
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+      if (t < nt) {
+        const float v = warp_sum(acc[t]);
+        if (lane == 0) out[static_cast<size_t>(t0 + t) * rows + row] = v;
+      }
+    }
+  }
+}
+
 // Any dtype, any alignment: one warp per row, one element per lane step.
 __global__ void matvec_generic_kernel(float* out, const float* x, int n, int rows, int cols, int dtype, const void* w,
                                       const uint16_t* scales) {
@@ -453,6 +579,48 @@ unsigned grid_for(size_t work, unsigned block, unsigned cap = 65535u * 4) {
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 }  // namespace
+
+size_t matvec_q8x_scratch_bytes(int n, int cols) {
+  const size_t blocks = static_cast<size_t>(n) * (cols / 32);
+  return blocks * 32 + blocks * 8 + 256;
+}
+
+cudaError_t launch_fake_quantize_x(cudaStream_t s, float* out, const float* x, size_t len) {
+  const size_t blocks = len / 32;
+  if (blocks == 0) return cudaSuccess;
+  fake_quantize_x_kernel<<<static_cast<unsigned>((blocks * kWarp + 255) / 256), 256, 0, s>>>(x, blocks, out);
+  return cudaGetLastError();
+}
+
+template <int DT>
+static void launch_q8x(cudaStream_t s, dim3 grid, dim3 block, float* out, const int8_t* q, const float* d,
+                       const int* sum, int n, int rows, int cols, const void* w, const uint16_t* scales) {
+  if (n == 1)
+    matvec_q8x_kernel<DT, 1><<<grid, block, 0, s>>>(out, q, d, sum, n, rows, cols, w, scales);
+  else if (n <= 4)
+    matvec_q8x_kernel<DT, 4><<<grid, block, 0, s>>>(out, q, d, sum, n, rows, cols, w, scales);
+  else
+    matvec_q8x_kernel<DT, kMatvecTokens><<<grid, block, 0, s>>>(out, q, d, sum, n, rows, cols, w, scales);
+}
+
+cudaError_t launch_matvec_q8x(cudaStream_t s, float* out, const float* x, int n, int dtype, int rows, int cols,
+                              const void* w, const uint16_t* scales, void* scratch) {
+  if (n <= 0 || rows <= 0) return cudaSuccess;
+  if ((dtype != kQ8 && dtype != kQ4) || cols % 32 != 0 || !aligned16(w) || scales == nullptr)
+    return launch_matvec(s, out, x, n, dtype, rows, cols, w, scales);
+  const size_t blocks = static_cast<size_t>(n) * (cols / 32);
+  // Layout in scratch: int8 q[blocks * 32], then f32 d[blocks], then i32 sum[blocks] (all 16-aligned).
+  int8_t* q = static_cast<int8_t*>(scratch);
+  float* d = reinterpret_cast<float*>(q + blocks * 32);
+  int* sum = reinterpret_cast<int*>(d + ((blocks + 3) & ~size_t(3)));
+  quantize_x_kernel<<<static_cast<unsigned>((blocks * kWarp + 255) / 256), 256, 0, s>>>(x, blocks, q, d, sum);
+  const dim3 grid((rows + kMatvecWarps - 1) / kMatvecWarps), block(kMatvecWarps * kWarp);
+  if (dtype == kQ8)
+    launch_q8x<kQ8>(s, grid, block, out, q, d, sum, n, rows, cols, w, scales);
+  else
+    launch_q8x<kQ4>(s, grid, block, out, q, d, sum, n, rows, cols, w, scales);
+  return cudaGetLastError();
+}
 
 template <int NT>
 cudaError_t launch_matvec_nt(cudaStream_t s, dim3 grid, dim3 block, float* out, const float* x, int n, int dtype,

@@ -17,6 +17,15 @@ constexpr int kMatvecTokens = 8;
 // out[n, rows] = x[n, cols] . W^T with W stored as `dtype` (scales: f16 per 32 elements, q8/q4).
 cudaError_t launch_matvec(cudaStream_t s, float* out, const float* x, int n, int dtype, int rows, int cols,
                           const void* w, const uint16_t* scales);
+// As launch_matvec for q8/q4 weights, with the activations first quantized to int8 per 32-block
+// exactly as the CPU's VNNI kernels do (so both devices compute the same integer block sums);
+// `scratch` holds matvec_q8x_scratch_bytes(n, cols). Other dtypes fall back to launch_matvec.
+size_t matvec_q8x_scratch_bytes(int n, int cols);
+cudaError_t launch_matvec_q8x(cudaStream_t s, float* out, const float* x, int n, int dtype, int rows, int cols,
+                              const void* w, const uint16_t* scales, void* scratch);
+// out[len] = x rounded to int8 per 32-block as launch_matvec_q8x does, then scaled back to f32
+// (len % 32 == 0): the prefill GEMM's activations for q8/q4 weights.
+cudaError_t launch_fake_quantize_x(cudaStream_t s, float* out, const float* x, size_t len);
 // Dequantize rows [r0, r0 + nr) of W into dst[nr, cols] f32 (for the cuBLAS / tiled GEMM path).
 cudaError_t launch_dequant_rows(cudaStream_t s, float* dst, int dtype, int r0, int nr, int cols, const void* w,
                                 const uint16_t* scales);
