@@ -16,6 +16,7 @@ import type { ExpertProvider } from "../../gpu-backend/experts/provider.js";
 import { ExpertStore } from "../../gpu-backend/experts/store.js";
 import { openCheckpoint } from "../../gpu-backend/model/checkpoint.js";
 import type { ExpertWeights } from "../../gpu-backend/model/types.js";
+import { measureRamBandwidth } from "./paging-measure.js";
 
 export const THREADS = 2;
 
@@ -54,6 +55,8 @@ export interface RunResult {
   ids: number[];
   /** "direct" (O_DIRECT) or "buffered": how the store read experts; null when eager. */
   reader: string | null;
+  /** RAM read bandwidth (bytes/s) probed right before and right after the measured request. */
+  ram_Bps: [number, number];
 }
 
 function promptIds(len: number, vocab: number, seed: number): number[] {
@@ -92,6 +95,7 @@ export async function runOnce(model: string, cfg: RunConfig): Promise<RunResult>
   }
   if (cfg.fill && engine.experts instanceof ExpertStore) await engine.experts.fill();
   const prompt = promptIds(cfg.promptLen, vocab, cfg.seed);
+  const ramBefore = measureRamBandwidth(THREADS);
   const s0 = engine.experts.stats();
   const tReq = performance.now();
   let tFirst = 0;
@@ -106,6 +110,7 @@ export async function runOnce(model: string, cfg: RunConfig): Promise<RunResult>
   }
   const tEnd = performance.now();
   const s2 = engine.experts.stats();
+  const ramAfter = measureRamBandwidth(THREADS);
   const reader = engine.experts instanceof ExpertStore ? engine.experts.report().reader : null;
   engine.close();
   return {
@@ -119,6 +124,7 @@ export async function runOnce(model: string, cfg: RunConfig): Promise<RunResult>
     request_paging: diff(s0, s2),
     ids,
     reader,
+    ram_Bps: [ramBefore, ramAfter],
   };
 }
 

@@ -31,6 +31,12 @@ export function pagingPrometheus(report: StoreReport, model: string): string {
   total("resident_bytes", "gauge", "Memory held for routed experts now.", t.resident_bytes);
   total("budget_bytes", "gauge", "Hard memory budget for routed experts.", report.budget_bytes);
   total("hit_rate", "gauge", "hits / (hits + misses) since start.", t.hit_rate);
+  total(
+    "cache_hit_rate",
+    "gauge",
+    "Hits no read for that step supplied (prefetches that landed in time excluded) / acquisitions.",
+    t.cache_hit_rate,
+  );
   total("prefetch_precision", "gauge", "prefetch_used / prefetch_issued since start.", t.prefetch_precision);
   total(
     "prefetch_recall",

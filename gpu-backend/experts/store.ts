@@ -36,6 +36,8 @@ interface Entry {
   ready: Promise<Entry>;
   /** Loaded by a hint and not used by a step yet. */
   prefetchedUnused: boolean;
+  /** For a hint's load: the acquire of its layer the guess was for (see cacheHits); else -1. */
+  guessFor: number;
   /** The device adopted the weights (its layout, in place); done at the first hit. */
   adopted: boolean;
 }
@@ -119,6 +121,14 @@ export class ExpertStore implements ExpertProvider {
   private failedAcquires = 0;
   /** Experts already resident when acquire() was called (hits count those resident when awaited). */
   private hitsAtCall = 0;
+  /**
+   * Hits a read for this very step did not supply: experts resident from earlier steps, including
+   * a guess's expert that its own step did not use. Hits minus these are prefetches that arrived in
+   * time: reads the step needed, moved earlier (what T(h)'s disk term counts; see stats()).
+   */
+  private cacheHits = 0;
+  /** Acquires per layer so far (a guess names the next one of its layer). */
+  private readonly layerAcquires: Int32Array;
   /** Bytes of loads started and not finished (demand and prefetch). */
   private bytesInFlight = 0;
   /** The layer of the step running now (its acquire() was the last one). */
@@ -133,6 +143,7 @@ export class ExpertStore implements ExpertProvider {
     const c = ckpt.config;
     this.numExperts = c.numExperts;
     this.numLayers = c.numLayers;
+    this.layerAcquires = new Int32Array(c.numLayers);
     this.reader = opts.reader ?? defaultReader();
     this.prefetchEnabled = opts.prefetch ?? true;
     const sizes = new Map<string, number>();
@@ -305,6 +316,7 @@ export class ExpertStore implements ExpertProvider {
       found.push(entry);
     }
     this.scoreGuess(layer, experts);
+    this.layerAcquires[layer]++;
     this.stepLayer = layer;
     this.pinned = new Set(experts.map((e) => layer * this.numExperts + e));
     this.acquires++;
@@ -369,6 +381,7 @@ export class ExpertStore implements ExpertProvider {
       );
     }
     this.scoreGuess(layer, experts);
+    this.layerAcquires[layer]++;
     this.stepLayer = layer;
     const keys = experts.map((e) => {
       if (!Number.isInteger(e) || e < 0 || e >= this.numExperts)
@@ -461,6 +474,7 @@ export class ExpertStore implements ExpertProvider {
    */
   private useResident(entry: Entry): ExpertWeights {
     this.counters.add("hits", entry.key);
+    if (!entry.prefetchedUnused || entry.guessFor !== this.layerAcquires[entry.layer]) this.cacheHits++;
     this.notePrefetchUse(entry);
     this.policy.onUse(entry.key);
     const w = entry.weights!;
@@ -531,6 +545,7 @@ export class ExpertStore implements ExpertProvider {
       weights: null,
       ready: Promise.resolve(null as unknown as Entry),
       prefetchedUnused: prefetch,
+      guessFor: prefetch ? this.layerAcquires[layer] + 1 : -1,
       adopted: false,
     };
     entry.ready = this.load(entry);
@@ -656,6 +671,7 @@ export class ExpertStore implements ExpertProvider {
       acquired_experts: this.acquiredExperts,
       hits: k.total("hits"),
       hits_at_call: this.hitsAtCall,
+      cache_hits: this.cacheHits,
       misses: k.total("misses"),
       misses_inflight: this.missesInflight,
       loads: k.total("loads"),
@@ -683,6 +699,9 @@ export class ExpertStore implements ExpertProvider {
     const totals = {
       ...s,
       hit_rate: ratio(s.hits, s.hits + s.misses),
+      // Served by the cache itself: resident without a read made for this step (prefetches that
+      // landed in time are hits, but their reads were still needed).
+      cache_hit_rate: ratio(s.cache_hits, s.hits + s.misses),
       // Resident, or already being read because a guess asked for it before the step did.
       covered_rate: ratio(s.hits + s.misses_inflight, s.hits + s.misses),
       // Of the prefetches whose fate is known (used by a step, or evicted unused), the share used.

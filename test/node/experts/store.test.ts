@@ -338,6 +338,22 @@ describe("ExpertStore", () => {
     expect(s.residentBytes()).toBeLessThanOrEqual(s.budgetBytes);
   });
 
+  it("counts as cache hits only what no read for that very step supplied", async () => {
+    const m = model(base);
+    const s = new ExpertStore(m.ckpt, { budget: "25%", maxExpertsPerStep: 2, reader: new BufferedReader() });
+    await s.acquire(0, [0]); // demand load: a miss
+    await s.acquire(0, [0]); // resident from the step before: a cache hit
+    expect(s.stats()).toMatchObject({ hits: 1, cache_hits: 1 });
+    s.hint(1, [2, 3]);
+    await s.settled();
+    await s.acquire(1, [2]); // the guess for this step, landed in time: a hit, not from the cache
+    expect(s.stats()).toMatchObject({ hits: 2, cache_hits: 1, prefetch_used: 1 });
+    await s.acquire(1, [3]); // the same guess, wrong for its step, used by a later one: cached
+    expect(s.stats()).toMatchObject({ hits: 3, cache_hits: 2, prefetch_used: 2 });
+    await s.acquire(1, [2]);
+    expect(s.stats()).toMatchObject({ hits: 4, cache_hits: 3, misses: 1 });
+  });
+
   it("refuses an acquire larger than its capacity and ids out of range", async () => {
     const m = model(base);
     const s = new ExpertStore(m.ckpt, { budget: "2", maxExpertsPerStep: 0, reader: new BufferedReader() })
