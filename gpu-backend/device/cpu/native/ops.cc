@@ -76,10 +76,13 @@ static int row_align(const MatmulArgs& a) {
 // thread, so a thread that loses its core for a moment leaves little behind for the others.
 constexpr double kMinStreamChunk = 512 * 1024;
 static bool streams(const MatmulArgs& a) { return a.n <= 4; }
-static int min_chunk_rows(const MatmulArgs& a) {
+static int min_chunk_rows(const MatmulArgs& a, int threads) {
   if (!streams(a)) return 1;
   const int align = row_align(a);
-  const int rows = static_cast<int>(kMinStreamChunk / a.cols);
+  // ... but a smaller matrix still gets a chunk per thread: one core streams about half of what
+  // two do (a 512x512 q8 o_proj alone on one thread took ~16 us of a Maverick-like token's ~2 ms).
+  const int perThread = (a.rows + threads - 1) / threads;
+  const int rows = std::min(static_cast<int>(kMinStreamChunk / a.cols), perThread);
   return std::max(align, (rows + align - 1) / align * align);
 }
 
@@ -89,7 +92,7 @@ void matmul(const KernelTable* k, int threads, const MatmulArgs& args) {
   const double work = static_cast<double>(a.rows) * a.cols * a.n;
   parallel_chunks(
       threads, a.rows, row_align(a), work >= 32768, [&](int r0, int r1) { k->matmul_rows(a, r0, r1); },
-      min_chunk_rows(a));
+      min_chunk_rows(a, threads));
 }
 
 void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& jobs) {
@@ -118,13 +121,21 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
   };
   std::vector<Chunk> dense, stream;
   const double target = work / (threads * 8);
-  for (int j = 0; j < static_cast<int>(jobs.size()); j++) {
-    const MatmulArgs& a = jobs[j];
-    const double rowWork = static_cast<double>(a.cols) * a.n;
-    const int align = row_align(a);
-    int per = static_cast<int>(target / rowWork);
-    per = std::max({align, min_chunk_rows(a), (per + align - 1) / align * align});
-    for (int r = 0; r < a.rows; r += per) (streams(a) ? stream : dense).push_back({j, r, std::min(a.rows, r + per)});
+  // Jobs are spread over the threads whole; each is split for the threads too only when there
+  // are fewer chunks than threads (small jobs otherwise start more streams for nothing).
+  for (int split : {1, threads}) {
+    dense.clear();
+    stream.clear();
+    for (int j = 0; j < static_cast<int>(jobs.size()); j++) {
+      const MatmulArgs& a = jobs[j];
+      const double rowWork = static_cast<double>(a.cols) * a.n;
+      const int align = row_align(a);
+      int per = static_cast<int>(target / rowWork);
+      per = std::max({align, min_chunk_rows(a, split), (per + align - 1) / align * align});
+      for (int r = 0; r < a.rows; r += per)
+        (streams(a) ? stream : dense).push_back({j, r, std::min(a.rows, r + per)});
+    }
+    if (dense.size() + stream.size() >= static_cast<size_t>(threads)) break;
   }
   std::vector<Chunk> chunks;
   chunks.reserve(dense.size() + stream.size());
