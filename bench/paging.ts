@@ -42,10 +42,12 @@ const BUDGETS = [100, 50, 25, 12.5];
 const SECTIONS = (process.env.BENCH_PAGING_SECTIONS ?? "sweep,capped,cold").split(",");
 const MIB = 1024 * 1024;
 const REPEATS = Number(process.env.BENCH_PAGING_REPEATS ?? 2);
+/** Measured requests per run (RunConfig.requests). */
+const REQUESTS = Number(process.env.BENCH_PAGING_REQUESTS ?? 3);
 
 const NOTES = [
   "Experts are read with O_DIRECT (page cache bypassed) by the store's DirectReader; dense weights load eagerly through the page cache.",
-  "decode tok/s: of 2 runs (fresh engine each) per row, the one nearer its limit (see T(h)); steady state, after a warm-up request on another prompt (64-token prompt + 8 decoded tokens for Scout-like, 256-token prompt + 40 decoded tokens for Maverick-like); then whatever budget the warm-up left free is filled with experts nobody asked for yet (ExpertStore.fill, layer by layer round-robin, no evictions), so a row measures a full cache (at 100% every expert resident) and not the first touches of a cache still filling, which are what the cold-start section measures (before: the 100% rows and the Maverick-like 50% rows counted ~5-40% cold first touches). The measured request is a 16-token prompt + 24 (Scout-like) / 32 (Maverick-like) decoded tokens; counters cover its decode phase.",
+  `decode tok/s: of ${REPEATS} runs (fresh engine each) per row, each measuring ${REQUESTS} requests after one warm-up, the request nearest its own limit (see T(h); this VM's speed moves from one window to the next: the same Maverick-like decode took 1.6 to 2.4 ms/token in consecutive 40-token windows); steady state, after a warm-up request on another prompt (64-token prompt + 8 decoded tokens for Scout-like, 256-token prompt + 40 decoded tokens for Maverick-like); then whatever budget the warm-up left free is filled with experts nobody asked for yet (ExpertStore.fill, layer by layer round-robin, no evictions), so a row measures a full cache (at 100% every expert resident) and not the first touches of a cache still filling, which are what the cold-start section measures (before: the 100% rows and the Maverick-like 50% rows counted ~5-40% cold first touches). A measured request is a 16-token prompt + 24 (Scout-like) / 32 (Maverick-like) decoded tokens; counters cover its decode phase.`,
   "T(h) = (W_res + W_r)/B_mem + (1-h) W_r/B_link with h the row's measured cache hit rate ('cache hit': experts resident without a read made for that step; a prefetch that landed in time still needed its read, which is the disk term's share, and prefetch can only hide it behind the first term, as moe-serving.md says), B_mem = the RAM read bandwidth (2 threads) probed right before and right after that row's measured request, the better of the two ('B_mem GB/s'; this VM's bandwidth moves between about 45 and 80 GB/s over minutes), B_link = measured O_DIRECT read bandwidth (2 MiB pieces, 4 in flight), the median of 6 samples taken before and after the sweep. Of the REPEATS runs of a row, the one with the higher share of its own limit is reported.",
   "hit rate = resident when the step needs it: the engine calls acquire() early (then computes the next layer's guess and the shared expert) and awaits later; a read that completed on an I/O thread is only seen by JavaScript when the event loop runs, which synchronous compute does not let happen, so the store lets one event-loop turn deliver finished reads when the step awaits and counts what is then resident as a hit (the step did not wait for it). hit@call = resident already when acquire() was called (the older, stricter count, kept for comparison). covered rate also counts experts a prefetch was already reading (the step waited only for the rest of that read). pf precision = used / (used + evicted unused) over prefetches resolved in the window; pf recall = prefetch-used / (prefetch-used + demand loads); hint accuracy = share of guessed experts the next step of that layer used.",
   "Locality routing: router skew 1 (Zipf popularity 1/(e+1)); locality.repeat_rate is the measured share of decode steps whose first-choice expert equals the previous token's in the same layer.",
@@ -188,6 +190,8 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
           fill: process.env.BENCH_PAGING_FILL !== "0",
           tokens,
           seed: 11,
+          requests: REQUESTS,
+          probeRam: true,
         });
       }
     }
@@ -198,7 +202,9 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
     for (let rep = 0; rep < REPEATS; rep++) {
       const res = await worker("sweep", m.dir, JSON.stringify(configs));
       if (!res.ok) throw new Error(`sweep worker failed on ${m.name}: ${res.error}`);
-      (res.lines as RunResult[]).forEach((r, i) => runs[i].push(r));
+      (res.lines as RunResult[]).forEach((r, i) => {
+        runs[Math.floor(i / REQUESTS)].push(r);
+      });
     }
     results.push({ m, tb, runs });
   }
@@ -214,7 +220,12 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
   // of the two probes, so a slow probe never flatters a row).
   const runLimit = (tb: TokenBytes, r: RunResult) => {
     const p = r.decode_paging;
-    return limitTokensPerSecond(tb, ratio(p.cache_hits, p.hits + p.misses), Math.max(...r.ram_Bps), disk);
+    return limitTokensPerSecond(
+      tb,
+      ratio(p.cache_hits, p.hits + p.misses),
+      Math.max(...(r.ram_Bps ?? [ram])),
+      disk,
+    );
   };
   for (const { m, tb, runs: all } of results) {
     for (const candidates of all) {
@@ -241,7 +252,7 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
         "hint accuracy": round(ratio(p.hint_correct, p.hint_guesses)),
         "pf recall": round(ratio(p.prefetch_used, p.prefetch_used + (p.misses - p.misses_inflight))),
         "MB read/tok": round(p.bytes_read / steps / 1e6, 2),
-        "B_mem GB/s": round(Math.max(...r.ram_Bps) / 1e9, 1),
+        "B_mem GB/s": round(Math.max(...(r.ram_Bps ?? [ram])) / 1e9, 1),
         "T(h) tok/s": round(limit, 2),
         "of limit": round(r.decode_tps / limit),
       });

@@ -38,6 +38,18 @@ export interface RunConfig {
   fill?: boolean;
   tokens: number;
   seed: number;
+  /**
+   * Measured requests after the warm-up, each on its own prompt (default 1). This VM's speed
+   * moves from one 40-token window to the next (1.6-2.4 ms/token for the same Maverick-like
+   * decode), so a sweep row takes several windows and reports the one nearest its limit.
+   */
+  requests?: number;
+  /**
+   * Probe RAM bandwidth right before and after each measured request (sweep rows: their T(h)).
+   * Off for capped and cold runs: the 1 GiB probe would not fit under a memory cap and would
+   * count in the time to first token.
+   */
+  probeRam?: boolean;
 }
 
 export interface RunResult {
@@ -55,8 +67,8 @@ export interface RunResult {
   ids: number[];
   /** "direct" (O_DIRECT) or "buffered": how the store read experts; null when eager. */
   reader: string | null;
-  /** RAM read bandwidth (bytes/s) probed right before and right after the measured request. */
-  ram_Bps: [number, number];
+  /** RAM read bandwidth (bytes/s) probed right before and right after the request (probeRam). */
+  ram_Bps: [number, number] | null;
 }
 
 function promptIds(len: number, vocab: number, seed: number): number[] {
@@ -75,7 +87,8 @@ function diff(a: Record<string, number>, b: Record<string, number>): Record<stri
   return out;
 }
 
-export async function runOnce(model: string, cfg: RunConfig): Promise<RunResult> {
+/** One result per measured request (cfg.requests), all on the same engine after one warm-up. */
+export async function runOnce(model: string, cfg: RunConfig): Promise<RunResult[]> {
   const t0 = performance.now();
   const engine = await loadEngine(model, {
     threads: THREADS,
@@ -94,8 +107,23 @@ export async function runOnce(model: string, cfg: RunConfig): Promise<RunResult>
     }
   }
   if (cfg.fill && engine.experts instanceof ExpertStore) await engine.experts.fill();
-  const prompt = promptIds(cfg.promptLen, vocab, cfg.seed);
-  const ramBefore = measureRamBandwidth(THREADS);
+  const out: RunResult[] = [];
+  for (let k = 0; k < (cfg.requests ?? 1); k++) {
+    out.push(await measureRequest(engine, cfg, cfg.seed + 1000 * k, t0, ready));
+  }
+  engine.close();
+  return out;
+}
+
+async function measureRequest(
+  engine: Awaited<ReturnType<typeof loadEngine>>,
+  cfg: RunConfig,
+  seed: number,
+  t0: number,
+  ready: number,
+): Promise<RunResult> {
+  const prompt = promptIds(cfg.promptLen, engine.model.config.vocabSize, seed);
+  const ramBefore = cfg.probeRam ? measureRamBandwidth(THREADS) : 0;
   const s0 = engine.experts.stats();
   const tReq = performance.now();
   let tFirst = 0;
@@ -110,9 +138,8 @@ export async function runOnce(model: string, cfg: RunConfig): Promise<RunResult>
   }
   const tEnd = performance.now();
   const s2 = engine.experts.stats();
-  const ramAfter = measureRamBandwidth(THREADS);
+  const ramAfter = cfg.probeRam ? measureRamBandwidth(THREADS) : 0;
   const reader = engine.experts instanceof ExpertStore ? engine.experts.report().reader : null;
-  engine.close();
   return {
     config: cfg,
     ready_ms: ready,
@@ -124,7 +151,7 @@ export async function runOnce(model: string, cfg: RunConfig): Promise<RunResult>
     request_paging: diff(s0, s2),
     ids,
     reader,
-    ram_Bps: [ramBefore, ramAfter],
+    ram_Bps: cfg.probeRam ? [ramBefore, ramAfter] : null,
   };
 }
 
@@ -204,12 +231,11 @@ async function main(): Promise<void> {
   const [mode, model, arg] = process.argv.slice(2);
   if (mode === "sweep") {
     for (const cfg of JSON.parse(arg) as RunConfig[]) {
-      const r = await runOnce(model, cfg);
-      console.log(JSON.stringify(r));
+      for (const r of await runOnce(model, cfg)) console.log(JSON.stringify(r));
       (globalThis as { gc?: () => void }).gc?.();
     }
   } else if (mode === "once") {
-    console.log(JSON.stringify(await runOnce(model, JSON.parse(arg) as RunConfig)));
+    console.log(JSON.stringify((await runOnce(model, JSON.parse(arg) as RunConfig))[0]));
   } else if (mode === "trace") {
     console.log(JSON.stringify(await traceLocality(model, Number(arg))));
   } else {
