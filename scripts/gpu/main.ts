@@ -2,7 +2,7 @@
  * The one prepared script for the GPU machine (bundled by prepare.sh into .carry/gpu-main.mjs and
  * started by run.sh; see README.md). In one call it:
  *  1. probes the GPU through the CUDA addon;
- *  2. parity: tiny models of each family (bf16, plus Q8_0 / Q4_0 copies of llama4, plus llama4
+ *  2. parity: q8 / q4 matmuls op by op (op-parity.ts), and tiny models of each family (bf16, plus Q8_0 / Q4_0 copies of llama4, plus llama4
  *     through the lazy expert store) decode greedily on the CPU device and the CUDA device:
  *     tokens must be identical, logits within bf16 tolerance;
  *  3. compares the CUDA device's logits and tokens with Hugging Face transformers (python3) on the
@@ -23,10 +23,12 @@ import { CpuDevice } from "../../gpu-backend/device/cpu/cpu-device.js";
 import { CudaDevice } from "../../gpu-backend/device/cuda/cuda-device.js";
 import { loadCuda } from "../../gpu-backend/device/cuda/native.js";
 import type { Device } from "../../gpu-backend/device/device.js";
+import { openCheckpoint } from "../../gpu-backend/model/checkpoint.js";
 import type { Family } from "../../gpu-backend/model/types.js";
 import { makeModel } from "../../gpu-backend/tools/make-model.js";
 import { quantizeCheckpoint } from "../../gpu-backend/tools/quantize.js";
 import { runScoutBench, type ScoutBenchResult } from "./bench-scout.js";
+import { checkpointOpParity, type OpParityRow, opParity, type TensorParityRow } from "./op-parity.js";
 import { type OpRow, runOpsBench } from "./ops-bench.js";
 import { BF16_LOGIT_TOLERANCE, compareRuns, type GreedyRun, greedy, relErr } from "./parity-lib.js";
 
@@ -56,6 +58,7 @@ interface ParityRow {
   tokens_equal: boolean;
   agree_steps: number;
   max_rel_err: number;
+  step_rel_err?: number[];
   ok: boolean;
   cpu_tokens: number[];
   cuda_tokens: number[];
@@ -81,6 +84,8 @@ const report: {
   hf: HfRow[];
   bench?: ScoutBenchResult;
   ops?: OpRow[];
+  op_parity?: OpParityRow[];
+  tensor_parity?: TensorParityRow[];
   errors: string[];
   command: string;
 } = {
@@ -270,6 +275,7 @@ async function parity(makeDevice: () => Device) {
         tokens_equal: c.tokensEqual,
         agree_steps: c.agreeSteps,
         max_rel_err: c.maxRelErr,
+        step_rel_err: c.stepRelErr.map((e) => Number(e.toExponential(2))),
         ok,
         cpu_tokens: a.tokens,
         cuda_tokens: b.tokens,
@@ -277,7 +283,8 @@ async function parity(makeDevice: () => Device) {
         cuda_ms: b.ms,
       });
       log(
-        `parity ${name} (${provider}): ${ok ? "OK" : "FAIL"} tokens_equal=${c.tokensEqual} rel_err=${c.maxRelErr.toExponential(2)}`,
+        `parity ${name} (${provider}): ${ok ? "OK" : "FAIL"} tokens_equal=${c.tokensEqual} rel_err=${c.maxRelErr.toExponential(2)}` +
+          (c.maxRelErr > 1e-5 ? ` per step ${c.stepRelErr.map((e) => e.toExponential(1)).join(" ")}` : ""),
       );
     } catch (err) {
       const msg = (err as Error).stack ?? String(err);
@@ -301,6 +308,31 @@ async function parity(makeDevice: () => Device) {
   for (const m of models) await parityCase(m.name, m.dir, "eager");
   await parityCase("llama4-tiny-bf16", join(work, "llama4"), "lazy store 50%", "50%");
   report.summary.parity_ok = report.parity.every((r) => r.ok);
+  try {
+    report.op_parity = opParity(cpu, makeDevice());
+    for (const r of report.op_parity)
+      log(`op parity ${r.dtype} matmul n=${r.n}: rel diff ${r.rel_diff.toExponential(2)}`);
+    report.tensor_parity = [];
+    for (const m of models.filter((x) => !x.bf16)) {
+      const ckpt = openCheckpoint(m.dir);
+      try {
+        for (const r of checkpointOpParity(ckpt, cpu, makeDevice())) {
+          report.tensor_parity.push(r);
+          if (r.rel_diff > 1e-4)
+            log(
+              `tensor parity ${m.name} ${r.tensor} [${r.rows}x${r.cols}] n=${r.n}: rel diff ${r.rel_diff.toExponential(2)}`,
+            );
+        }
+      } finally {
+        ckpt.close();
+      }
+    }
+    log(
+      `tensor parity: ${report.tensor_parity.length} matmuls, worst ${Math.max(0, ...report.tensor_parity.map((r) => r.rel_diff)).toExponential(2)}`,
+    );
+  } catch (err) {
+    report.errors.push(`op parity: ${(err as Error).stack ?? err}`);
+  }
   save();
   return { models, ids, cudaRuns };
 }

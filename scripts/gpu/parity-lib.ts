@@ -69,6 +69,8 @@ export interface Comparison {
   agreeSteps: number;
   /** max |a - b| over compared logits, divided by max |b| of the same step (worst step). */
   maxRelErr: number;
+  /** The relative error of each compared step (prompt's last position first). */
+  stepRelErr: number[];
 }
 
 /**
@@ -78,14 +80,15 @@ export interface Comparison {
 export function compareRuns(a: GreedyRun, b: GreedyRun): Comparison {
   let agree = 0;
   while (agree < a.tokens.length && a.tokens[agree] === b.tokens[agree]) agree++;
-  let maxRelErr = 0;
+  const stepRelErr: number[] = [];
   for (let s = 0; s < Math.min(a.logits.length, b.logits.length, agree + 1); s++) {
-    maxRelErr = Math.max(maxRelErr, relErr(a.logits[s], b.logits[s]));
+    stepRelErr.push(relErr(a.logits[s], b.logits[s]));
   }
   return {
     tokensEqual: agree === a.tokens.length && a.tokens.length === b.tokens.length,
     agreeSteps: agree,
-    maxRelErr,
+    maxRelErr: Math.max(0, ...stepRelErr),
+    stepRelErr,
   };
 }
 
