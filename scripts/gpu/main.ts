@@ -29,6 +29,7 @@ import { makeModel } from "../../gpu-backend/tools/make-model.js";
 import { quantizeCheckpoint } from "../../gpu-backend/tools/quantize.js";
 import { runScoutBench, type ScoutBenchResult } from "./bench-scout.js";
 import { checkpointOpParity, type OpParityRow, opParity, type TensorParityRow } from "./op-parity.js";
+import { type Divergence, firstDivergence, type OpRecord, tracingDevice } from "./op-trace.js";
 import { type OpRow, runOpsBench } from "./ops-bench.js";
 import { BF16_LOGIT_TOLERANCE, compareRuns, type GreedyRun, greedy, relErr } from "./parity-lib.js";
 
@@ -86,6 +87,7 @@ const report: {
   ops?: OpRow[];
   op_parity?: OpParityRow[];
   tensor_parity?: TensorParityRow[];
+  op_trace?: (Divergence & { model: string })[];
   errors: string[];
   command: string;
 } = {
@@ -330,6 +332,19 @@ async function parity(makeDevice: () => Device) {
     log(
       `tensor parity: ${report.tensor_parity.length} matmuls, worst ${Math.max(0, ...report.tensor_parity.map((r) => r.rel_diff)).toExponential(2)}`,
     );
+    // Where a quantized model's logits start to differ: both devices traced op by op.
+    report.op_trace = [];
+    for (const m of models.filter((x) => !x.bf16)) {
+      const ta: OpRecord[] = [];
+      const tb: OpRecord[] = [];
+      await greedy(m.dir, tracingDevice(cpu, ta), ids, 2);
+      await greedy(m.dir, tracingDevice(makeDevice(), tb), ids, 2);
+      const d = firstDivergence(ta, tb, 1e-4);
+      report.op_trace.push({ model: m.name, ...d });
+      log(
+        `op trace ${m.name}: ${d.op ? `first difference at op ${d.index} of ${d.ops} (${d.op}): rel ${d.rel_diff.toExponential(2)}` : `all ${d.ops} ops agree`}, worst before ${d.worst_before.toExponential(2)}`,
+      );
+    }
   } catch (err) {
     report.errors.push(`op parity: ${(err as Error).stack ?? err}`);
   }
