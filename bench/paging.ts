@@ -218,20 +218,14 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
   );
   // A run's limit: T(h) at its cache hit rate and the RAM bandwidth probed around it (the better
   // of the two probes, so a slow probe never flatters a row).
-  const runLimit = (tb: TokenBytes, r: RunResult) => {
-    const p = r.decode_paging;
-    return limitTokensPerSecond(
-      tb,
-      ratio(p.cache_hits, p.hits + p.misses),
-      Math.max(...(r.ram_Bps ?? [ram])),
-      disk,
-    );
-  };
+  const cacheHit = (r: RunResult) =>
+    ratio(r.decode_paging.cache_hits, r.decode_paging.hits + r.decode_paging.misses);
+  const runRam = (r: RunResult) => Math.max(...(r.ram_Bps ?? [ram]));
+  const runLimit = (tb: TokenBytes, r: RunResult) => limitTokensPerSecond(tb, cacheHit(r), runRam(r), disk);
   for (const { m, tb, runs: all } of results) {
     for (const candidates of all) {
-      const r = candidates.reduce((a, b) =>
-        b.decode_tps / runLimit(tb, b) > a.decode_tps / runLimit(tb, a) ? b : a,
-      );
+      const share = (x: RunResult) => x.decode_tps / runLimit(tb, x);
+      const r = candidates.reduce((a, b) => (share(b) > share(a) ? b : a));
       const p = r.decode_paging;
       const steps = r.ids.length - 1;
       const h = ratio(p.hits, p.hits + p.misses);
@@ -244,7 +238,7 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
         variant: cfg.variant,
         "decode tok/s": round(r.decode_tps, 2),
         "hit rate": round(h),
-        "cache hit": round(ratio(p.cache_hits, p.hits + p.misses)),
+        "cache hit": round(cacheHit(r)),
         "hit@call": round(ratio(p.hits_at_call ?? p.hits, p.hits + p.misses)),
         "stall frac": round(ratio(p.stall_ms, r.decode_ms)),
         "covered rate": round(ratio(p.hits + p.misses_inflight, p.hits + p.misses)),
@@ -252,7 +246,7 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
         "hint accuracy": round(ratio(p.hint_correct, p.hint_guesses)),
         "pf recall": round(ratio(p.prefetch_used, p.prefetch_used + (p.misses - p.misses_inflight))),
         "MB read/tok": round(p.bytes_read / steps / 1e6, 2),
-        "B_mem GB/s": round(Math.max(...(r.ram_Bps ?? [ram])) / 1e9, 1),
+        "B_mem GB/s": round(runRam(r) / 1e9, 1),
         "T(h) tok/s": round(limit, 2),
         "of limit": round(r.decode_tps / limit),
       });

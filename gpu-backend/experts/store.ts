@@ -315,9 +315,7 @@ export class ExpertStore implements ExpertProvider {
       if (!entry?.weights) return null;
       found.push(entry);
     }
-    this.scoreGuess(layer, experts);
-    this.layerAcquires[layer]++;
-    this.stepLayer = layer;
+    this.startStep(layer, experts);
     this.pinned = new Set(experts.map((e) => layer * this.numExperts + e));
     this.acquires++;
     this.acquiredExperts += experts.length;
@@ -380,9 +378,7 @@ export class ExpertStore implements ExpertProvider {
         `acquire of ${experts.length} experts exceeds the store's capacity of ${this.capacity}; split the step into groups of maxExpertsPerAcquire`,
       );
     }
-    this.scoreGuess(layer, experts);
-    this.layerAcquires[layer]++;
-    this.stepLayer = layer;
+    this.startStep(layer, experts);
     const keys = experts.map((e) => {
       if (!Number.isInteger(e) || e < 0 || e >= this.numExperts)
         throw new RangeError(`expert id ${e} out of range`);
@@ -651,6 +647,13 @@ export class ExpertStore implements ExpertProvider {
       if (!slot) break;
       this.startLoad(key, slot, true);
     }
+  }
+
+  /** A step of `layer` begins: score the guess made for it; later guesses name the next one. */
+  private startStep(layer: number, experts: number[]): void {
+    this.scoreGuess(layer, experts);
+    this.layerAcquires[layer]++;
+    this.stepLayer = layer;
   }
 
   /** How good the last guess for `layer` was, whether or not prefetch acted on it. */

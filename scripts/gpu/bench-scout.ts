@@ -11,9 +11,10 @@
  * ahead (Mixtral-offloading style).
  *
  * Reported per budget: decode tok/s, cache hit rate h (an expert already resident from an earlier
- * token; an expert prefetched for this token counts as a miss whose copy may be hidden), H2D copy time, stall time,
- * fraction of copy time hidden, and the limit T(h) = (W_res + W_r)/B_mem + (1 - h) W_r / B_link
- * (shared/reference/moe-serving.md) with B_mem, B_link measured on this card.
+ * token; an expert prefetched for this token counts as a miss whose copy may be hidden), H2D copy
+ * time, stall time, fraction of copy time hidden, and the limit
+ * T(h) = (W_res + W_r)/B_mem + (1 - h) W_r / B_link (shared/reference/moe-serving.md) with B_mem,
+ * B_link measured on this card.
  */
 import { freemem } from "node:os";
 import type { CudaAddon } from "../../gpu-backend/device/cuda/native.js";

@@ -311,45 +311,63 @@ async function parity(makeDevice: () => Device) {
   await parityCase("llama4-tiny-bf16", join(work, "llama4"), "lazy store 50%", "50%");
   report.summary.parity_ok = report.parity.every((r) => r.ok);
   try {
-    report.op_parity = opParity(cpu, makeDevice());
-    for (const r of report.op_parity)
-      log(`op parity ${r.dtype} matmul n=${r.n}: rel diff ${r.rel_diff.toExponential(2)}`);
-    report.tensor_parity = [];
-    for (const m of models.filter((x) => !x.bf16)) {
-      const ckpt = openCheckpoint(m.dir);
-      try {
-        for (const r of checkpointOpParity(ckpt, cpu, makeDevice())) {
-          report.tensor_parity.push(r);
-          if (r.rel_diff > 1e-4)
-            log(
-              `tensor parity ${m.name} ${r.tensor} [${r.rows}x${r.cols}] n=${r.n}: rel diff ${r.rel_diff.toExponential(2)}`,
-            );
-        }
-      } finally {
-        ckpt.close();
-      }
-    }
-    log(
-      `tensor parity: ${report.tensor_parity.length} matmuls, worst ${Math.max(0, ...report.tensor_parity.map((r) => r.rel_diff)).toExponential(2)}`,
+    await diagnose(
+      cpu,
+      makeDevice,
+      models.filter((m) => !m.bf16),
+      ids,
     );
-    // Where a quantized model's logits start to differ: both devices traced op by op.
-    report.op_trace = [];
-    for (const m of models.filter((x) => !x.bf16)) {
-      const ta: OpRecord[] = [];
-      const tb: OpRecord[] = [];
-      await greedy(m.dir, tracingDevice(cpu, ta), ids, 2);
-      await greedy(m.dir, tracingDevice(makeDevice(), tb), ids, 2);
-      const d = firstDivergence(ta, tb, 1e-4);
-      report.op_trace.push({ model: m.name, ...d });
-      log(
-        `op trace ${m.name}: ${d.op ? `first difference at op ${d.index} of ${d.ops} (${d.op}): rel ${d.rel_diff.toExponential(2)}` : `all ${d.ops} ops agree`}, worst before ${d.worst_before.toExponential(2)}`,
-      );
-    }
   } catch (err) {
     report.errors.push(`op parity: ${(err as Error).stack ?? err}`);
   }
   save();
   return { models, ids, cudaRuns };
+}
+
+/**
+ * Where quantized models part between the devices: q8/q4 matmuls on random and on the models' own
+ * tensors, then both devices traced op by op on each model (the first differing op).
+ */
+async function diagnose(
+  cpu: Device,
+  makeDevice: () => Device,
+  quantized: { name: string; dir: string }[],
+  ids: number[],
+): Promise<void> {
+  report.op_parity = opParity(cpu, makeDevice());
+  for (const r of report.op_parity)
+    log(`op parity ${r.dtype} matmul n=${r.n}: rel diff ${r.rel_diff.toExponential(2)}`);
+  report.tensor_parity = [];
+  for (const m of quantized) {
+    const ckpt = openCheckpoint(m.dir);
+    try {
+      for (const r of checkpointOpParity(ckpt, cpu, makeDevice())) {
+        report.tensor_parity.push(r);
+        if (r.rel_diff > 1e-4)
+          log(
+            `tensor parity ${m.name} ${r.tensor} [${r.rows}x${r.cols}] n=${r.n}: rel diff ${r.rel_diff.toExponential(2)}`,
+          );
+      }
+    } finally {
+      ckpt.close();
+    }
+  }
+  log(
+    `tensor parity: ${report.tensor_parity.length} matmuls, worst ${Math.max(0, ...report.tensor_parity.map((r) => r.rel_diff)).toExponential(2)}`,
+  );
+  // Where a quantized model's logits start to differ: both devices traced op by op.
+  report.op_trace = [];
+  for (const m of quantized) {
+    const ta: OpRecord[] = [];
+    const tb: OpRecord[] = [];
+    await greedy(m.dir, tracingDevice(cpu, ta), ids, 2);
+    await greedy(m.dir, tracingDevice(makeDevice(), tb), ids, 2);
+    const d = firstDivergence(ta, tb, 1e-4);
+    report.op_trace.push({ model: m.name, ...d });
+    log(
+      `op trace ${m.name}: ${d.op ? `first difference at op ${d.index} of ${d.ops} (${d.op}): rel ${d.rel_diff.toExponential(2)}` : `all ${d.ops} ops agree`}, worst before ${d.worst_before.toExponential(2)}`,
+    );
+  }
 }
 
 async function selftest(): Promise<number> {

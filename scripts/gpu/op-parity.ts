@@ -7,6 +7,7 @@ import type { Device, Weight } from "../../gpu-backend/device/device.js";
 import { quantizeQ4, quantizeQ8 } from "../../gpu-backend/device/f16.js";
 import { denseSpecs } from "../../gpu-backend/model/canonical.js";
 import type { Checkpoint } from "../../gpu-backend/model/types.js";
+import { relErr } from "./parity-lib.js";
 
 export interface OpParityRow {
   dtype: "q8" | "q4";
@@ -20,17 +21,8 @@ export function opParity(a: Device, b: Device, rows = 96, cols = 512): OpParityR
   const w32 = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 0.37 + 1) * 0.05);
   for (const dtype of ["q8", "q4"] as const) {
     const q = dtype === "q8" ? quantizeQ8(w32, rows, cols) : quantizeQ4(w32, rows, cols);
-    const weight = (): Weight => ({ dtype, rows, cols, data: q.data.slice(), scales: q.scales.slice() });
-    const wa = a.upload(weight());
-    const wb = b.upload(weight());
-    for (const n of [1, 5, 24]) {
-      const x = Float32Array.from({ length: n * cols }, (_, i) => Math.cos(i * 0.91) * 1.3);
-      const ya = new Float32Array(n * rows);
-      const yb = new Float32Array(n * rows);
-      a.matmul(ya, x, n, wa);
-      b.matmul(yb, x, n, wb);
-      out.push({ dtype, n, rel_diff: relDiff(ya, yb) });
-    }
+    const w: Weight = { dtype, rows, cols, data: q.data, scales: q.scales };
+    for (const [n, rel_diff] of compareMatmul(a, b, w, [1, 5, 24])) out.push({ dtype, n, rel_diff });
   }
   return out;
 }
@@ -67,27 +59,26 @@ export function checkpointOpParity(ckpt: Checkpoint, a: Device, b: Device): Tens
   }
   const out: TensorParityRow[] = [];
   for (const [name, w] of mats) {
-    const copy = (): Weight => ({ ...w, data: w.data.slice(), scales: w.scales?.slice() });
-    const wa = a.upload(copy());
-    const wb = b.upload(copy());
-    for (const n of [1, 5, 16, 24]) {
-      const x = Float32Array.from({ length: n * w.cols }, (_, i) => Math.cos(i * 0.91) * 1.3);
-      const ya = new Float32Array(n * w.rows);
-      const yb = new Float32Array(n * w.rows);
-      a.matmul(ya, x, n, wa);
-      b.matmul(yb, x, n, wb);
-      out.push({ tensor: name, dtype: w.dtype, rows: w.rows, cols: w.cols, n, rel_diff: relDiff(ya, yb) });
-    }
+    for (const [n, rel_diff] of compareMatmul(a, b, w, [1, 5, 16, 24]))
+      out.push({ tensor: name, dtype: w.dtype, rows: w.rows, cols: w.cols, n, rel_diff });
   }
   return out;
 }
 
-function relDiff(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(a[i]));
-  }
-  return diff / Math.max(scale, 1e-30);
+/**
+ * `w` uploaded to both devices (each gets its own copy: a device may re-lay the bytes out) and
+ * multiplied with the same activations at each token count: [n, |b - a| / max |a|].
+ */
+function compareMatmul(a: Device, b: Device, w: Weight, ns: number[]): [number, number][] {
+  const copy = (): Weight => ({ ...w, data: w.data.slice(), scales: w.scales?.slice() });
+  const wa = a.upload(copy());
+  const wb = b.upload(copy());
+  return ns.map((n) => {
+    const x = Float32Array.from({ length: n * w.cols }, (_, i) => Math.cos(i * 0.91) * 1.3);
+    const ya = new Float32Array(n * w.rows);
+    const yb = new Float32Array(n * w.rows);
+    a.matmul(ya, x, n, wa);
+    b.matmul(yb, x, n, wb);
+    return [n, relErr(yb, ya)];
+  });
 }

@@ -4,6 +4,7 @@
  * whose outputs differ beyond a tolerance is named. Finds where a model-level difference starts.
  */
 import type { AttentionArgs, Device, MatmulJob, Weight } from "../../gpu-backend/device/device.js";
+import { relErr } from "./parity-lib.js";
 
 export interface OpRecord {
   op: string;
@@ -86,13 +87,7 @@ export function firstDivergence(a: OpRecord[], b: OpRecord[], tol: number): Dive
   for (let i = 0; i < n; i++) {
     if (a[i].op !== b[i].op || a[i].out.length !== b[i].out.length)
       return { index: i, op: `${a[i].op} vs ${b[i].op}`, rel_diff: Number.NaN, worst_before: worst, ops: n };
-    let diff = 0;
-    let scale = 0;
-    for (let j = 0; j < a[i].out.length; j++) {
-      diff = Math.max(diff, Math.abs(a[i].out[j] - b[i].out[j]));
-      scale = Math.max(scale, Math.abs(a[i].out[j]));
-    }
-    const rel = diff / Math.max(scale, 1e-30);
+    const rel = relErr(b[i].out, a[i].out);
     if (rel > tol) return { index: i, op: a[i].op, rel_diff: rel, worst_before: worst, ops: n };
     worst = Math.max(worst, rel);
   }

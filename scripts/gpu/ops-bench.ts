@@ -5,6 +5,7 @@
  * f32 activations (setInt8Matvec), at 1 and 4 tokens.
  */
 import type { CudaAddon } from "../../gpu-backend/device/cuda/native.js";
+import { relErr } from "./parity-lib.js";
 
 export interface OpRow {
   op: string;
@@ -25,21 +26,21 @@ const weightBytes = (dtype: number, rows: number, cols: number) => (rows * cols 
 
 export function runOpsBench(a: CudaAddon, log: (s: string) => void, reps = 200): OpRow[] {
   const rows: OpRow[] = [];
-  let hostUs = 0;
-  const time = (fn: () => void): number => {
+  /** GPU and host microseconds per call of `fn`. */
+  const time = (fn: () => void): { us: number; host: number } => {
     for (let i = 0; i < 3; i++) fn();
     const s = a.recordEvent(0);
     const h0 = performance.now();
     for (let i = 0; i < reps; i++) fn();
-    hostUs = ((performance.now() - h0) * 1000) / reps;
+    const host = ((performance.now() - h0) * 1000) / reps;
     const e = a.recordEvent(0);
     a.sync();
     const ms = a.eventElapsed(s, e);
     a.releaseEvent(s);
     a.releaseEvent(e);
-    return (ms * 1000) / reps;
+    return { us: (ms * 1000) / reps, host };
   };
-  const push = (op: string, us: number, bytes = 0, rel?: number, host = hostUs) => {
+  const push = (op: string, { us, host }: { us: number; host: number }, bytes = 0, rel?: number) => {
     const row: OpRow = {
       op,
       us: Number(us.toFixed(2)),
@@ -76,23 +77,16 @@ export function runOpsBench(a: CudaAddon, log: (s: string) => void, reps = 200):
         const bytes = wb + (r * c) / 16;
         const run = () => a.matmul(out, 0, x, 0, n, dtype, r, c, w, 0, s, 0);
         a.setInt8Matvec(false);
-        const f32us = time(run);
-        const f32host = hostUs;
+        const f32 = time(run);
         const ref = new Float32Array(n * r);
         a.read(out, 0, ref);
         a.setInt8Matvec(true);
-        const i8us = time(run);
+        const i8 = time(run);
         const got = new Float32Array(n * r);
         a.read(out, 0, got);
-        let diff = 0;
-        let scale = 0;
-        for (let i = 0; i < got.length; i++) {
-          diff = Math.max(diff, Math.abs(got[i] - ref[i]));
-          scale = Math.max(scale, Math.abs(ref[i]));
-        }
         const tag = `${dtype === Q4 ? "q4" : "q8"} ${name} n=${n}`;
-        push(`${tag} f32-act`, f32us, bytes, undefined, f32host);
-        push(`${tag} int8-act`, i8us, bytes, diff / Math.max(scale, 1e-30));
+        push(`${tag} f32-act`, f32, bytes);
+        push(`${tag} int8-act`, i8, bytes, relErr(got, ref));
       }
       a.free(w);
       a.free(s);
