@@ -55,6 +55,12 @@ export interface AttentionArgs {
   chunkSize: number;
   /** Sliding window (Mistral style): keys with p - k < window. 0 = off. */
   window: number;
+  /**
+   * This call's keys and values, [nTok, nKvHeads, headDim] each: stored at rows pos0.. of kCache
+   * and vCache before attending (one call instead of a copy per sequence and layer). Both or none.
+   */
+  kNew?: Float32Array;
+  vNew?: Float32Array;
 }
 
 export interface Device {
@@ -104,6 +110,27 @@ export interface Device {
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void;
   /** out += a * scale (scale defaults to 1), elementwise over len. */
   addScaled(out: Float32Array, a: Float32Array, len: number, scale?: number): void;
+  /** dst row r = src row rows[r] * scales[r] (scales null: a copy), for r < count; rows of dim. */
+  gatherRows(
+    dst: Float32Array,
+    src: Float32Array,
+    rows: Int32Array,
+    count: number,
+    dim: number,
+    scales: Float32Array | null,
+  ): void;
+  /**
+   * dst row rows[r] += src row r * scales[r] (null: 1) for r = 0, 1, .. count - 1 in that order,
+   * each row exactly as addScaled() adds it (a row listed twice gets both, the first one first).
+   */
+  scatterAddRows(
+    dst: Float32Array,
+    src: Float32Array,
+    rows: Int32Array,
+    count: number,
+    dim: number,
+    scales: Float32Array | null,
+  ): void;
   /**
    * Router: logits [nTok, nExperts] -> for each token its top-k expert ids and weights.
    * mode "softmax": softmax over all experts, top-k, renormalise iff `renormalize`.

@@ -48,13 +48,6 @@ export class KvCache {
     this.cap = cap;
   }
 
-  /** Write K/V rows for positions pos0.. of one layer. */
-  write(layer: number, pos0: number, k: Float32Array, v: Float32Array, nTok: number): void {
-    const n = nTok * this.rowFloats;
-    this.k[layer].set(k.subarray(0, n), pos0 * this.rowFloats);
-    this.v[layer].set(v.subarray(0, n), pos0 * this.rowFloats);
-  }
-
   bytes(): number {
     return this.cap * this.rowFloats * 4 * 2 * this.config.numLayers;
   }

@@ -60,6 +60,8 @@ class Scratch {
     this.pairGate = new Float32Array(pairs * c.expertFfn);
     this.pairUp = new Float32Array(pairs * c.expertFfn);
     this.pairOut = new Float32Array(pairs * c.hiddenSize);
+    this.pairRows = new Int32Array(pairs);
+    this.pairScales = new Float32Array(pairs);
     this.positions = new Int32Array(n);
   }
   x: Float32Array;
@@ -84,6 +86,9 @@ class Scratch {
   pairGate: Float32Array;
   pairUp: Float32Array;
   pairOut: Float32Array;
+  /** Per (token, slot) pair in expert order: its token's row and its router weight. */
+  pairRows: Int32Array;
+  pairScales: Float32Array;
   positions: Int32Array;
 }
 
@@ -258,18 +263,19 @@ export class MoeTransformer {
       const { floorScale, attnScale } = c.attnTemperature;
       for (let t = 0; t < n; t++) {
         const scale = 1 + attnScale * Math.log1p(Math.floor((positions[t] + 1) / floorScale));
+        if (scale === 1) continue; // every position below floorScale
         const row = s.q.subarray(t * qDim, (t + 1) * qDim);
         for (let i = 0; i < qDim; i++) row[i] *= scale;
       }
     }
-    for (const { start, len, cache, pos0 } of segs) {
-      cache.write(l, pos0, s.k.subarray(start * kvDim), s.v.subarray(start * kvDim), len);
-    }
+    // The device stores each sequence's new K/V rows in its cache as part of the attention call.
     d.attentionMany(
       segs.map(({ start, len, cache, pos0 }) => ({
         q: s.q.subarray(start * qDim, (start + len) * qDim),
         kCache: cache.k[l],
         vCache: cache.v[l],
+        kNew: s.k.subarray(start * kvDim, (start + len) * kvDim),
+        vNew: s.v.subarray(start * kvDim, (start + len) * kvDim),
         out: s.attn.subarray(start * qDim, (start + len) * qDim),
         nTok: len,
         nHeads: c.numHeads,
@@ -356,31 +362,28 @@ export class MoeTransformer {
     }
   }
 
-  /** Copies the pairs' token rows into `dst` (scaled by the router score where Llama 4 does so). */
-  private gatherPairs(pairs: number[], s: Scratch, dst: Float32Array): void {
-    const c = this.config;
-    const H = c.hiddenSize;
-    for (let r = 0; r < pairs.length; r++) {
-      const t = Math.floor(pairs[r] / c.topK);
-      const row = dst.subarray(r * H, (r + 1) * H);
-      row.set(s.xn.subarray(t * H, (t + 1) * H));
-      // Llama 4 scales the expert's input by its router score; the others scale the output.
-      if (c.scoreOnInput) {
-        const g = s.expWeights[pairs[r]];
-        for (let i = 0; i < H; i++) row[i] *= g;
-      }
+  /** Lists the pairs' token rows and router weights in s.pairRows / s.pairScales from `at`. */
+  private listPairs(pairs: number[], s: Scratch, at: number): void {
+    const k = this.config.topK;
+    for (let j = 0; j < pairs.length; j++) {
+      s.pairRows[at + j] = Math.floor(pairs[j] / k);
+      s.pairScales[at + j] = s.expWeights[pairs[j]];
     }
   }
 
-  /** Adds the pairs' expert outputs (rows of `out`) into their tokens' rows of s.proj. */
-  private scatterPairs(pairs: number[], s: Scratch, out: Float32Array): void {
-    const c = this.config;
-    const H = c.hiddenSize;
-    for (let r = 0; r < pairs.length; r++) {
-      const t = Math.floor(pairs[r] / c.topK);
-      const g = c.scoreOnInput ? 1 : s.expWeights[pairs[r]];
-      this.device.addScaled(s.proj.subarray(t * H, (t + 1) * H), out.subarray(r * H, (r + 1) * H), H, g);
-    }
+  /**
+   * Copies the token rows of the `count` pairs listed from `at` into `dst` (scaled by the router
+   * weight where Llama 4 does so: it scales an expert's input, the others its output).
+   */
+  private gatherPairs(s: Scratch, at: number, count: number, dst: Float32Array): void {
+    const scales = this.config.scoreOnInput ? s.pairScales.subarray(at) : null;
+    this.device.gatherRows(dst, s.xn, s.pairRows.subarray(at), count, this.config.hiddenSize, scales);
+  }
+
+  /** Adds the expert outputs (rows of `out`) of the pairs listed from `at` into their tokens' rows of s.proj. */
+  private scatterPairs(s: Scratch, at: number, count: number, out: Float32Array): void {
+    const scales = this.config.scoreOnInput ? null : s.pairScales.subarray(at);
+    this.device.scatterAddRows(s.proj, out, s.pairRows.subarray(at), count, this.config.hiddenSize, scales);
   }
 
   /**
@@ -406,10 +409,15 @@ export class MoeTransformer {
       down.push({ out: s.proj, x: s.gate, n, w: shared.down });
     }
     let r = 0;
+    for (const list of pairs) {
+      this.listPairs(list, s, r);
+      r += list.length;
+    }
+    this.gatherPairs(s, 0, r, s.pairX);
+    r = 0;
     for (const [i, list] of pairs.entries()) {
       const m = list.length;
       const x = s.pairX.subarray(r * H, (r + m) * H);
-      this.gatherPairs(list, s, x);
       const g = s.pairGate.subarray(r * F, (r + m) * F);
       up.push(
         { out: g, x, n: m, w: weights[i].gate },
@@ -423,18 +431,15 @@ export class MoeTransformer {
     d.swiglu(s.pairGate, s.pairGate, s.pairUp, r * F);
     d.matmulMany(down);
     if (!shared) s.proj.fill(0, 0, n * H);
-    r = 0;
-    for (const list of pairs) {
-      this.scatterPairs(list, s, s.pairOut.subarray(r * H, (r + list.length) * H));
-      r += list.length;
-    }
+    this.scatterPairs(s, 0, r, s.pairOut);
   }
 
   /** One expert over the (token, slot) pairs routed to it; adds its weighted output into s.proj. */
   private runExpert(weights: ExpertWeights, pairs: number[], s: Scratch): void {
-    this.gatherPairs(pairs, s, s.gathered);
+    this.listPairs(pairs, s, 0);
+    this.gatherPairs(s, 0, pairs.length, s.gathered);
     this.mlp(weights, s.gathered, s.expertOut, pairs.length, this.config.expertFfn, s);
-    this.scatterPairs(pairs, s, s.expertOut);
+    this.scatterPairs(s, 0, pairs.length, s.expertOut);
   }
 
   /**

@@ -63,6 +63,14 @@ export function tracingDevice(inner: Device, trace: OpRecord[]): Device {
       inner.addScaled(out, a, len, scale);
       rec(`addScaled ${len}`, out.subarray(0, len));
     },
+    gatherRows(dst, src, rows, count, dim, scales) {
+      inner.gatherRows(dst, src, rows, count, dim, scales);
+      rec(`gatherRows ${count}x${dim}`, dst.subarray(0, count * dim));
+    },
+    scatterAddRows(dst, src, rows, count, dim, scales) {
+      inner.scatterAddRows(dst, src, rows, count, dim, scales);
+      rec(`scatterAddRows ${count}x${dim}`, dst.subarray(0, dst.length));
+    },
     route(logits, nTok, nExperts, k, mode, renormalize, outIds, outWeights) {
       inner.route(logits, nTok, nExperts, k, mode, renormalize, outIds, outWeights);
       rec(`route ${nTok}x${nExperts}`, outIds.subarray(0, nTok * k), outWeights.subarray(0, nTok * k));

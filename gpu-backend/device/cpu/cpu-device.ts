@@ -30,7 +30,7 @@ function kernelScales(w: Weight): Uint8Array | null {
   return scales && scales.byteOffset % 2 !== 0 ? scales.slice() : scales;
 }
 
-/** The native attention's 12 arguments for one sequence. */
+/** The native attention's 14 arguments for one sequence. */
 function attentionArgs(a: AttentionArgs): AttentionArg[] {
   return [
     a.q,
@@ -45,6 +45,8 @@ function attentionArgs(a: AttentionArgs): AttentionArg[] {
     a.scale,
     a.chunkSize,
     a.window,
+    a.kNew ?? null,
+    a.vNew ?? null,
   ];
 }
 
@@ -142,7 +144,7 @@ export class CpuDevice implements Device {
     dim: number,
     eps: number,
   ): void {
-    this.native.rmsnorm(out, x, weight, rows, dim, eps);
+    this.native.rmsnorm(out, x, weight, rows, dim, eps, this.threads);
   }
 
   rope(
@@ -171,6 +173,28 @@ export class CpuDevice implements Device {
 
   addScaled(out: Float32Array, a: Float32Array, len: number, scale = 1): void {
     this.native.addScaled(out, a, len, scale);
+  }
+
+  gatherRows(
+    dst: Float32Array,
+    src: Float32Array,
+    rows: Int32Array,
+    count: number,
+    dim: number,
+    scales: Float32Array | null,
+  ): void {
+    this.native.gatherRows(dst, src, rows, count, dim, scales);
+  }
+
+  scatterAddRows(
+    dst: Float32Array,
+    src: Float32Array,
+    rows: Int32Array,
+    count: number,
+    dim: number,
+    scales: Float32Array | null,
+  ): void {
+    this.native.scatterAddRows(dst, src, rows, count, dim, scales);
   }
 
   route(

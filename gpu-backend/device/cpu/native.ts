@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 export type Isa = "scalar" | "avx2" | "avx512" | "avx512vnni";
 export const ISA_INDEX: Record<Isa, number> = { scalar: 0, avx2: 1, avx512: 2, avx512vnni: 3 };
 
-export type AttentionArg = Float32Array | number;
+export type AttentionArg = Float32Array | number | null;
 
 export interface NativeAddon {
   /** Instruction sets this CPU supports (each usable as the `isa` argument). */
@@ -60,6 +60,7 @@ export interface NativeAddon {
     rows: number,
     dim: number,
     eps: number,
+    threads?: number,
   ): void;
   rope(
     x: Float32Array,
@@ -70,9 +71,12 @@ export interface NativeAddon {
     invFreq: Float32Array,
     neox: boolean,
   ): void;
-  /** q, kCache, vCache, out, nTok, nHeads, nKvHeads, headDim, pos0, scale, chunkSize, window. */
+  /**
+   * q, kCache, vCache, out, nTok, nHeads, nKvHeads, headDim, pos0, scale, chunkSize, window,
+   * kNew|null, vNew|null (stored at rows pos0.. of the caches first).
+   */
   attention(isa: number, threads: number, ...args: AttentionArg[]): void;
-  /** count sequences of the 12 attention arguments each. */
+  /** count sequences of the 14 attention arguments each. */
   attentionMany(isa: number, threads: number, count: number, ...seqs: AttentionArg[]): void;
   swiglu(
     out: Float32Array,
@@ -83,6 +87,22 @@ export interface NativeAddon {
     threads?: number,
   ): void;
   addScaled(out: Float32Array, a: Float32Array, len: number, scale: number): void;
+  gatherRows(
+    dst: Float32Array,
+    src: Float32Array,
+    rows: Int32Array,
+    count: number,
+    dim: number,
+    scales: Float32Array | null,
+  ): void;
+  scatterAddRows(
+    dst: Float32Array,
+    src: Float32Array,
+    rows: Int32Array,
+    count: number,
+    dim: number,
+    scales: Float32Array | null,
+  ): void;
   route(
     logits: Float32Array,
     nTok: number,

@@ -19,6 +19,7 @@
  */
 import type { AttentionArgs, Device, MatmulJob, RopeStyle, Weight, WeightDType } from "../device.js";
 import { weightDataBytes } from "../f16.js";
+import { appendKvRows, gatherRowsHost, scatterAddRowsVia } from "../host-rows.js";
 import type { CudaAddon, CudaProbe } from "./native.js";
 
 const DTYPE_CODE: Record<WeightDType, number> = { f32: 0, f16: 1, bf16: 2, q8: 3, q4: 4 };
@@ -275,6 +276,7 @@ export class CudaDevice implements Device {
   }
 
   attention(a: AttentionArgs): void {
+    appendKvRows(a);
     const rowFloats = a.nKvHeads * a.headDim;
     const end = a.pos0 + a.nTok;
     const k = this.kvOnDevice(a.kCache, rowFloats, a.pos0, end);
@@ -315,6 +317,28 @@ export class CudaDevice implements Device {
     const as = this.put(1, a, len);
     this.addon.addScaled(os, 0, as, 0, len, scale);
     this.addon.read(os, 0, out, len * 4);
+  }
+
+  gatherRows(
+    dst: Float32Array,
+    src: Float32Array,
+    rows: Int32Array,
+    count: number,
+    dim: number,
+    scales: Float32Array | null,
+  ): void {
+    gatherRowsHost(dst, src, rows, count, dim, scales);
+  }
+
+  scatterAddRows(
+    dst: Float32Array,
+    src: Float32Array,
+    rows: Int32Array,
+    count: number,
+    dim: number,
+    scales: Float32Array | null,
+  ): void {
+    scatterAddRowsVia(this, dst, src, rows, count, dim, scales);
   }
 
   route(

@@ -4,6 +4,7 @@
  */
 import type { AttentionArgs, Device, MatmulJob, RopeStyle, Weight } from "../device.js";
 import { dequantize, weightDataBytes } from "../f16.js";
+import { appendKvRows, gatherRowsHost, scatterAddRowsVia } from "../host-rows.js";
 
 export class ReferenceDevice implements Device {
   readonly name = "reference";
@@ -99,6 +100,7 @@ export class ReferenceDevice implements Device {
   }
 
   attention(args: AttentionArgs): void {
+    appendKvRows(args);
     const { q, kCache, vCache, out, nTok, nHeads, nKvHeads, headDim, pos0, scale, chunkSize, window } = args;
     const group = nHeads / nKvHeads;
     const scores = new Float64Array(pos0 + nTok);
@@ -147,6 +149,28 @@ export class ReferenceDevice implements Device {
 
   addScaled(out: Float32Array, a: Float32Array, len: number, scale = 1): void {
     for (let i = 0; i < len; i++) out[i] = out[i] + a[i] * scale;
+  }
+
+  gatherRows(
+    dst: Float32Array,
+    src: Float32Array,
+    rows: Int32Array,
+    count: number,
+    dim: number,
+    scales: Float32Array | null,
+  ): void {
+    gatherRowsHost(dst, src, rows, count, dim, scales);
+  }
+
+  scatterAddRows(
+    dst: Float32Array,
+    src: Float32Array,
+    rows: Int32Array,
+    count: number,
+    dim: number,
+    scales: Float32Array | null,
+  ): void {
+    scatterAddRowsVia(this, dst, src, rows, count, dim, scales);
   }
 
   route(

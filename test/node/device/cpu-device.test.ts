@@ -145,6 +145,23 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
     }
   });
 
+  it("rmsnorm of a batch split over threads equals one thread's, bit for bit", () => {
+    const r = rng(12);
+    // 45 rows: groups of 8 plus a tail, enough work to be split.
+    const rows = 45;
+    const dim = 1024;
+    const x = randn(rows * dim, r, 3);
+    const weight = randn(dim, r);
+    const one = new CpuDevice({ isa, threads: 1 });
+    for (const wv of [weight, null]) {
+      const got = new Float32Array(rows * dim);
+      const want = new Float32Array(rows * dim);
+      dev.rmsnorm(got, x, wv, rows, dim, 1e-5);
+      one.rmsnorm(want, x, wv, rows, dim, 1e-5);
+      expect(got).toEqual(want);
+    }
+  });
+
   it.each(["interleaved", "neox"] as const)("rope %s, full and partial rotation", (style) => {
     const r = rng(style.length);
     const nTok = 5;
@@ -300,6 +317,71 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
       dev.addScaled(o1, a, len, scale);
       ref.addScaled(o2, a, len, scale);
       expectClose(o1, o2, 1e-7, 1e-7, "addScaled");
+    }
+  });
+
+  it("gatherRows and scatterAddRows: row copies and addScaled per listed row, in order", () => {
+    const r = rng(13);
+    const dim = 37;
+    const src = randn(6 * dim, r);
+    // Row 4 twice: a token that picked two experts gets both outputs, first one first.
+    const rows = Int32Array.from([4, 0, 4, 2]);
+    const scales = Float32Array.from([0.5, -1.25, 3, 0.1]);
+    for (const sc of [scales, null]) {
+      const got = new Float32Array(rows.length * dim);
+      const want = new Float32Array(rows.length * dim);
+      dev.gatherRows(got, src, rows, rows.length, dim, sc);
+      ref.gatherRows(want, src, rows, rows.length, dim, sc);
+      expect(got).toEqual(want); // one f32 product per element either way
+      const dstGot = randn(6 * dim, rng(14));
+      const dstWant = dstGot.slice();
+      dev.scatterAddRows(dstGot, got, rows, rows.length, dim, sc);
+      for (let i = 0; i < rows.length; i++) {
+        const o = dstWant.subarray(rows[i] * dim, (rows[i] + 1) * dim);
+        dev.addScaled(o, got.subarray(i * dim, (i + 1) * dim), dim, sc ? sc[i] : 1);
+      }
+      expect(dstGot).toEqual(dstWant);
+    }
+    // Only `count` rows are used; a listed row outside the table is refused before any write.
+    const dst = new Float32Array(rows.length * dim);
+    dev.gatherRows(dst, src, Int32Array.from([1, 99]), 1, dim, null);
+    expect(dst.subarray(0, dim)).toEqual(src.subarray(dim, 2 * dim));
+    const before = dst.slice();
+    expect(() => dev.gatherRows(dst, src, Int32Array.from([1, 6]), 2, dim, null)).toThrow(/out of range/);
+    expect(() => dev.scatterAddRows(dst, src, Int32Array.from([0, -1]), 2, dim, null)).toThrow(
+      /out of range/,
+    );
+    expect(dst).toEqual(before);
+  });
+
+  it("attention stores kNew / vNew at pos0 first, as a separate write would", () => {
+    const r = rng(15);
+    const [nHeads, nKvHeads, headDim, pos0, nTok] = [4, 2, 64, 20, 3];
+    const row = nKvHeads * headDim;
+    const cap = pos0 + nTok + 5;
+    const kCache = randn(cap * row, r);
+    const vCache = randn(cap * row, r);
+    const kNew = randn(nTok * row, r);
+    const vNew = randn(nTok * row, r);
+    const base = { q: randn(nTok * nHeads * headDim, r), nTok, nHeads, nKvHeads, headDim, pos0 };
+    const rest = { scale: 0.125, chunkSize: 0, window: 0 };
+    for (const d of [dev, ref]) {
+      const k1 = kCache.slice();
+      const v1 = vCache.slice();
+      const got = new Float32Array(nTok * nHeads * headDim);
+      d.attentionMany([{ ...base, ...rest, kCache: k1, vCache: v1, kNew, vNew, out: got }]);
+      const k2 = kCache.slice();
+      const v2 = vCache.slice();
+      k2.set(kNew, pos0 * row);
+      v2.set(vNew, pos0 * row);
+      const want = new Float32Array(got.length);
+      d.attention({ ...base, ...rest, kCache: k2, vCache: v2, out: want });
+      expect(k1).toEqual(k2);
+      expect(v1).toEqual(v2);
+      expect(got).toEqual(want);
+      expect(() => d.attention({ ...base, ...rest, kCache: k1, vCache: v1, kNew, out: want })).toThrow(
+        /together/,
+      );
     }
   });
 

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <climits>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -143,14 +144,15 @@ Napi::Value PackQuantized(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// rmsnorm(out, x, weight|null, rows, dim, eps)
+// rmsnorm(out, x, weight|null, rows, dim, eps, threads = 1)
 Napi::Value Rmsnorm(const Napi::CallbackInfo& info) {
   const int64_t rows = num(info, 3), dim = num(info, 4);
   if (rows < 0 || dim <= 0) fail(info.Env(), "rmsnorm: bad shape");
   float* out = arr<float>(info, 0, rows * dim, "rmsnorm out");
   const float* x = arr<float>(info, 1, rows * dim, "rmsnorm x");
   const float* w = info[2].IsNull() || info[2].IsUndefined() ? nullptr : arr<float>(info, 2, dim, "rmsnorm weight");
-  moe::rmsnorm(out, x, w, static_cast<int>(rows), static_cast<int>(dim), static_cast<float>(fnum(info, 5)));
+  const int threads = info.Length() > 6 && info[6].IsNumber() ? threads_arg(info, 6) : 1;
+  moe::rmsnorm(threads, out, x, w, static_cast<int>(rows), static_cast<int>(dim), static_cast<float>(fnum(info, 5)));
   return info.Env().Undefined();
 }
 
@@ -168,8 +170,10 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// The 12 arguments of one sequence's attention from `base`: q, k, v, out, nTok, nHeads, nKvHeads,
-// headDim, pos0, scale, chunk, window.
+// The 14 arguments of one sequence's attention from `base`: q, k, v, out, nTok, nHeads, nKvHeads,
+// headDim, pos0, scale, chunk, window, kNew|null, vNew|null. kNew / vNew (this call's nTok rows)
+// are stored at rows pos0.. of the caches here, on the calling thread, before any thread reads them.
+constexpr size_t kAttentionArgs = 14;
 AttentionArgs attention_args(const Napi::CallbackInfo& info, size_t base) {
   AttentionArgs a{};
   const int64_t nTok = num(info, base + 4), nHeads = num(info, base + 5), nKv = num(info, base + 6),
@@ -178,8 +182,10 @@ AttentionArgs attention_args(const Napi::CallbackInfo& info, size_t base) {
     fail(info.Env(), "attention: bad shape (nHeads must be a multiple of nKvHeads)");
   const size_t qn = static_cast<size_t>(nTok) * nHeads * hd, kvn = static_cast<size_t>(pos0 + nTok) * nKv * hd;
   a.q = arr<float>(info, base, qn, "attention q");
-  a.k = arr<float>(info, base + 1, kvn, "attention kCache");
-  a.v = arr<float>(info, base + 2, kvn, "attention vCache");
+  float* k = arr<float>(info, base + 1, kvn, "attention kCache");
+  float* v = arr<float>(info, base + 2, kvn, "attention vCache");
+  a.k = k;
+  a.v = v;
   a.out = arr<float>(info, base + 3, qn, "attention out");
   a.nTok = static_cast<int>(nTok);
   a.nHeads = static_cast<int>(nHeads);
@@ -189,29 +195,40 @@ AttentionArgs attention_args(const Napi::CallbackInfo& info, size_t base) {
   a.scale = static_cast<float>(fnum(info, base + 9));
   a.chunk = static_cast<int>(num(info, base + 10));
   a.window = static_cast<int>(num(info, base + 11));
+  const bool knew = !info[base + 12].IsNull() && !info[base + 12].IsUndefined();
+  const bool vnew = !info[base + 13].IsNull() && !info[base + 13].IsUndefined();
+  if (knew != vnew) fail(info.Env(), "attention: kNew and vNew come together");
+  if (knew) {
+    const size_t rows = static_cast<size_t>(nTok) * nKv * hd, at = static_cast<size_t>(pos0) * nKv * hd;
+    const float* kn = arr<float>(info, base + 12, rows, "attention kNew");
+    const float* vn = arr<float>(info, base + 13, rows, "attention vNew");
+    std::memmove(k + at, kn, rows * sizeof(float));
+    std::memmove(v + at, vn, rows * sizeof(float));
+  }
   return a;
 }
 
-// attention(isa, threads, q, k, v, out, nTok, nHeads, nKvHeads, headDim, pos0, scale, chunk, window)
+// attention(isa, threads, ...the 14 attention arguments)
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   const KernelTable* k = isa_arg(info, 0);
   const int threads = threads_arg(info, 1);
+  if (info.Length() < 2 + kAttentionArgs) fail(info.Env(), "attention: expected 14 arguments after isa, threads");
   std::vector<AttentionArgs> seqs{attention_args(info, 2)};
   moe::attention_many(k, threads, seqs);
   return info.Env().Undefined();
 }
 
-// attentionMany(isa, threads, count, ...count x the 12 attention arguments): several sequences'
+// attentionMany(isa, threads, count, ...count x the 14 attention arguments): several sequences'
 // attention in one parallel dispatch.
 Napi::Value AttentionMany(const Napi::CallbackInfo& info) {
   const KernelTable* k = isa_arg(info, 0);
   const int threads = threads_arg(info, 1);
   const int64_t count = num(info, 2);
-  if (count < 0 || info.Length() < 3 + 12 * static_cast<size_t>(count))
-    fail(info.Env(), "attentionMany: expected 12 arguments per sequence");
+  if (count < 0 || info.Length() < 3 + kAttentionArgs * static_cast<size_t>(count))
+    fail(info.Env(), "attentionMany: expected 14 arguments per sequence");
   std::vector<AttentionArgs> seqs;
   seqs.reserve(count);
-  for (int64_t j = 0; j < count; j++) seqs.push_back(attention_args(info, 3 + 12 * j));
+  for (int64_t j = 0; j < count; j++) seqs.push_back(attention_args(info, 3 + kAttentionArgs * j));
   moe::attention_many(k, threads, seqs);
   return info.Env().Undefined();
 }
@@ -233,6 +250,50 @@ Napi::Value AddScaled(const Napi::CallbackInfo& info) {
   if (len < 0) fail(info.Env(), "addScaled: bad length");
   moe::add_scaled(arr<float>(info, 0, len, "addScaled out"), arr<float>(info, 1, len, "addScaled a"),
                   static_cast<size_t>(len), static_cast<float>(fnum(info, 3)));
+  return info.Env().Undefined();
+}
+
+// The row list of gatherRows / scatterAddRows: rows[0..count) index rows of `table` (tableLen
+// floats, rows of dim), checked; scales (null: 1) has count entries.
+const int32_t* row_list(const Napi::CallbackInfo& info, size_t i, int64_t count, int64_t dim, size_t tableLen,
+                        const char* what) {
+  const int32_t* rows = arr<int32_t>(info, i, count, what);
+  const int64_t tableRows = static_cast<int64_t>(tableLen / dim);
+  for (int64_t r = 0; r < count; r++)
+    if (rows[r] < 0 || rows[r] >= tableRows)
+      fail(info.Env(), std::string(what) + ": row " + std::to_string(rows[r]) + " out of range");
+  return rows;
+}
+
+size_t float_len(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    fail(info.Env(), std::string(what) + ": wrong array type");
+  return info[i].As<Napi::Float32Array>().ElementLength();
+}
+
+// gatherRows(dst, src, rows, count, dim, scales|null): dst row r = src row rows[r] (* scales[r]).
+Napi::Value GatherRows(const Napi::CallbackInfo& info) {
+  const int64_t count = num(info, 3), dim = num(info, 4);
+  if (count < 0 || dim <= 0) fail(info.Env(), "gatherRows: bad shape");
+  float* dst = arr<float>(info, 0, count * dim, "gatherRows dst");
+  const float* src = arr<float>(info, 1, 0, "gatherRows src");
+  const int32_t* rows = row_list(info, 2, count, dim, float_len(info, 1, "gatherRows src"), "gatherRows rows");
+  const float* scales = info[5].IsNull() || info[5].IsUndefined() ? nullptr : arr<float>(info, 5, count, "gatherRows scales");
+  moe::gather_rows(dst, src, rows, static_cast<int>(count), static_cast<int>(dim), scales);
+  return info.Env().Undefined();
+}
+
+// scatterAddRows(dst, src, rows, count, dim, scales|null): dst row rows[r] += src row r (* scales[r]),
+// r in order (a row listed twice gets both additions, first one first).
+Napi::Value ScatterAddRows(const Napi::CallbackInfo& info) {
+  const int64_t count = num(info, 3), dim = num(info, 4);
+  if (count < 0 || dim <= 0) fail(info.Env(), "scatterAddRows: bad shape");
+  float* dst = arr<float>(info, 0, 0, "scatterAddRows dst");
+  const float* src = arr<float>(info, 1, count * dim, "scatterAddRows src");
+  const int32_t* rows = row_list(info, 2, count, dim, float_len(info, 0, "scatterAddRows dst"), "scatterAddRows rows");
+  const float* scales =
+      info[5].IsNull() || info[5].IsUndefined() ? nullptr : arr<float>(info, 5, count, "scatterAddRows scales");
+  moe::scatter_add_rows(dst, src, rows, static_cast<int>(count), static_cast<int>(dim), scales);
   return info.Env().Undefined();
 }
 
@@ -286,6 +347,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("swiglu", Napi::Function::New(env, Swiglu));
   exports.Set("addScaled", Napi::Function::New(env, AddScaled));
   exports.Set("route", Napi::Function::New(env, Route));
+  exports.Set("gatherRows", Napi::Function::New(env, GatherRows));
+  exports.Set("scatterAddRows", Napi::Function::New(env, ScatterAddRows));
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned));
   exports.Set("readDirect", Napi::Function::New(env, moe::read_direct));
   exports.Set("memReadBandwidth", Napi::Function::New(env, MemReadBandwidth));

@@ -88,13 +88,17 @@ void matmul(const KernelTable* k, int threads, const MatmulArgs& a);
 // Independent matmuls (prepared here) in one parallel dispatch; each row's result is exactly
 // matmul()'s.
 void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& jobs);
-void rmsnorm(float* out, const float* x, const float* weight, int rows, int dim, float eps);
+void rmsnorm(int threads, float* out, const float* x, const float* weight, int rows, int dim, float eps);
 void rope(float* x, int nTok, int nHeads, int headDim, const int32_t* positions, const float* invFreq, int half,
           bool neox);
 // Several sequences at once: work items are (sequence, token, range of KV heads), spread over the threads.
 void attention_many(const KernelTable* k, int threads, const std::vector<AttentionArgs>& seqs);
 void swiglu(const KernelTable* k, int threads, float* out, const float* gate, const float* up, size_t len);
 void add_scaled(float* out, const float* a, size_t len, float scale);
+// dst row r = src row rows[r] * scales[r] (scales null: a copy).
+void gather_rows(float* dst, const float* src, const int32_t* rows, int count, int dim, const float* scales);
+// dst row rows[r] += src row r * scales[r] (null: 1), in order of r; each row as add_scaled does it.
+void scatter_add_rows(float* dst, const float* src, const int32_t* rows, int count, int dim, const float* scales);
 void route(const float* logits, int nTok, int nExperts, int k, bool sigmoid, bool renormalize, int32_t* outIds,
            float* outWeights);
 double mem_read_bandwidth(const KernelTable* k, size_t bytes, int threads, int passes);

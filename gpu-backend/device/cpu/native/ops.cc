@@ -160,31 +160,35 @@ void pack_quantized_parallel(int threads, int dtype, uint8_t* data, uint8_t* sca
   });
 }
 
-void rmsnorm(float* out, const float* x, const float* weight, int rows, int dim, float eps) {
+void rmsnorm(int threads, float* out, const float* x, const float* weight, int rows, int dim, float eps) {
   // Each row's sum of squares is one sequential double chain (as llama.cpp sums); chains of 8
-  // rows are interleaved so they run side by side instead of one add latency per element.
+  // rows are interleaved so they run side by side instead of one add latency per element. A row's
+  // result does not depend on which rows share its group, so a batch splits over the threads.
   constexpr int kRows = 8;
-  double ss[kRows];
-  for (int r = 0; r < rows; r++) {
-    const int j = r % kRows;
-    if (j == 0) {
-      const int m = std::min(kRows, rows - r);
-      for (int k = 0; k < m; k++) ss[k] = 0;
-      for (int i = 0; i < dim; i++)
-        for (int k = 0; k < m; k++) {
-          const double v = x[static_cast<size_t>(r + k) * dim + i];
-          ss[k] += v * v;
-        }
-    }
-    const float* xr = x + static_cast<size_t>(r) * dim;
-    float* o = out + static_cast<size_t>(r) * dim;
-    const float inv = static_cast<float>(1.0 / std::sqrt(ss[j] / dim + eps));
-    if (weight) {
-      for (int i = 0; i < dim; i++) o[i] = xr[i] * inv * weight[i];
-    } else {
-      for (int i = 0; i < dim; i++) o[i] = xr[i] * inv;
-    }
-  }
+  parallel_chunks(threads, rows, kRows, rows >= 2 * kRows && static_cast<double>(rows) * dim >= 16384,
+                  [&](int r0, int r1) {
+                    double ss[kRows];
+                    for (int r = r0; r < r1; r++) {
+                      const int j = (r - r0) % kRows;
+                      if (j == 0) {
+                        const int m = std::min(kRows, r1 - r);
+                        for (int k = 0; k < m; k++) ss[k] = 0;
+                        for (int i = 0; i < dim; i++)
+                          for (int k = 0; k < m; k++) {
+                            const double v = x[static_cast<size_t>(r + k) * dim + i];
+                            ss[k] += v * v;
+                          }
+                      }
+                      const float* xr = x + static_cast<size_t>(r) * dim;
+                      float* o = out + static_cast<size_t>(r) * dim;
+                      const float inv = static_cast<float>(1.0 / std::sqrt(ss[j] / dim + eps));
+                      if (weight) {
+                        for (int i = 0; i < dim; i++) o[i] = xr[i] * inv * weight[i];
+                      } else {
+                        for (int i = 0; i < dim; i++) o[i] = xr[i] * inv;
+                      }
+                    }
+                  });
 }
 
 void rope(float* x, int nTok, int nHeads, int headDim, const int32_t* positions, const float* invFreq, int half,
@@ -318,6 +322,25 @@ void add_scaled(float* out, const float* a, size_t len, float scale) {
   } else {
     for (size_t i = 0; i < len; i++) out[i] += a[i] * scale;
   }
+}
+
+void gather_rows(float* dst, const float* src, const int32_t* rows, int count, int dim, const float* scales) {
+  for (int r = 0; r < count; r++) {
+    float* d = dst + static_cast<size_t>(r) * dim;
+    const float* s = src + static_cast<size_t>(rows[r]) * dim;
+    if (!scales) {
+      std::memcpy(d, s, static_cast<size_t>(dim) * sizeof(float));
+      continue;
+    }
+    const float g = scales[r];
+    for (int i = 0; i < dim; i++) d[i] = s[i] * g;
+  }
+}
+
+void scatter_add_rows(float* dst, const float* src, const int32_t* rows, int count, int dim, const float* scales) {
+  for (int r = 0; r < count; r++)
+    add_scaled(dst + static_cast<size_t>(rows[r]) * dim, src + static_cast<size_t>(r) * dim, dim,
+               scales ? scales[r] : 1.f);
 }
 
 void route(const float* logits, int nTok, int nExperts, int k, bool sigmoid, bool renormalize, int32_t* outIds,

@@ -1,0 +1,67 @@
+/**
+ * The row ops of the Device interface over host arrays, for devices whose contract is host
+ * memory anyway (the reference device; the CUDA device, which mirrors host arrays): storing an
+ * attention call's new K/V rows, gathering rows and scattering them back.
+ */
+import type { AttentionArgs, Device } from "./device.js";
+
+/** Stores a.kNew / a.vNew at rows a.pos0.. of the caches (no-op without them). */
+export function appendKvRows(a: AttentionArgs): void {
+  if (!a.kNew && !a.vNew) return;
+  if (!a.kNew || !a.vNew) throw new RangeError("attention: kNew and vNew come together");
+  const row = a.nKvHeads * a.headDim;
+  const n = a.nTok * row;
+  if (a.kNew.length < n || a.vNew.length < n)
+    throw new RangeError("attention: kNew/vNew shorter than nTok rows");
+  a.kCache.set(a.kNew.subarray(0, n), a.pos0 * row);
+  a.vCache.set(a.vNew.subarray(0, n), a.pos0 * row);
+}
+
+function checkRows(rows: Int32Array, count: number, dim: number, table: Float32Array, what: string): void {
+  if (rows.length < count) throw new RangeError(`${what}: ${rows.length} rows listed, count ${count}`);
+  const tableRows = Math.floor(table.length / dim);
+  for (let r = 0; r < count; r++) {
+    if (rows[r] < 0 || rows[r] >= tableRows) throw new RangeError(`${what}: row ${rows[r]} out of range`);
+  }
+}
+
+export function gatherRowsHost(
+  dst: Float32Array,
+  src: Float32Array,
+  rows: Int32Array,
+  count: number,
+  dim: number,
+  scales: Float32Array | null,
+): void {
+  checkRows(rows, count, dim, src, "gatherRows");
+  for (let r = 0; r < count; r++) {
+    const from = src.subarray(rows[r] * dim, (rows[r] + 1) * dim);
+    if (!scales) {
+      dst.set(from, r * dim);
+      continue;
+    }
+    const g = scales[r];
+    for (let i = 0; i < dim; i++) dst[r * dim + i] = from[i] * g;
+  }
+}
+
+/** scatterAddRows through the device's own addScaled (so its arithmetic is the device's). */
+export function scatterAddRowsVia(
+  device: Pick<Device, "addScaled">,
+  dst: Float32Array,
+  src: Float32Array,
+  rows: Int32Array,
+  count: number,
+  dim: number,
+  scales: Float32Array | null,
+): void {
+  checkRows(rows, count, dim, dst, "scatterAddRows");
+  for (let r = 0; r < count; r++) {
+    device.addScaled(
+      dst.subarray(rows[r] * dim, (rows[r] + 1) * dim),
+      src.subarray(r * dim, (r + 1) * dim),
+      dim,
+      scales ? scales[r] : 1,
+    );
+  }
+}
