@@ -36,12 +36,18 @@ export interface MatmulJob {
 
 export type RopeStyle = "interleaved" | "neox";
 
+/** A KV cache array: f32, or f16 as IEEE half bits. */
+export type KvArray = Float32Array | Uint16Array;
+
 export interface AttentionArgs {
   /** [nTok, nHeads, headDim] queries (already roped / normed / scaled by the caller's choices). */
   q: Float32Array;
-  /** KV cache of one sequence: [maxCtx, nKvHeads, headDim] each. */
-  kCache: Float32Array;
-  vCache: Float32Array;
+  /**
+   * KV cache of one sequence: [maxCtx, nKvHeads, headDim] each, f32 or IEEE half bits (an f16
+   * cache: half the memory and half the bytes a step reads). Both of one type.
+   */
+  kCache: KvArray;
+  vCache: KvArray;
   /** Output [nTok, nHeads, headDim]. */
   out: Float32Array;
   nTok: number;
@@ -57,7 +63,8 @@ export interface AttentionArgs {
   window: number;
   /**
    * This call's keys and values, [nTok, nKvHeads, headDim] each: stored at rows pos0.. of kCache
-   * and vCache before attending (one call instead of a copy per sequence and layer). Both or none.
+   * and vCache before attending (one call instead of a copy per sequence and layer), rounded to
+   * nearest even for an f16 cache. Both or none.
    */
   kNew?: Float32Array;
   vNew?: Float32Array;

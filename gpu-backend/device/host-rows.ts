@@ -3,7 +3,8 @@
  * memory anyway (the reference device; the CUDA device, which mirrors host arrays): storing an
  * attention call's new K/V rows, gathering rows and scattering them back.
  */
-import type { AttentionArgs, Device } from "./device.js";
+import type { AttentionArgs, Device, KvArray } from "./device.js";
+import { f16ArrayToF32, f32ToF16Bits } from "./f16.js";
 
 /** Stores a.kNew / a.vNew at rows a.pos0.. of the caches (no-op without them). */
 export function appendKvRows(a: AttentionArgs): void {
@@ -13,8 +14,21 @@ export function appendKvRows(a: AttentionArgs): void {
   const n = a.nTok * row;
   if (a.kNew.length < n || a.vNew.length < n)
     throw new RangeError("attention: kNew/vNew shorter than nTok rows");
-  a.kCache.set(a.kNew.subarray(0, n), a.pos0 * row);
-  a.vCache.set(a.vNew.subarray(0, n), a.pos0 * row);
+  storeRows(a.kCache, a.kNew, n, a.pos0 * row);
+  storeRows(a.vCache, a.vNew, n, a.pos0 * row);
+}
+
+function storeRows(cache: KvArray, rows: Float32Array, n: number, at: number): void {
+  if (cache instanceof Float32Array) {
+    cache.set(rows.subarray(0, n), at);
+    return;
+  }
+  for (let i = 0; i < n; i++) cache[at + i] = f32ToF16Bits(rows[i]);
+}
+
+/** The first `n` elements of a KV cache array as f32 (a view of an f32 cache, a copy of an f16 one). */
+export function kvAsF32(cache: KvArray, n: number): Float32Array {
+  return cache instanceof Float32Array ? cache.subarray(0, n) : f16ArrayToF32(cache.subarray(0, n));
 }
 
 function checkRows(rows: Int32Array, count: number, dim: number, table: Float32Array, what: string): void {

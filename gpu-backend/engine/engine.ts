@@ -1,5 +1,6 @@
 import type { ExpertProvider } from "../experts/provider.js";
 import { createStreamDecoder } from "../tokenizer/stream-decoder.js";
+import type { KvDtype } from "./kv-cache.js";
 import { type MoeTransformer, PREFILL_CHUNK } from "./model.js";
 import { PrefixCache } from "./prefix-cache.js";
 import { Sampler } from "./sampler.js";
@@ -32,6 +33,8 @@ export interface EngineOptions {
   prefixCacheBytes?: number;
   /** Tokens per prefix-cache block. */
   prefixBlockTokens?: number;
+  /** KV cache element type of every sequence and of the prefix cache (default f16). */
+  kvDtype?: KvDtype;
 }
 
 /** A reader this far behind pauses its sequence (backpressure instead of unbounded buffering). */
@@ -96,11 +99,14 @@ export class MoeEngine implements Engine {
     opts: EngineOptions = {},
   ) {
     const bytes = opts.prefixCacheBytes ?? 256 * 1024 * 1024;
-    this.prefixCache = bytes > 0 ? new PrefixCache(model.config, opts.prefixBlockTokens ?? 16, bytes) : null;
+    const kvDtype = opts.kvDtype ?? "f16";
+    this.prefixCache =
+      bytes > 0 ? new PrefixCache(model.config, opts.prefixBlockTokens ?? 16, bytes, kvDtype) : null;
     this.scheduler = new Scheduler(
       model,
       { maxRunning: 16, maxQueued: 64, stepTokens: PREFILL_CHUNK, ...opts.scheduler },
       this.prefixCache,
+      kvDtype,
     );
   }
 

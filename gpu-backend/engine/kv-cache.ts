@@ -1,12 +1,30 @@
+import type { KvArray } from "../device/device.js";
 import type { ModelConfig } from "../model/types.js";
 
 /**
- * KV cache of one sequence: per layer [capacity, nKvHeads, headDim] keys and values (f32).
+ * Element type of a KV cache: f32, or f16 (IEEE half, round to nearest even when stored: half
+ * the memory and half the bytes each decode step reads; llama.cpp's default too).
+ */
+export type KvDtype = "f32" | "f16";
+
+export const KV_DTYPES: readonly KvDtype[] = ["f32", "f16"];
+
+export function isKvDtype(s: string): s is KvDtype {
+  return (KV_DTYPES as readonly string[]).includes(s);
+}
+
+/** A zeroed KV array of `n` elements. */
+export function newKvArray(dtype: KvDtype, n: number): KvArray {
+  return dtype === "f16" ? new Uint16Array(n) : new Float32Array(n);
+}
+
+/**
+ * KV cache of one sequence: per layer [capacity, nKvHeads, headDim] keys and values.
  * Grows by doubling up to the model's context so short requests stay small.
  */
 export class KvCache {
-  readonly k: Float32Array[] = [];
-  readonly v: Float32Array[] = [];
+  readonly k: KvArray[] = [];
+  readonly v: KvArray[] = [];
   private cap = 0;
   /** Tokens whose K/V are written. */
   length = 0;
@@ -14,6 +32,7 @@ export class KvCache {
   constructor(
     private readonly config: ModelConfig,
     initialCapacity: number,
+    readonly dtype: KvDtype = "f32",
   ) {
     this.reserve(initialCapacity);
   }
@@ -36,8 +55,8 @@ export class KvCache {
     }
     const cap = Math.min(this.config.maxPositions, Math.max(tokens, this.cap * 2, 64));
     for (let l = 0; l < this.config.numLayers; l++) {
-      const k = new Float32Array(cap * this.rowFloats);
-      const v = new Float32Array(cap * this.rowFloats);
+      const k = newKvArray(this.dtype, cap * this.rowFloats);
+      const v = newKvArray(this.dtype, cap * this.rowFloats);
       if (this.k[l]) {
         k.set(this.k[l].subarray(0, this.length * this.rowFloats));
         v.set(this.v[l].subarray(0, this.length * this.rowFloats));
@@ -49,6 +68,6 @@ export class KvCache {
   }
 
   bytes(): number {
-    return this.cap * this.rowFloats * 4 * 2 * this.config.numLayers;
+    return this.cap * this.rowFloats * this.k[0].BYTES_PER_ELEMENT * 2 * this.config.numLayers;
   }
 }

@@ -1,5 +1,6 @@
+import type { KvArray } from "../device/device.js";
 import type { ModelConfig } from "../model/types.js";
-import type { KvCache } from "./kv-cache.js";
+import { type KvCache, type KvDtype, newKvArray } from "./kv-cache.js";
 
 interface Block {
   id: number;
@@ -7,7 +8,7 @@ interface Block {
   parent: Block | null;
   children: number;
   /** [layer][k|v] rows for this block's tokens, one Float32Array of nLayers*2*blockTokens*kvDim. */
-  kv: Float32Array;
+  kv: KvArray;
 }
 
 export interface PrefixCacheStats {
@@ -27,7 +28,7 @@ export interface PrefixCacheStats {
 export class PrefixCache {
   private readonly blocks = new Map<string, Block>();
   private nextId = 1;
-  private readonly blockFloats: number;
+  private readonly blockElems: number;
   private readonly kvDim: number;
   private lookups = 0;
   private hitTokens = 0;
@@ -37,13 +38,15 @@ export class PrefixCache {
     private readonly config: ModelConfig,
     readonly blockTokens: number,
     private readonly maxBytes: number,
+    /** The element type of the caches it serves (blocks are stored as they are). */
+    readonly kvDtype: KvDtype = "f32",
   ) {
     this.kvDim = config.numKvHeads * config.headDim;
-    this.blockFloats = config.numLayers * 2 * blockTokens * this.kvDim;
+    this.blockElems = config.numLayers * 2 * blockTokens * this.kvDim;
   }
 
   private get blockBytes(): number {
-    return this.blockFloats * 4;
+    return this.blockElems * (this.kvDtype === "f16" ? 2 : 4);
   }
 
   /**
@@ -51,6 +54,7 @@ export class PrefixCache {
    * tokens. At least one prompt token is always left to compute, so the step yields logits.
    */
   restore(prompt: number[], cache: KvCache): number {
+    this.checkDtype(cache);
     this.lookups++;
     const bt = this.blockTokens;
     const maxBlocks = Math.floor((prompt.length - 1) / bt);
@@ -81,6 +85,7 @@ export class PrefixCache {
 
   /** After a prompt is prefilled: keep its full blocks (those not cached yet) for later requests. */
   store(prompt: number[], cache: KvCache): void {
+    this.checkDtype(cache);
     const bt = this.blockTokens;
     const nBlocks = Math.floor(Math.min(prompt.length, cache.length) / bt);
     if (this.blockBytes > this.maxBytes) return;
@@ -94,7 +99,7 @@ export class PrefixCache {
         this.touch(block);
       } else {
         if (!this.makeRoom(parent)) return;
-        const kv = new Float32Array(this.blockFloats);
+        const kv = newKvArray(this.kvDtype, this.blockElems);
         for (let l = 0; l < L; l++) {
           kv.set(cache.k[l].subarray(b * rows, (b + 1) * rows), 2 * l * rows);
           kv.set(cache.v[l].subarray(b * rows, (b + 1) * rows), (2 * l + 1) * rows);
@@ -104,6 +109,13 @@ export class PrefixCache {
         this.blocks.set(key, block);
       }
       parent = block;
+    }
+  }
+
+  /** Copying blocks between arrays of two element types would convert values, not bits. */
+  private checkDtype(cache: KvCache): void {
+    if (cache.dtype !== this.kvDtype) {
+      throw new Error(`prefix cache holds ${this.kvDtype} KV, the sequence's cache is ${cache.dtype}`);
     }
   }
 

@@ -1,4 +1,4 @@
-import { KvCache } from "./kv-cache.js";
+import { KvCache, type KvDtype } from "./kv-cache.js";
 import { type BatchItem, type MoeTransformer, PREFILL_CHUNK } from "./model.js";
 import type { PrefixCache } from "./prefix-cache.js";
 
@@ -75,6 +75,7 @@ export class Scheduler {
     private readonly model: MoeTransformer,
     readonly limits: SchedulerLimits,
     private readonly prefixCache: PrefixCache | null,
+    private readonly kvDtype: KvDtype = "f16",
   ) {
     if (limits.stepTokens > PREFILL_CHUNK || limits.stepTokens < 1) {
       throw new RangeError(`stepTokens must be in 1..${PREFILL_CHUNK}`);
@@ -90,7 +91,12 @@ export class Scheduler {
       );
     }
     this.levelServed(seq.tenant);
-    this.waiting.push({ seq, cache: new KvCache(this.model.config, 0), prefilled: 0, next: null });
+    this.waiting.push({
+      seq,
+      cache: new KvCache(this.model.config, 0, this.kvDtype),
+      prefilled: 0,
+      next: null,
+    });
     seq.signal?.addEventListener("abort", () => this.kick(), { once: true });
     this.kick();
   }

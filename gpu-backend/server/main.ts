@@ -5,6 +5,7 @@
 
 import { parseArgs } from "node:util";
 import { serve } from "@hono/node-server";
+import { isKvDtype, KV_DTYPES } from "../engine/kv-cache.js";
 import { loadEngine } from "../engine/load-engine.js";
 import { createServerApp } from "./app.js";
 
@@ -26,6 +27,7 @@ The inference backend (OpenAI-compatible HTTP, signed requests from the edge).
   --max-running N      sequences decoding together in one batch (default 16)
   --max-queued N       sequences waiting for a slot; beyond it new requests get 503 (default 64)
   --prefix-cache-bytes B  prefix (prompt) KV cache size, e.g. 256MiB; 0 disables (default 256MiB)
+  --kv-dtype f16|f32   KV cache element type (default f16: half the memory and KV reads)
   --tenant-max-inflight N  per-tenant stream cap when the edge passes none (default: none)
   --max-body-bytes B   largest request body accepted, e.g. 4MiB (default 4MiB; beyond it 413)
   --no-openai          switch off the OpenAI endpoints (/v1/*): only the edge's frame protocol`;
@@ -76,6 +78,7 @@ function main(): void {
       "max-running": { type: "string" },
       "max-queued": { type: "string" },
       "prefix-cache-bytes": { type: "string" },
+      "kv-dtype": { type: "string" },
       "tenant-max-inflight": { type: "string" },
       "max-body-bytes": { type: "string" },
       "no-openai": { type: "boolean", default: false },
@@ -102,6 +105,8 @@ function main(): void {
     values["prefix-cache-bytes"] !== undefined
       ? parseBytes("--prefix-cache-bytes", values["prefix-cache-bytes"])
       : undefined;
+  const kvDtype = values["kv-dtype"] ?? "f16";
+  if (!isKvDtype(kvDtype)) fail(`--kv-dtype must be ${KV_DTYPES.join(" or ")}`);
   const port = Number(values.port);
   const started = performance.now();
   const engine = loadEngine(values.model, {
@@ -111,7 +116,7 @@ function main(): void {
     prefetch: !values["no-prefetch"],
     modelId: values["model-id"],
     device,
-    engine: { scheduler, ...(prefixCacheBytes !== undefined ? { prefixCacheBytes } : {}) },
+    engine: { scheduler, kvDtype, ...(prefixCacheBytes !== undefined ? { prefixCacheBytes } : {}) },
   });
   const app = createServerApp(engine, {
     secret: values.secret,

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 export type Isa = "scalar" | "avx2" | "avx512" | "avx512vnni";
 export const ISA_INDEX: Record<Isa, number> = { scalar: 0, avx2: 1, avx512: 2, avx512vnni: 3 };
 
-export type AttentionArg = Float32Array | number | null;
+export type AttentionArg = Float32Array | Uint16Array | number | null;
 
 export interface NativeAddon {
   /** Instruction sets this CPU supports (each usable as the `isa` argument). */

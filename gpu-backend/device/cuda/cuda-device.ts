@@ -17,9 +17,9 @@
  * benchmark, and the engine change proposed in gpu-backend/device/cuda/ENGINE-NOTES.md) is what keeps activations on
  * the GPU.
  */
-import type { AttentionArgs, Device, MatmulJob, RopeStyle, Weight, WeightDType } from "../device.js";
+import type { AttentionArgs, Device, KvArray, MatmulJob, RopeStyle, Weight, WeightDType } from "../device.js";
 import { weightDataBytes } from "../f16.js";
-import { appendKvRows, gatherRowsHost, scatterAddRowsVia } from "../host-rows.js";
+import { appendKvRows, gatherRowsHost, kvAsF32, scatterAddRowsVia } from "../host-rows.js";
 import type { CudaAddon, CudaProbe } from "./native.js";
 
 const DTYPE_CODE: Record<WeightDType, number> = { f32: 0, f16: 1, bf16: 2, q8: 3, q4: 4 };
@@ -58,7 +58,7 @@ export class CudaDevice implements Device {
   private readonly experts = new Map<Uint8Array, DevWeight>();
   private expertHeld = 0;
   private readonly vectors = new WeakMap<Float32Array, number>();
-  private readonly kv = new WeakMap<Float32Array, KvMirror>();
+  private readonly kv = new WeakMap<KvArray, KvMirror>();
   private readonly scratch: { id: number; bytes: number }[] = [];
   private readonly strictKv = process.env.MOE_CUDA_KV_STRICT === "1";
   // Device memory behind collected host arrays goes back when the key is garbage-collected.
@@ -253,18 +253,20 @@ export class CudaDevice implements Device {
     this.addon.read(xs, 0, x, len * 4);
   }
 
-  private kvOnDevice(host: Float32Array, rowFloats: number, pos0: number, end: number): number {
+  private kvOnDevice(host: KvArray, rowFloats: number, pos0: number, end: number): number {
     let m = this.kv.get(host);
     let from = this.strictKv ? 0 : pos0;
     if (!m) {
-      m = { buf: this.addon.alloc(host.byteLength) };
+      // The mirror is f32 whatever the host cache holds (an f16 cache's rows are widened exactly).
+      m = { buf: this.addon.alloc(host.length * 4) };
       this.kv.set(host, m);
       this.registry.register(host, m.buf);
       from = 0;
     }
     const bytes = (end - from) * rowFloats * 4;
     if (bytes > 0) {
-      const view = host.subarray(from * rowFloats, end * rowFloats);
+      const rows = host.subarray(from * rowFloats, end * rowFloats);
+      const view = rows instanceof Float32Array ? rows : kvAsF32(rows, rows.length);
       this.addon.write(m.buf, from * rowFloats * 4, view, bytes);
       this.counters.kvBytes += bytes;
     }

@@ -4,7 +4,7 @@
  */
 import type { AttentionArgs, Device, MatmulJob, RopeStyle, Weight } from "../device.js";
 import { dequantize, weightDataBytes } from "../f16.js";
-import { appendKvRows, gatherRowsHost, scatterAddRowsVia } from "../host-rows.js";
+import { appendKvRows, gatherRowsHost, kvAsF32, scatterAddRowsVia } from "../host-rows.js";
 
 export class ReferenceDevice implements Device {
   readonly name = "reference";
@@ -101,7 +101,10 @@ export class ReferenceDevice implements Device {
 
   attention(args: AttentionArgs): void {
     appendKvRows(args);
-    const { q, kCache, vCache, out, nTok, nHeads, nKvHeads, headDim, pos0, scale, chunkSize, window } = args;
+    const { q, out, nTok, nHeads, nKvHeads, headDim, pos0, scale, chunkSize, window } = args;
+    const visible = (pos0 + nTok) * nKvHeads * headDim;
+    const kCache = kvAsF32(args.kCache, visible);
+    const vCache = kvAsF32(args.vCache, visible);
     const group = nHeads / nKvHeads;
     const scores = new Float64Array(pos0 + nTok);
     for (let t = 0; t < nTok; t++) {

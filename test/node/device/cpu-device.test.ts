@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { CpuDevice } from "../../../gpu-backend/device/cpu/cpu-device.js";
 import { loadNative } from "../../../gpu-backend/device/cpu/native.js";
 import type { AttentionArgs, WeightDType } from "../../../gpu-backend/device/device.js";
-import { makeWeight } from "../../../gpu-backend/device/f16.js";
+import { f16ArrayToF32, f32ToF16Array, f32ToF16Bits, makeWeight } from "../../../gpu-backend/device/f16.js";
 import { ReferenceDevice } from "../../../gpu-backend/device/reference/reference-device.js";
 import { expectClose, randn, rng } from "./helpers.js";
 
@@ -352,6 +352,95 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
       /out of range/,
     );
     expect(dst).toEqual(before);
+  });
+
+  // An f16 cache holds IEEE half bits; its attention is the f32 arithmetic on the widened values.
+  it.each([
+    [8, 2, 64, 40, 1],
+    [8, 2, 64, 40, 6],
+    [6, 2, 20, 30, 1],
+    [6, 2, 20, 30, 5],
+    [4, 4, 128, 17, 2],
+  ])(
+    "attention on an f16 cache (heads %i/%i dim %i pos0 %i nTok %i) equals f32 on the same values",
+    (nHeads, nKvHeads, headDim, pos0, nTok) => {
+      const r = rng(90 + headDim + nTok);
+      const row = nKvHeads * headDim;
+      const keys = pos0 + nTok;
+      const k16 = f32ToF16Array(randn(keys * row, r, 2));
+      const v16 = f32ToF16Array(randn(keys * row, r));
+      const base = {
+        q: randn(nTok * nHeads * headDim, r),
+        nTok,
+        nHeads,
+        nKvHeads,
+        headDim,
+        pos0,
+        scale: 0.125,
+        chunkSize: 0,
+        window: 0,
+      };
+      const got = new Float32Array(nTok * nHeads * headDim);
+      const want = new Float32Array(got.length);
+      dev.attention({ ...base, kCache: k16, vCache: v16, out: got });
+      dev.attention({ ...base, kCache: f16ArrayToF32(k16), vCache: f16ArrayToF32(v16), out: want });
+      expect(got).toEqual(want);
+      const refOut = new Float32Array(got.length);
+      ref.attention({ ...base, kCache: k16, vCache: v16, out: refOut });
+      expectClose(got, refOut, 1e-5, 1e-5, "f16 attention vs reference");
+      expect(() => dev.attention({ ...base, kCache: k16, vCache: f16ArrayToF32(v16), out: got })).toThrow(
+        /one element type/,
+      );
+    },
+  );
+
+  it("kNew into an f16 cache rounds to nearest even, as the reference stores it", () => {
+    const [nHeads, nKvHeads, headDim, pos0, nTok] = [2, 1, 64, 3, 2];
+    const n = nTok * nKvHeads * headDim;
+    // Ties, subnormals, overflow to infinity, values just below the largest half, signed zero.
+    const special = [
+      1 + 2 ** -11,
+      1 + 3 * 2 ** -11,
+      2 ** -25,
+      3 * 2 ** -26,
+      2 ** -14 - 2 ** -25,
+      65520,
+      65519,
+      -0,
+      1e-9,
+      -7e4,
+    ];
+    const kNew = Float32Array.from({ length: n }, (_, i) =>
+      i < special.length ? special[i] : Math.sin(i) * 3,
+    );
+    const vNew = Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 1000);
+    const cap = (pos0 + nTok) * nKvHeads * headDim;
+    const caches = [dev, ref].map((d) => {
+      const kCache = new Uint16Array(cap);
+      const vCache = new Uint16Array(cap);
+      const out = new Float32Array(nTok * nHeads * headDim);
+      d.attention({
+        q: new Float32Array(out.length).fill(0.01),
+        kCache,
+        vCache,
+        kNew,
+        vNew,
+        out,
+        nTok,
+        nHeads,
+        nKvHeads,
+        headDim,
+        pos0,
+        scale: 1,
+        chunkSize: 0,
+        window: 0,
+      });
+      return { kCache, vCache };
+    });
+    const at = pos0 * nKvHeads * headDim;
+    expect(Array.from(caches[0].kCache.subarray(at))).toEqual(Array.from(kNew, f32ToF16Bits));
+    expect(caches[0].kCache).toEqual(caches[1].kCache);
+    expect(caches[0].vCache).toEqual(caches[1].vCache);
   });
 
   it("attention stores kNew / vNew at pos0 first, as a separate write would", () => {

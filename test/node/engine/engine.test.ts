@@ -104,6 +104,32 @@ describe("scheduler", () => {
     expect(again.ids).toEqual(expectA.ids);
   });
 
+  it("keeps KV in f16 by default: half the bytes, logits within f16 rounding of an f32 cache", async () => {
+    const e = engines.llama4;
+    const m = e.model;
+    const f16 = new KvCache(m.config, 64, "f16");
+    const f32 = new KvCache(m.config, 64);
+    expect(f16.bytes() * 2).toBe(f32.bytes());
+    expect(f16.k[0]).toBeInstanceOf(Uint16Array);
+    let a = await m.forward(prompts[1], f16);
+    let b = await m.forward(prompts[1], f32);
+    for (let step = 0; step < 6; step++) {
+      let maxDiff = 0;
+      let scale = 0;
+      for (let i = 0; i < a.length; i++) {
+        maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+        scale = Math.max(scale, Math.abs(b[i]));
+      }
+      expect(maxDiff / scale).toBeLessThan(1e-2);
+      const next = argmax(b);
+      a = await m.forward([next], f16);
+      b = await m.forward([next], f32);
+    }
+    // The scheduler's caches are the engine's type; the prefix cache refuses any other.
+    expect(e.prefixCache!.kvDtype).toBe("f16");
+    expect(() => e.prefixCache!.store(prompts[1], f32)).toThrow(/f16 KV/);
+  });
+
   it("sizes a sequence's KV cache for its whole prompt once, not at every prefill chunk", async () => {
     const e = engines.llama4;
     const prompt = Array.from({ length: 300 }, (_, i) => (i * 13 + 5) % 450);

@@ -30,6 +30,10 @@ constexpr napi_typedarray_type kind<int32_t>() {
   return napi_int32_array;
 }
 template <>
+constexpr napi_typedarray_type kind<uint16_t>() {
+  return napi_uint16_array;
+}
+template <>
 constexpr napi_typedarray_type kind<uint8_t>() {
   return napi_uint8_array;
 }
@@ -171,10 +175,16 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
 }
 
 // The 14 arguments of one sequence's attention from `base`: q, k, v, out, nTok, nHeads, nKvHeads,
-// headDim, pos0, scale, chunk, window, kNew|null, vNew|null. kNew / vNew (this call's nTok rows)
-// are stored at rows pos0.. of the caches here, on the calling thread, before any thread reads them.
+// headDim, pos0, scale, chunk, window, kNew|null, vNew|null. The caches are both Float32Array or
+// both Uint16Array (f16 bits). kNew / vNew (f32, this call's nTok rows) are stored at rows pos0..
+// here, on the calling thread, before any thread reads them (rounded to f16 for an f16 cache).
 constexpr size_t kAttentionArgs = 14;
-AttentionArgs attention_args(const Napi::CallbackInfo& info, size_t base) {
+
+bool is_u16(const Napi::Value& v) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
+}
+
+AttentionArgs attention_args(const Napi::CallbackInfo& info, size_t base, const KernelTable* kt) {
   AttentionArgs a{};
   const int64_t nTok = num(info, base + 4), nHeads = num(info, base + 5), nKv = num(info, base + 6),
                 hd = num(info, base + 7), pos0 = num(info, base + 8);
@@ -182,8 +192,16 @@ AttentionArgs attention_args(const Napi::CallbackInfo& info, size_t base) {
     fail(info.Env(), "attention: bad shape (nHeads must be a multiple of nKvHeads)");
   const size_t qn = static_cast<size_t>(nTok) * nHeads * hd, kvn = static_cast<size_t>(pos0 + nTok) * nKv * hd;
   a.q = arr<float>(info, base, qn, "attention q");
-  float* k = arr<float>(info, base + 1, kvn, "attention kCache");
-  float* v = arr<float>(info, base + 2, kvn, "attention vCache");
+  a.kvF16 = is_u16(info[base + 1]);
+  if (is_u16(info[base + 2]) != a.kvF16) fail(info.Env(), "attention: kCache and vCache must have one element type");
+  void *k, *v;
+  if (a.kvF16) {
+    k = arr<uint16_t>(info, base + 1, kvn, "attention kCache");
+    v = arr<uint16_t>(info, base + 2, kvn, "attention vCache");
+  } else {
+    k = arr<float>(info, base + 1, kvn, "attention kCache");
+    v = arr<float>(info, base + 2, kvn, "attention vCache");
+  }
   a.k = k;
   a.v = v;
   a.out = arr<float>(info, base + 3, qn, "attention out");
@@ -202,8 +220,13 @@ AttentionArgs attention_args(const Napi::CallbackInfo& info, size_t base) {
     const size_t rows = static_cast<size_t>(nTok) * nKv * hd, at = static_cast<size_t>(pos0) * nKv * hd;
     const float* kn = arr<float>(info, base + 12, rows, "attention kNew");
     const float* vn = arr<float>(info, base + 13, rows, "attention vNew");
-    std::memmove(k + at, kn, rows * sizeof(float));
-    std::memmove(v + at, vn, rows * sizeof(float));
+    if (a.kvF16) {
+      kt->store_f16(static_cast<uint16_t*>(k) + at, kn, rows);
+      kt->store_f16(static_cast<uint16_t*>(v) + at, vn, rows);
+    } else {
+      std::memmove(static_cast<float*>(k) + at, kn, rows * sizeof(float));
+      std::memmove(static_cast<float*>(v) + at, vn, rows * sizeof(float));
+    }
   }
   return a;
 }
@@ -213,7 +236,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   const KernelTable* k = isa_arg(info, 0);
   const int threads = threads_arg(info, 1);
   if (info.Length() < 2 + kAttentionArgs) fail(info.Env(), "attention: expected 14 arguments after isa, threads");
-  std::vector<AttentionArgs> seqs{attention_args(info, 2)};
+  std::vector<AttentionArgs> seqs{attention_args(info, 2, k)};
   moe::attention_many(k, threads, seqs);
   return info.Env().Undefined();
 }
@@ -228,7 +251,7 @@ Napi::Value AttentionMany(const Napi::CallbackInfo& info) {
     fail(info.Env(), "attentionMany: expected 14 arguments per sequence");
   std::vector<AttentionArgs> seqs;
   seqs.reserve(count);
-  for (int64_t j = 0; j < count; j++) seqs.push_back(attention_args(info, 3 + kAttentionArgs * j));
+  for (int64_t j = 0; j < count; j++) seqs.push_back(attention_args(info, 3 + kAttentionArgs * j, k));
   moe::attention_many(k, threads, seqs);
   return info.Env().Undefined();
 }

@@ -58,6 +58,10 @@ static inline float vhsum(V v) {
 static inline V cvt_f16(const uint16_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
+static inline void vstore_f16(uint16_t* p, V v) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+}
+static inline uint16_t float_to_half(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 static inline V cvt_bf16(const uint16_t* p) {
   const __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
@@ -84,7 +88,7 @@ static inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char
 }  // namespace avx2_isa
 
 const KernelTable kAvx2Kernels = {"avx2", avx2_isa::matmul_rows, nullptr, avx2_isa::attend, avx2_isa::read_sum,
-                                    avx2_isa::exp_sub_sum, avx2_isa::swiglu};
+                                    avx2_isa::exp_sub_sum, avx2_isa::swiglu, avx2_isa::store_f16};
 
 }  // namespace moe
 

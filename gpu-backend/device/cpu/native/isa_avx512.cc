@@ -21,7 +21,7 @@ namespace avx512_isa {
 
 const KernelTable kAvx512Kernels = {"avx512", avx512_isa::matmul_rows, nullptr, avx512_isa::attend,
                                     avx512_isa::read_sum,
-                                    avx512_isa::exp_sub_sum, avx512_isa::swiglu};
+                                    avx512_isa::exp_sub_sum, avx512_isa::swiglu, avx512_isa::store_f16};
 
 }  // namespace moe
 

@@ -400,7 +400,8 @@ const KernelTable kAvx512VnniKernels = {"avx512vnni",
                                         avx512vnni_isa::attend,
                                         avx512vnni_isa::read_sum,
                                         avx512vnni_isa::exp_sub_sum,
-                                        avx512vnni_isa::swiglu};
+                                        avx512vnni_isa::swiglu,
+                                        avx512vnni_isa::store_f16};
 
 }  // namespace moe
 

@@ -35,13 +35,16 @@ struct MatmulArgs {
 // KV cache [pos, nKvHeads, headDim].
 struct AttentionArgs {
   const float* q;
-  const float* k;
-  const float* v;
+  // K/V cache elements: f32, or IEEE half bits when kvF16 (half the memory and the bytes a step
+  // reads; converted exactly to f32 as they are loaded, so the arithmetic is the f32 path's).
+  const void* k;
+  const void* v;
+  bool kvF16 = false;
   float* out;
   int nTok, nHeads, nKvHeads, headDim, pos0;
   float scale;
   int chunk, window;
-  // Where k and v rows sit: floats from one position to the next (0: nKvHeads * headDim, the cache
+  // Where k and v rows sit: elements from one position to the next (0: nKvHeads * headDim, the cache
   // layout), and the KV head k and v start at (a copy of one head's rows starts at that head).
   size_t kvRow = 0;
   int kvHead0 = 0;
@@ -65,6 +68,8 @@ struct KernelTable {
   float (*exp_sub_sum)(float* x, int n, float m);
   // out = silu(gate) * up.
   void (*swiglu)(float* out, const float* gate, const float* up, size_t n);
+  // dst = src as IEEE half bits, rounded to nearest even (rows stored into an f16 KV cache).
+  void (*store_f16)(uint16_t* dst, const float* src, size_t n);
 };
 
 extern const KernelTable kScalarKernels;

@@ -274,7 +274,8 @@ void attention_many(const KernelTable* k, int threads, const std::vector<Attenti
   static std::atomic<uint64_t> calls{0};
   const uint64_t call = ++calls;
   run_chunks(nt, groups, [&](int gi) {
-    thread_local std::vector<float> scores, gk, gv;
+    thread_local std::vector<float> scores;
+    thread_local std::vector<uint8_t> gk, gv;  // one head's rows, in the cache's element type
     thread_local uint64_t gCall = 0;
     thread_local int gSeq = -1, gHead = -1;
     if (scores.size() < scratch) scores.resize(scratch);
@@ -286,15 +287,17 @@ void attention_many(const KernelTable* k, int threads, const std::vector<Attenti
         k->attend(a, it.t, it.h0, it.h1, scores.data());
         continue;
       }
-      const size_t hd = a.headDim, row = static_cast<size_t>(a.nKvHeads) * hd;
+      const size_t hd = a.headDim, row = static_cast<size_t>(a.nKvHeads) * hd, es = a.kvF16 ? 2 : 4;
       const int keys = a.pos0 + a.nTok;
       if (gCall != call || gSeq != it.seq || gHead != it.h0) {
-        gk.resize(keys * hd);
-        gv.resize(keys * hd);
+        gk.resize(keys * hd * es);
+        gv.resize(keys * hd * es);
         const size_t off = static_cast<size_t>(it.h0) * hd;
+        const auto* k0 = static_cast<const uint8_t*>(a.k);
+        const auto* v0 = static_cast<const uint8_t*>(a.v);
         for (int j = 0; j < keys; j++) {
-          std::memcpy(gk.data() + j * hd, a.k + j * row + off, hd * sizeof(float));
-          std::memcpy(gv.data() + j * hd, a.v + j * row + off, hd * sizeof(float));
+          std::memcpy(gk.data() + j * hd * es, k0 + (j * row + off) * es, hd * es);
+          std::memcpy(gv.data() + j * hd * es, v0 + (j * row + off) * es, hd * es);
         }
         gCall = call;
         gSeq = it.seq;
