@@ -30,9 +30,9 @@ function kernelScales(w: Weight): Uint8Array | null {
   return scales && scales.byteOffset % 2 !== 0 ? scales.slice() : scales;
 }
 
-/** The native attention's 14 arguments for one sequence. */
-function attentionArgs(a: AttentionArgs): AttentionArg[] {
-  return [
+/** Appends the native attention's 14 arguments for one sequence to `out`. */
+function pushAttentionArgs(out: AttentionArg[], a: AttentionArgs): void {
+  out.push(
     a.q,
     a.kCache,
     a.vCache,
@@ -47,7 +47,7 @@ function attentionArgs(a: AttentionArgs): AttentionArg[] {
     a.window,
     a.kNew ?? null,
     a.vNew ?? null,
-  ];
+  );
 }
 
 function defaultThreads(native: NativeAddon): number {
@@ -129,11 +129,13 @@ export class CpuDevice implements Device {
   }
 
   matmulMany(jobs: readonly MatmulJob[]): void {
-    const args: (Float32Array | Uint8Array | number | null)[] = [];
+    // One flat argument list, built in place: a step makes dozens of these calls with up to a few
+    // hundred arguments, and per-job arrays flattened afterwards cost more than the native parse.
+    const args: (Float32Array | Uint8Array | number | null)[] = [this.isaIndex, this.threads, jobs.length];
     for (const { out, x, n, w } of jobs) {
       args.push(out, x, n, dtypeCode(w), w.rows, w.cols, w.data, kernelScales(w));
     }
-    this.native.matmulMany(this.isaIndex, this.threads, jobs.length, ...args);
+    Reflect.apply(this.native.matmulMany, this.native, args);
   }
 
   rmsnorm(
@@ -160,11 +162,15 @@ export class CpuDevice implements Device {
   }
 
   attention(a: AttentionArgs): void {
-    this.native.attention(this.isaIndex, this.threads, ...attentionArgs(a));
+    const args: AttentionArg[] = [this.isaIndex, this.threads];
+    pushAttentionArgs(args, a);
+    Reflect.apply(this.native.attention, this.native, args);
   }
 
   attentionMany(seqs: readonly AttentionArgs[]): void {
-    this.native.attentionMany(this.isaIndex, this.threads, seqs.length, ...seqs.flatMap(attentionArgs));
+    const args: AttentionArg[] = [this.isaIndex, this.threads, seqs.length];
+    for (const a of seqs) pushAttentionArgs(args, a);
+    Reflect.apply(this.native.attentionMany, this.native, args);
   }
 
   swiglu(out: Float32Array, gate: Float32Array, up: Float32Array, len: number): void {

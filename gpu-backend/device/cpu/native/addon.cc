@@ -38,26 +38,32 @@ constexpr napi_typedarray_type kind<uint8_t>() {
   return napi_uint8_array;
 }
 
-// Typed-array data pointer, checked to hold at least `need` elements.
+// Typed-array data pointer, checked to hold at least `need` elements. One napi_get_typedarray_info
+// (not the wrapper's several calls): a decode step passes a few thousand arrays.
 template <class T>
 T* arr(const Napi::CallbackInfo& info, size_t i, size_t need, const char* what) {
-  const Napi::Value v = info[i];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kind<T>())
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(info.Env(), info[i], &type, &length, &data, nullptr, nullptr) != napi_ok ||
+      type != kind<T>())
     fail(info.Env(), std::string(what) + ": wrong array type");
-  auto a = v.As<Napi::TypedArrayOf<T>>();
-  if (a.ElementLength() < need)
-    fail(info.Env(), std::string(what) + ": has " + std::to_string(a.ElementLength()) + " elements, needs " +
-                         std::to_string(need));
-  return a.Data();
+  if (length < need)
+    fail(info.Env(), std::string(what) + ": has " + std::to_string(length) + " elements, needs " + std::to_string(need));
+  return static_cast<T*>(data);
 }
 
 int64_t num(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsNumber()) fail(info.Env(), "argument " + std::to_string(i) + " must be a number");
-  return info[i].As<Napi::Number>().Int64Value();
+  int64_t v = 0;
+  if (napi_get_value_int64(info.Env(), info[i], &v) != napi_ok)
+    fail(info.Env(), "argument " + std::to_string(i) + " must be a number");
+  return v;
 }
 double fnum(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsNumber()) fail(info.Env(), "argument " + std::to_string(i) + " must be a number");
-  return info[i].As<Napi::Number>().DoubleValue();
+  double v = 0;
+  if (napi_get_value_double(info.Env(), info[i], &v) != napi_ok)
+    fail(info.Env(), "argument " + std::to_string(i) + " must be a number");
+  return v;
 }
 
 const KernelTable* isa_arg(const Napi::CallbackInfo& info, size_t i) {
