@@ -3,7 +3,7 @@
  * CUDA-vs-CPU parity check of the GPU script (and of the emulated-addon test here).
  */
 import type { Device } from "../../gpu-backend/device/device.js";
-import { KvCache } from "../../gpu-backend/engine/kv-cache.js";
+import { KvCache, type KvDtype } from "../../gpu-backend/engine/kv-cache.js";
 import { MoeTransformer } from "../../gpu-backend/engine/model.js";
 import { EagerExpertProvider } from "../../gpu-backend/experts/eager-provider.js";
 import type { ExpertProvider } from "../../gpu-backend/experts/provider.js";
@@ -20,6 +20,8 @@ export interface GreedyRun {
 export interface GreedyOptions {
   /** Expert budget for a lazy ExpertStore ("50%"); omitted = eager provider. */
   expertBudget?: string;
+  /** KV cache element type (default f32). */
+  kvDtype?: KvDtype;
 }
 
 function argmax(v: Float32Array): number {
@@ -46,7 +48,7 @@ export async function greedy(
   const t0 = performance.now();
   try {
     const model = new MoeTransformer(ckpt, device, experts);
-    const cache = new KvCache(c, 64);
+    const cache = new KvCache(c, 64, opts.kvDtype);
     const logits: Float32Array[] = [];
     const tokens: number[] = [];
     let l = await model.forward(prompt, cache);

@@ -174,6 +174,12 @@ describe("CudaDevice (emulated addon) runs whole models like the CPU device", ()
       expect(c2.tokensEqual).toBe(true);
       expect(c2.maxRelErr).toBeLessThan(BF16_LOGIT_TOLERANCE);
       expect(dev.counters.expertMisses).toBeGreaterThan(0);
+      // f16 KV on the host (the engine's default): the device mirror holds its rows widened to f32.
+      const cpu16 = await greedy(dirs[family]!, new CpuDevice({ threads: 1 }), prompt, 6, { kvDtype: "f16" });
+      const cuda16 = await greedy(dirs[family]!, device().dev, prompt, 6, { kvDtype: "f16" });
+      const c3 = compareRuns(cuda16, cpu16);
+      expect(c3.tokensEqual).toBe(true);
+      expect(c3.maxRelErr).toBeLessThan(BF16_LOGIT_TOLERANCE);
     });
   }
 });
