@@ -124,9 +124,9 @@ class Pool {
     const uint8_t* p;
     size_t n;
     if (!take_piece(p, n)) return;
-    for (size_t o = 0; o < n; o += 1024) {
+    for (size_t o = 0; o < n; o += kBgStep) {
       if (gen_.load(std::memory_order_relaxed) != seen) return;
-      const size_t end = o + 1024 < n ? o + 1024 : n;
+      const size_t end = o + kBgStep < n ? o + kBgStep : n;
       for (size_t q = o; q < end; q += 64) _mm_prefetch(reinterpret_cast<const char*>(p + q), _MM_HINT_T0);
     }
   }
@@ -174,6 +174,9 @@ class Pool {
   };
   static constexpr int kRing = 16;
   static constexpr size_t kBgPiece = 64 * 1024;
+  // A new job is noticed within this many bytes of prefetches (a few lines: when the line fill
+  // buffers are full, each prefetch waits for one to free up).
+  static constexpr size_t kBgStep = 256;
   std::mutex bg_mu_;
   Range ring_[kRing] = {};
   int bg_head_ = 0, bg_count_ = 0;  // guarded by bg_mu_
