@@ -82,12 +82,6 @@ export interface Device {
    * use. Absent: weights are used as they are.
    */
   adopt?(w: Weight): Weight;
-  /**
-   * A hint: these weights are read soon (by the next matmuls), in this order; bring them toward the
-   * caches in the background while the ops before them run. Never changes a result; absent or a
-   * no-op where it does not pay.
-   */
-  prefetch?(weights: readonly Weight[]): void;
   /** out[n, rows] = x[n, cols] . W^T  (n = 1 is a matvec). */
   matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void;
   /**

@@ -28,8 +28,6 @@ export const PREFILL_CHUNK = 256;
  * Measured on the Scout-like model at 50% budget: stall hidden ~0.2 with 2 layers, ~0.45 with 4.
  */
 const PREFETCH_LAYERS = 4;
-/** MOE_WEIGHT_PREFETCH=0: no background weight prefetch hints to the device (for A/B timing). */
-const PREFETCH_WEIGHTS = process.env.MOE_WEIGHT_PREFETCH !== "0";
 
 /** Scratch buffers for up to `n` tokens, reused across steps. */
 class Scratch {
@@ -216,16 +214,10 @@ export class MoeTransformer {
       const w = this.layers[l];
       d.rmsnorm(s.xn, s.x, w.attnNorm, n, H, c.rmsNormEps);
       this.attention(l, w, s, n, segs);
-      // While the norm, router and routing run on this thread, the pool brings the FFN in.
-      const ffn = w.dense ?? w.shared;
-      this.prefetch(...(w.router ? [w.router] : []), ...(ffn ? [ffn.gate, ffn.up] : []));
       d.addScaled(s.x, s.proj, n * H);
       d.rmsnorm(s.xn, s.x, w.ffnNorm, n, H, c.rmsNormEps);
       if (w.dense) this.mlp(w.dense, s.xn, s.proj, n, c.denseFfn, s);
       else await this.moe(l, w, s, n);
-      const next = this.layers[l + 1];
-      if (next) this.prefetch(next.q, next.k, next.v);
-      else this.prefetch(this.lmHead);
       d.addScaled(s.x, s.proj, n * H);
     }
     for (const seg of segs) seg.cache.length = seg.pos0 + seg.len;
@@ -251,7 +243,6 @@ export class MoeTransformer {
       { out: s.k, x: s.xn, n, w: w.k },
       { out: s.v, x: s.xn, n, w: w.v },
     ]);
-    this.prefetch(w.o);
     if (w.qNorm && w.kNorm) {
       // Qwen3: learned RMSNorm per head, before RoPE.
       d.rmsnorm(s.q, s.q, w.qNorm, n * c.numHeads, hd, c.rmsNormEps);
@@ -299,11 +290,6 @@ export class MoeTransformer {
     d.matmul(s.proj, s.attn, n, w.o);
   }
 
-  /** Tells the device which weights the next matmul reads (a cache hint; results never change). */
-  private prefetch(...ws: Weight[]): void {
-    if (PREFETCH_WEIGHTS) this.device.prefetch?.(ws);
-  }
-
   /** SwiGLU MLP: out[n,H] = down(silu(gate x) * up x). */
   private mlp(
     m: { gate: Weight; up: Weight; down: Weight },
@@ -318,7 +304,6 @@ export class MoeTransformer {
       { out: s.gate, x, n, w: m.gate },
       { out: s.up, x, n, w: m.up },
     ]);
-    this.prefetch(m.down);
     d.swiglu(s.gate, s.gate, s.up, n * ffn);
     d.matmul(out, s.gate, n, m.down);
   }
@@ -347,7 +332,6 @@ export class MoeTransformer {
     // and every routed expert run together, two dispatches for the whole layer.
     const resident = this.experts.acquireResident?.(l, ids);
     if (resident) {
-      this.prefetch(...resident.flatMap((e) => [e.gate, e.up]));
       if (this.experts.wantsHints) this.hintNextLayer(l, s, n);
       this.runExpertsFused(
         w.shared,
@@ -443,7 +427,6 @@ export class MoeTransformer {
       r += m;
     }
     d.matmulMany(up);
-    this.prefetch(...down.map((j) => j.w));
     if (shared) d.swiglu(s.gate, s.gate, s.up, n * F);
     d.swiglu(s.pairGate, s.pairGate, s.pairUp, r * F);
     d.matmulMany(down);

@@ -21,12 +21,6 @@ function dtypeCode(w: Weight): number {
   return w.packed ? PACKED_CODE[w.dtype]! : DTYPE_CODE[w.dtype];
 }
 
-/**
- * Bytes of each weight the background prefetch brings in: what the pool's idle worker can fetch
- * in the gaps between ops (the rest streams as the op runs), and within its L2 and the shared L3.
- */
-const PREFETCH_BYTES = 1 << 20;
-
 /** Weight memory alignment: a cache line (also the widest vector load). */
 const WEIGHT_ALIGN = 64;
 
@@ -117,22 +111,6 @@ export class CpuDevice implements Device {
     if (!this.packsQuantized || (w.dtype !== "q8" && w.dtype !== "q4") || w.packed) return false;
     if (!w.scales) throw new Error(`${w.dtype} weight [${w.rows}x${w.cols}] without scales`);
     return true;
-  }
-
-  /**
-   * Queues the weights for the pool's idle worker, which prefetches them between the ops it runs
-   * (while this thread does the single-threaded small ops and JS); a matmul that starts drops what
-   * is still queued of its own weight. 16 streams of the Scout-like bench model: 33.5 -> 32.9 ms per
-   * step (median of 8 alternations), 4 streams 15.3 -> 14.4; Maverick-like single stream unchanged.
-   */
-  prefetch(weights: readonly Weight[]): void {
-    if (this.threads < 2) return;
-    const args: (Uint8Array | number)[] = [];
-    for (const w of weights) {
-      args.push(w.data, PREFETCH_BYTES);
-      if (w.scales) args.push(w.scales, PREFETCH_BYTES / 16);
-    }
-    Reflect.apply(this.native.prefetchAsync, this.native, args);
   }
 
   matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void {

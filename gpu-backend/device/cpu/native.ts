@@ -87,8 +87,6 @@ export interface NativeAddon {
     threads?: number,
   ): void;
   addScaled(out: Float32Array, a: Float32Array, len: number, scale: number): void;
-  /** The thread pool's idle workers prefetch the first `length` bytes of each array in the background. */
-  prefetchAsync(...rangePairs: (Uint8Array | number)[]): void;
   gatherRows(
     dst: Float32Array,
     src: Float32Array,

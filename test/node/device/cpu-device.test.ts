@@ -320,23 +320,6 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
     }
   });
 
-  it("prefetch hints change no result, and a matmul started meanwhile is exact", () => {
-    const r = rng(16);
-    const w = dev.upload(makeWeight(randn(256 * 512, r), 256, 512, "q8"));
-    const x = randn(3 * 512, r);
-    const want = new Float32Array(3 * 256);
-    dev.matmul(want, x, 3, w);
-    const got = new Float32Array(want.length);
-    for (let i = 0; i < 20; i++) {
-      dev.prefetch([w, w]); // queued for the worker; the matmul drops what it has not reached
-      dev.matmul(got, x, 3, w);
-      expect(got).toEqual(want);
-    }
-    expect(() => native.prefetchAsync(new Float32Array(4) as unknown as Uint8Array, 16)).toThrow(
-      /Uint8Array/,
-    );
-  });
-
   it("gatherRows and scatterAddRows: row copies and addScaled per listed row, in order", () => {
     const r = rng(13);
     const dim = 37;

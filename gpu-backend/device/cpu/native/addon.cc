@@ -2,7 +2,6 @@
 // JS must be a thrown error, never an out-of-bounds read or write) and then runs synchronously.
 #include <napi.h>
 
-#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <string>
@@ -11,7 +10,6 @@
 
 #include "kernels.h"
 #include "memory.h"
-#include "pool.h"
 #include "read_direct.h"
 
 namespace {
@@ -338,22 +336,6 @@ Napi::Value Route(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// prefetchAsync(bytes0, length0, bytes1, length1, ...): the pool's idle workers prefetch the first
-// `length` bytes of each Uint8Array (clamped to it) in the background, in order; returns at once.
-Napi::Value PrefetchAsync(const Napi::CallbackInfo& info) {
-  for (size_t i = 0; i + 1 < info.Length(); i += 2) {
-    napi_typedarray_type type;
-    size_t len = 0;
-    void* data = nullptr;
-    if (napi_get_typedarray_info(info.Env(), info[i], &type, &len, &data, nullptr, nullptr) != napi_ok ||
-        type != napi_uint8_array)
-      fail(info.Env(), "prefetchAsync: expected Uint8Array, length pairs");
-    const int64_t want = num(info, i + 1);
-    if (want > 0) moe::prefetch_async(data, std::min(len, static_cast<size_t>(want)));
-  }
-  return info.Env().Undefined();
-}
-
 // allocAligned(bytes, align = 4096) -> Uint8Array
 Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   const int64_t bytes = num(info, 0);
@@ -395,7 +377,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("addScaled", Napi::Function::New(env, AddScaled));
   exports.Set("route", Napi::Function::New(env, Route));
   exports.Set("gatherRows", Napi::Function::New(env, GatherRows));
-  exports.Set("prefetchAsync", Napi::Function::New(env, PrefetchAsync));
   exports.Set("scatterAddRows", Napi::Function::New(env, ScatterAddRows));
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned));
   exports.Set("readDirect", Napi::Function::New(env, moe::read_direct));

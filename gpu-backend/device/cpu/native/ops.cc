@@ -86,17 +86,8 @@ static int min_chunk_rows(const MatmulArgs& a, int threads) {
   return std::max(align, (rows + align - 1) / align * align);
 }
 
-// The weight and scale bytes of a matmul (what a queued prefetch of it covers).
-static void cancel_prefetch_of(const MatmulArgs& a) {
-  const size_t elems = static_cast<size_t>(a.rows) * a.cols;
-  const bool quant = a.dtype == DT_Q8 || a.dtype == DT_Q4 || a.dtype == DT_Q8P || a.dtype == DT_Q4P;
-  cancel_prefetch(a.w, a.dtype == DT_F32 ? elems * 4 : quant ? elems : elems * 2);
-  if (a.scales) cancel_prefetch(a.scales, elems / 16);
-}
-
 void matmul(const KernelTable* k, int threads, const MatmulArgs& args) {
   MatmulArgs a = args;
-  cancel_prefetch_of(a);
   if (k->prepare) k->prepare(a, 0);
   const double work = static_cast<double>(a.rows) * a.cols * a.n;
   parallel_chunks(
@@ -105,7 +96,6 @@ void matmul(const KernelTable* k, int threads, const MatmulArgs& args) {
 }
 
 void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& jobs) {
-  for (const MatmulArgs& a : jobs) cancel_prefetch_of(a);
   double work = 0;
   for (size_t j = 0; j < jobs.size(); j++) {
     MatmulArgs& a = jobs[j];

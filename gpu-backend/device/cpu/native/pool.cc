@@ -15,41 +15,6 @@ namespace {
 
 class Pool {
  public:
-  // Queues a range for the idle workers to prefetch (see prefetch_async in pool.h).
-  void post_prefetch(const uint8_t* p, size_t n) {
-    {
-      std::lock_guard<std::mutex> lk(bg_mu_);
-      if (bg_count_ == kRing) {  // full: the oldest range is the least useful now
-        bg_head_ = (bg_head_ + 1) % kRing;
-        bg_count_--;
-      }
-      ring_[(bg_head_ + bg_count_) % kRing] = {p, n};
-      bg_count_++;
-      bg_pending_.store(bg_count_, std::memory_order_release);
-    }
-    if (sleepers_.load() > 0) {
-      std::lock_guard<std::mutex> lk(m_);
-      cv_.notify_all();
-    }
-  }
-
-  // Drops queued ranges that start inside [p, p + n): their op is running now.
-  void cancel_prefetch(const uint8_t* p, size_t n) {
-    if (bg_pending_.load(std::memory_order_acquire) == 0) return;
-    std::lock_guard<std::mutex> lk(bg_mu_);
-    for (int i = 0; i < bg_count_; i++) {
-      Range& r = ring_[(bg_head_ + i) % kRing];
-      if (r.p >= p && r.p < p + n) r.n = 0;
-    }
-    while (bg_count_ > 0 && ring_[bg_head_].n == 0) {
-      bg_head_ = (bg_head_ + 1) % kRing;
-      bg_count_--;
-    }
-    bg_pending_.store(bg_count_, std::memory_order_release);
-  }
-
-  bool has_workers() const { return !threads_.empty(); }
-
   void run(int threads, int n, const std::function<void(int)>& f) {
     std::lock_guard<std::mutex> serial(run_mu_);
     grow(threads - 1);
@@ -96,61 +61,20 @@ class Pool {
     }
   }
 
-  // Takes up to kBgPiece bytes from the front of the oldest queued range; false when none.
-  bool take_piece(const uint8_t*& p, size_t& n) {
-    std::lock_guard<std::mutex> lk(bg_mu_);
-    while (bg_count_ > 0 && ring_[bg_head_].n == 0) {  // cancelled
-      bg_head_ = (bg_head_ + 1) % kRing;
-      bg_count_--;
-    }
-    bg_pending_.store(bg_count_, std::memory_order_release);
-    if (bg_count_ == 0) return false;
-    Range& r = ring_[bg_head_];
-    p = r.p;
-    n = r.n < kBgPiece ? r.n : kBgPiece;
-    r.p += n;
-    r.n -= n;
-    if (r.n == 0) {
-      bg_head_ = (bg_head_ + 1) % kRing;
-      bg_count_--;
-      bg_pending_.store(bg_count_, std::memory_order_release);
-    }
-    return true;
-  }
-
-  // Prefetches a piece a cache line at a time; stops as soon as a job is published (the job
-  // needs this thread more than the cache needs the rest of the piece).
-  void prefetch_piece(uint32_t seen) {
-    const uint8_t* p;
-    size_t n;
-    if (!take_piece(p, n)) return;
-    for (size_t o = 0; o < n; o += kBgStep) {
-      if (gen_.load(std::memory_order_relaxed) != seen) return;
-      const size_t end = o + kBgStep < n ? o + kBgStep : n;
-      for (size_t q = o; q < end; q += 64) _mm_prefetch(reinterpret_cast<const char*>(p + q), _MM_HINT_T0);
-    }
-  }
-
   void worker(int idx) {
     uint32_t seen = gen_.load();
     for (;;) {
       uint32_t g;
       int spins = 0;
-      // Spin briefly (ops come in quick succession during a forward pass), then sleep. While
-      // idle, prefetch what the caller said the next ops will read.
+      // Spin briefly (ops come in quick succession during a forward pass), then sleep.
       while ((g = gen_.load(std::memory_order_acquire)) == seen) {
-        if (bg_pending_.load(std::memory_order_acquire) > 0) {
-          prefetch_piece(seen);
-          spins = 0;
-          continue;
-        }
         if (++spins < kSpin) {
           _mm_pause();
           continue;
         }
         std::unique_lock<std::mutex> lk(m_);
         sleepers_.fetch_add(1);
-        cv_.wait(lk, [&] { return gen_.load() != seen || bg_pending_.load() > 0; });
+        cv_.wait(lk, [&] { return gen_.load() != seen; });
         sleepers_.fetch_sub(1);
         spins = 0;
       }
@@ -168,19 +92,6 @@ class Pool {
   }
 
   static constexpr int kSpin = 20000;  // ~0.1-0.3 ms of pause instructions
-  struct Range {
-    const uint8_t* p;
-    size_t n;
-  };
-  static constexpr int kRing = 16;
-  static constexpr size_t kBgPiece = 64 * 1024;
-  // A new job is noticed within this many bytes of prefetches (a few lines: when the line fill
-  // buffers are full, each prefetch waits for one to free up).
-  static constexpr size_t kBgStep = 256;
-  std::mutex bg_mu_;
-  Range ring_[kRing] = {};
-  int bg_head_ = 0, bg_count_ = 0;  // guarded by bg_mu_
-  std::atomic<int> bg_pending_{0};
   std::mutex run_mu_;
   std::mutex m_;
   std::condition_variable cv_;
@@ -200,15 +111,6 @@ Pool& pool() {
 }
 
 }  // namespace
-
-void prefetch_async(const void* p, size_t bytes) {
-  if (bytes == 0 || !pool().has_workers()) return;
-  pool().post_prefetch(static_cast<const uint8_t*>(p), bytes);
-}
-
-void cancel_prefetch(const void* p, size_t bytes) {
-  if (bytes > 0) pool().cancel_prefetch(static_cast<const uint8_t*>(p), bytes);
-}
 
 void run_chunks(int threads, int n, const std::function<void(int)>& f) {
   if (n <= 0) return;
