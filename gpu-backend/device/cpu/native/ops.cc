@@ -160,35 +160,37 @@ void pack_quantized_parallel(int threads, int dtype, uint8_t* data, uint8_t* sca
   });
 }
 
-void rmsnorm(int threads, float* out, const float* x, const float* weight, int rows, int dim, float eps) {
-  // Each row's sum of squares is one sequential double chain (as llama.cpp sums); chains of 8
-  // rows are interleaved so they run side by side instead of one add latency per element. A row's
-  // result does not depend on which rows share its group, so a batch splits over the threads.
+// Rows [r0, r1): each row's sum of squares is one sequential double chain (as llama.cpp sums);
+// chains of 8 rows are interleaved so they run side by side instead of one add latency per element.
+static void rmsnorm_rows(float* out, const float* x, const float* weight, int r0, int r1, int dim, float eps) {
   constexpr int kRows = 8;
-  parallel_chunks(threads, rows, kRows, rows >= 2 * kRows && static_cast<double>(rows) * dim >= 16384,
-                  [&](int r0, int r1) {
-                    double ss[kRows];
-                    for (int r = r0; r < r1; r++) {
-                      const int j = (r - r0) % kRows;
-                      if (j == 0) {
-                        const int m = std::min(kRows, r1 - r);
-                        for (int k = 0; k < m; k++) ss[k] = 0;
-                        for (int i = 0; i < dim; i++)
-                          for (int k = 0; k < m; k++) {
-                            const double v = x[static_cast<size_t>(r + k) * dim + i];
-                            ss[k] += v * v;
-                          }
-                      }
-                      const float* xr = x + static_cast<size_t>(r) * dim;
-                      float* o = out + static_cast<size_t>(r) * dim;
-                      const float inv = static_cast<float>(1.0 / std::sqrt(ss[j] / dim + eps));
-                      if (weight) {
-                        for (int i = 0; i < dim; i++) o[i] = xr[i] * inv * weight[i];
-                      } else {
-                        for (int i = 0; i < dim; i++) o[i] = xr[i] * inv;
-                      }
-                    }
-                  });
+  double ss[kRows];
+  for (int r = r0; r < r1; r++) {
+    const int j = (r - r0) % kRows;
+    if (j == 0) {
+      const int m = std::min(kRows, r1 - r);
+      for (int k = 0; k < m; k++) ss[k] = 0;
+      for (int i = 0; i < dim; i++)
+        for (int k = 0; k < m; k++) {
+          const double v = x[static_cast<size_t>(r + k) * dim + i];
+          ss[k] += v * v;
+        }
+    }
+    const float* xr = x + static_cast<size_t>(r) * dim;
+    float* o = out + static_cast<size_t>(r) * dim;
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss[j] / dim + eps));
+    if (weight) {
+      for (int i = 0; i < dim; i++) o[i] = xr[i] * inv * weight[i];
+    } else {
+      for (int i = 0; i < dim; i++) o[i] = xr[i] * inv;
+    }
+  }
+}
+
+void rmsnorm(int threads, float* out, const float* x, const float* weight, int rows, int dim, float eps) {
+  // A row's result does not depend on which rows share its chunk, so a batch splits over threads.
+  parallel_chunks(threads, rows, 8, rows >= 16 && static_cast<double>(rows) * dim >= 16384,
+                  [&](int r0, int r1) { rmsnorm_rows(out, x, weight, r0, r1, dim, eps); });
 }
 
 void rope(float* x, int nTok, int nHeads, int headDim, const int32_t* positions, const float* invFreq, int half,
