@@ -39,14 +39,7 @@ function checkRows(rows: Int32Array, count: number, dim: number, table: Float32A
   }
 }
 
-export function gatherRowsHost(
-  dst: Float32Array,
-  src: Float32Array,
-  rows: Int32Array,
-  count: number,
-  dim: number,
-  scales: Float32Array | null,
-): void {
+export const gatherRowsHost: Device["gatherRows"] = (dst, src, rows, count, dim, scales) => {
   checkRows(rows, count, dim, src, "gatherRows");
   for (let r = 0; r < count; r++) {
     const from = src.subarray(rows[r] * dim, (rows[r] + 1) * dim);
@@ -57,17 +50,12 @@ export function gatherRowsHost(
     const g = scales[r];
     for (let i = 0; i < dim; i++) dst[r * dim + i] = from[i] * g;
   }
-}
+};
 
 /** scatterAddRows through the device's own addScaled (so its arithmetic is the device's). */
 export function scatterAddRowsVia(
   device: Pick<Device, "addScaled">,
-  dst: Float32Array,
-  src: Float32Array,
-  rows: Int32Array,
-  count: number,
-  dim: number,
-  scales: Float32Array | null,
+  ...[dst, src, rows, count, dim, scales]: Parameters<Device["scatterAddRows"]>
 ): void {
   checkRows(rows, count, dim, dst, "scatterAddRows");
   for (let r = 0; r < count; r++) {

@@ -181,27 +181,9 @@ export class CpuDevice implements Device {
     this.native.addScaled(out, a, len, scale);
   }
 
-  gatherRows(
-    dst: Float32Array,
-    src: Float32Array,
-    rows: Int32Array,
-    count: number,
-    dim: number,
-    scales: Float32Array | null,
-  ): void {
-    this.native.gatherRows(dst, src, rows, count, dim, scales);
-  }
+  readonly gatherRows: Device["gatherRows"] = (...args) => this.native.gatherRows(...args);
 
-  scatterAddRows(
-    dst: Float32Array,
-    src: Float32Array,
-    rows: Int32Array,
-    count: number,
-    dim: number,
-    scales: Float32Array | null,
-  ): void {
-    this.native.scatterAddRows(dst, src, rows, count, dim, scales);
-  }
+  readonly scatterAddRows: Device["scatterAddRows"] = (...args) => this.native.scatterAddRows(...args);
 
   route(
     logits: Float32Array,

@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
+import type { Device } from "../device.js";
 
 /**
  * Kernel sets. "avx512vnni" differs from "avx512" only for q8 and q4 matmuls, which quantize the
@@ -87,22 +88,8 @@ export interface NativeAddon {
     threads?: number,
   ): void;
   addScaled(out: Float32Array, a: Float32Array, len: number, scale: number): void;
-  gatherRows(
-    dst: Float32Array,
-    src: Float32Array,
-    rows: Int32Array,
-    count: number,
-    dim: number,
-    scales: Float32Array | null,
-  ): void;
-  scatterAddRows(
-    dst: Float32Array,
-    src: Float32Array,
-    rows: Int32Array,
-    count: number,
-    dim: number,
-    scales: Float32Array | null,
-  ): void;
+  gatherRows: Device["gatherRows"];
+  scatterAddRows: Device["scatterAddRows"];
   route(
     logits: Float32Array,
     nTok: number,

@@ -321,27 +321,9 @@ export class CudaDevice implements Device {
     this.addon.read(os, 0, out, len * 4);
   }
 
-  gatherRows(
-    dst: Float32Array,
-    src: Float32Array,
-    rows: Int32Array,
-    count: number,
-    dim: number,
-    scales: Float32Array | null,
-  ): void {
-    gatherRowsHost(dst, src, rows, count, dim, scales);
-  }
+  readonly gatherRows: Device["gatherRows"] = gatherRowsHost;
 
-  scatterAddRows(
-    dst: Float32Array,
-    src: Float32Array,
-    rows: Int32Array,
-    count: number,
-    dim: number,
-    scales: Float32Array | null,
-  ): void {
-    scatterAddRowsVia(this, dst, src, rows, count, dim, scales);
-  }
+  readonly scatterAddRows: Device["scatterAddRows"] = (...args) => scatterAddRowsVia(this, ...args);
 
   route(
     logits: Float32Array,
