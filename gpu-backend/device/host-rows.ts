@@ -31,8 +31,18 @@ export function kvAsF32(cache: KvArray, n: number): Float32Array {
   return cache instanceof Float32Array ? cache.subarray(0, n) : f16ArrayToF32(cache.subarray(0, n));
 }
 
-function checkRows(rows: Int32Array, count: number, dim: number, table: Float32Array, what: string): void {
+/** `rows` lists `count` rows of `table`; `dense` (the other side) holds count rows of dim. */
+function checkRows(
+  rows: Int32Array,
+  count: number,
+  dim: number,
+  table: Float32Array,
+  dense: Float32Array,
+  what: string,
+): void {
   if (rows.length < count) throw new RangeError(`${what}: ${rows.length} rows listed, count ${count}`);
+  if (dense.length < count * dim)
+    throw new RangeError(`${what}: ${dense.length} elements for ${count} rows of ${dim}`);
   const tableRows = Math.floor(table.length / dim);
   for (let r = 0; r < count; r++) {
     if (rows[r] < 0 || rows[r] >= tableRows) throw new RangeError(`${what}: row ${rows[r]} out of range`);
@@ -40,7 +50,7 @@ function checkRows(rows: Int32Array, count: number, dim: number, table: Float32A
 }
 
 export const gatherRowsHost: Device["gatherRows"] = (dst, src, rows, count, dim, scales) => {
-  checkRows(rows, count, dim, src, "gatherRows");
+  checkRows(rows, count, dim, src, dst, "gatherRows");
   for (let r = 0; r < count; r++) {
     const from = src.subarray(rows[r] * dim, (rows[r] + 1) * dim);
     if (!scales) {
@@ -57,7 +67,7 @@ export function scatterAddRowsVia(
   device: Pick<Device, "addScaled">,
   ...[dst, src, rows, count, dim, scales]: Parameters<Device["scatterAddRows"]>
 ): void {
-  checkRows(rows, count, dim, dst, "scatterAddRows");
+  checkRows(rows, count, dim, dst, src, "scatterAddRows");
   for (let r = 0; r < count; r++) {
     device.addScaled(
       dst.subarray(rows[r] * dim, (rows[r] + 1) * dim),

@@ -351,6 +351,14 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
     expect(() => dev.scatterAddRows(dst, src, Int32Array.from([0, -1]), 2, dim, null)).toThrow(
       /out of range/,
     );
+    // Too small a dense side (gather's dst, scatter's src) is refused by every device.
+    for (const d of [dev, ref]) {
+      const short = new Float32Array(dim);
+      expect(() => d.gatherRows(short, src, Int32Array.from([1, 2]), 2, dim, null)).toThrow(/dst|elements/);
+      expect(() => d.scatterAddRows(dst, short, Int32Array.from([1, 2]), 2, dim, null)).toThrow(
+        /src|elements/,
+      );
+    }
     expect(dst).toEqual(before);
   });
 
