@@ -70,6 +70,16 @@ export interface AttentionArgs {
   vNew?: Float32Array;
 }
 
+/** A row op: `rows` lists `count` row indices, `scales` one factor per listed row (or null). */
+export type RowsOp = (
+  dst: Float32Array,
+  src: Float32Array,
+  rows: Int32Array,
+  count: number,
+  dim: number,
+  scales: Float32Array | null,
+) => void;
+
 export interface Device {
   readonly name: string;
   /** Threads the device uses for one op. */
@@ -118,26 +128,12 @@ export interface Device {
   /** out += a * scale (scale defaults to 1), elementwise over len. */
   addScaled(out: Float32Array, a: Float32Array, len: number, scale?: number): void;
   /** dst row r = src row rows[r] * scales[r] (scales null: a copy), for r < count; rows of dim. */
-  gatherRows(
-    dst: Float32Array,
-    src: Float32Array,
-    rows: Int32Array,
-    count: number,
-    dim: number,
-    scales: Float32Array | null,
-  ): void;
+  gatherRows: RowsOp;
   /**
    * dst row rows[r] += src row r * scales[r] (null: 1) for r = 0, 1, .. count - 1 in that order,
    * each row exactly as addScaled() adds it (a row listed twice gets both, the first one first).
    */
-  scatterAddRows(
-    dst: Float32Array,
-    src: Float32Array,
-    rows: Int32Array,
-    count: number,
-    dim: number,
-    scales: Float32Array | null,
-  ): void;
+  scatterAddRows: RowsOp;
   /**
    * Router: logits [nTok, nExperts] -> for each token its top-k expert ids and weights.
    * mode "softmax": softmax over all experts, top-k, renormalise iff `renormalize`.

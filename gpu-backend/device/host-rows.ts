@@ -3,7 +3,7 @@
  * memory anyway (the reference device; the CUDA device, which mirrors host arrays): storing an
  * attention call's new K/V rows, gathering rows and scattering them back.
  */
-import type { AttentionArgs, Device, KvArray } from "./device.js";
+import type { AttentionArgs, Device, KvArray, RowsOp } from "./device.js";
 import { f16ArrayToF32, f32ToF16Bits } from "./f16.js";
 
 /** Stores a.kNew / a.vNew at rows a.pos0.. of the caches (no-op without them). */
@@ -49,7 +49,7 @@ function checkRows(
   }
 }
 
-export const gatherRowsHost: Device["gatherRows"] = (dst, src, rows, count, dim, scales) => {
+export const gatherRowsHost: RowsOp = (dst, src, rows, count, dim, scales) => {
   checkRows(rows, count, dim, src, dst, "gatherRows");
   for (let r = 0; r < count; r++) {
     const from = src.subarray(rows[r] * dim, (rows[r] + 1) * dim);
@@ -65,7 +65,7 @@ export const gatherRowsHost: Device["gatherRows"] = (dst, src, rows, count, dim,
 /** scatterAddRows through the device's own addScaled (so its arithmetic is the device's). */
 export function scatterAddRowsVia(
   device: Pick<Device, "addScaled">,
-  ...[dst, src, rows, count, dim, scales]: Parameters<Device["scatterAddRows"]>
+  ...[dst, src, rows, count, dim, scales]: Parameters<RowsOp>
 ): void {
   checkRows(rows, count, dim, dst, src, "scatterAddRows");
   for (let r = 0; r < count; r++) {

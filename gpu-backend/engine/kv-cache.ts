@@ -13,6 +13,11 @@ export function isKvDtype(s: string): s is KvDtype {
   return (KV_DTYPES as readonly string[]).includes(s);
 }
 
+/** Bytes per element of a KV array of this type. */
+export function kvElementBytes(dtype: KvDtype): number {
+  return dtype === "f16" ? 2 : 4;
+}
+
 /** A zeroed KV array of `n` elements. */
 export function newKvArray(dtype: KvDtype, n: number): KvArray {
   return dtype === "f16" ? new Uint16Array(n) : new Float32Array(n);
@@ -68,6 +73,6 @@ export class KvCache {
   }
 
   bytes(): number {
-    return this.cap * this.rowFloats * this.k[0].BYTES_PER_ELEMENT * 2 * this.config.numLayers;
+    return this.cap * this.rowFloats * kvElementBytes(this.dtype) * 2 * this.config.numLayers;
   }
 }

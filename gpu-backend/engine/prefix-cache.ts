@@ -1,13 +1,13 @@
 import type { KvArray } from "../device/device.js";
 import type { ModelConfig } from "../model/types.js";
-import { type KvCache, type KvDtype, newKvArray } from "./kv-cache.js";
+import { type KvCache, type KvDtype, kvElementBytes, newKvArray } from "./kv-cache.js";
 
 interface Block {
   id: number;
   key: string;
   parent: Block | null;
   children: number;
-  /** [layer][k|v] rows for this block's tokens, one Float32Array of nLayers*2*blockTokens*kvDim. */
+  /** [layer][k|v] rows for this block's tokens, one KV array (the caches' element type) of nLayers*2*blockTokens*kvDim. */
   kv: KvArray;
 }
 
@@ -46,7 +46,7 @@ export class PrefixCache {
   }
 
   private get blockBytes(): number {
-    return this.blockElems * (this.kvDtype === "f16" ? 2 : 4);
+    return this.blockElems * kvElementBytes(this.kvDtype);
   }
 
   /**

@@ -75,7 +75,7 @@ export class Scheduler {
     private readonly model: MoeTransformer,
     readonly limits: SchedulerLimits,
     private readonly prefixCache: PrefixCache | null,
-    private readonly kvDtype: KvDtype = "f16",
+    private readonly kvDtype: KvDtype,
   ) {
     if (limits.stepTokens > PREFILL_CHUNK || limits.stepTokens < 1) {
       throw new RangeError(`stepTokens must be in 1..${PREFILL_CHUNK}`);

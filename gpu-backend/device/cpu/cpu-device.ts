@@ -2,7 +2,7 @@
  * The CPU device: the Device interface over the native addon (C++, OpenMP, AVX-512 / AVX2 / scalar
  * kernels chosen at run time). Every op is one synchronous call into native code.
  */
-import type { AttentionArgs, Device, MatmulJob, RopeStyle, Weight, WeightDType } from "../device.js";
+import type { AttentionArgs, Device, MatmulJob, RopeStyle, RowsOp, Weight, WeightDType } from "../device.js";
 import { weightDataBytes } from "../f16.js";
 import { type AttentionArg, ISA_INDEX, type Isa, loadNative, type NativeAddon } from "./native.js";
 
@@ -181,9 +181,9 @@ export class CpuDevice implements Device {
     this.native.addScaled(out, a, len, scale);
   }
 
-  readonly gatherRows: Device["gatherRows"] = (...args) => this.native.gatherRows(...args);
+  readonly gatherRows: RowsOp = (...args) => this.native.gatherRows(...args);
 
-  readonly scatterAddRows: Device["scatterAddRows"] = (...args) => this.native.scatterAddRows(...args);
+  readonly scatterAddRows: RowsOp = (...args) => this.native.scatterAddRows(...args);
 
   route(
     logits: Float32Array,

@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import type { Device } from "../device.js";
+import type { RowsOp } from "../device.js";
 
 /**
  * Kernel sets. "avx512vnni" differs from "avx512" only for q8 and q4 matmuls, which quantize the
@@ -88,8 +88,8 @@ export interface NativeAddon {
     threads?: number,
   ): void;
   addScaled(out: Float32Array, a: Float32Array, len: number, scale: number): void;
-  gatherRows: Device["gatherRows"];
-  scatterAddRows: Device["scatterAddRows"];
+  gatherRows: RowsOp;
+  scatterAddRows: RowsOp;
   route(
     logits: Float32Array,
     nTok: number,

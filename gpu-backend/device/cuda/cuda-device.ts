@@ -17,7 +17,16 @@
  * benchmark, and the engine change proposed in gpu-backend/device/cuda/ENGINE-NOTES.md) is what keeps activations on
  * the GPU.
  */
-import type { AttentionArgs, Device, KvArray, MatmulJob, RopeStyle, Weight, WeightDType } from "../device.js";
+import type {
+  AttentionArgs,
+  Device,
+  KvArray,
+  MatmulJob,
+  RopeStyle,
+  RowsOp,
+  Weight,
+  WeightDType,
+} from "../device.js";
 import { weightDataBytes } from "../f16.js";
 import { appendKvRows, gatherRowsHost, kvAsF32, scatterAddRowsVia } from "../host-rows.js";
 import type { CudaAddon, CudaProbe } from "./native.js";
@@ -266,8 +275,7 @@ export class CudaDevice implements Device {
     const bytes = (end - from) * rowFloats * 4;
     if (bytes > 0) {
       const rows = host.subarray(from * rowFloats, end * rowFloats);
-      const view = rows instanceof Float32Array ? rows : kvAsF32(rows, rows.length);
-      this.addon.write(m.buf, from * rowFloats * 4, view, bytes);
+      this.addon.write(m.buf, from * rowFloats * 4, kvAsF32(rows, rows.length), bytes);
       this.counters.kvBytes += bytes;
     }
     return m.buf;
@@ -321,9 +329,9 @@ export class CudaDevice implements Device {
     this.addon.read(os, 0, out, len * 4);
   }
 
-  readonly gatherRows: Device["gatherRows"] = gatherRowsHost;
+  readonly gatherRows: RowsOp = gatherRowsHost;
 
-  readonly scatterAddRows: Device["scatterAddRows"] = (...args) => scatterAddRowsVia(this, ...args);
+  readonly scatterAddRows: RowsOp = (...args) => scatterAddRowsVia(this, ...args);
 
   route(
     logits: Float32Array,

@@ -2,7 +2,7 @@
  * The reference device: plain loops, float64 accumulation, no tricks. It exists to be obviously
  * correct (tests compare the fast devices against it) and to run anywhere, not to be fast.
  */
-import type { AttentionArgs, Device, MatmulJob, RopeStyle, Weight } from "../device.js";
+import type { AttentionArgs, Device, MatmulJob, RopeStyle, RowsOp, Weight } from "../device.js";
 import { dequantize, weightDataBytes } from "../f16.js";
 import { appendKvRows, gatherRowsHost, kvAsF32, scatterAddRowsVia } from "../host-rows.js";
 
@@ -154,9 +154,9 @@ export class ReferenceDevice implements Device {
     for (let i = 0; i < len; i++) out[i] = out[i] + a[i] * scale;
   }
 
-  readonly gatherRows: Device["gatherRows"] = gatherRowsHost;
+  readonly gatherRows: RowsOp = gatherRowsHost;
 
-  readonly scatterAddRows: Device["scatterAddRows"] = (...args) => scatterAddRowsVia(this, ...args);
+  readonly scatterAddRows: RowsOp = (...args) => scatterAddRowsVia(this, ...args);
 
   route(
     logits: Float32Array,

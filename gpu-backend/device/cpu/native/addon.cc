@@ -38,10 +38,11 @@ constexpr napi_typedarray_type kind<uint8_t>() {
   return napi_uint8_array;
 }
 
-// Typed-array data pointer, checked to hold at least `need` elements. One napi_get_typedarray_info
-// (not the wrapper's several calls): a decode step passes a few thousand arrays.
+// Typed-array data pointer, checked to hold at least `need` elements (its length in *len when
+// asked). One napi_get_typedarray_info (not the wrapper's several calls): a decode step passes a
+// few thousand arrays.
 template <class T>
-T* arr(const Napi::CallbackInfo& info, size_t i, size_t need, const char* what) {
+T* arr(const Napi::CallbackInfo& info, size_t i, size_t need, const char* what, size_t* len = nullptr) {
   napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
@@ -50,8 +51,12 @@ T* arr(const Napi::CallbackInfo& info, size_t i, size_t need, const char* what) 
     fail(info.Env(), std::string(what) + ": wrong array type");
   if (length < need)
     fail(info.Env(), std::string(what) + ": has " + std::to_string(length) + " elements, needs " + std::to_string(need));
+  if (len) *len = length;
   return static_cast<T*>(data);
 }
+
+// An optional array argument left out (null or undefined).
+bool absent(const Napi::CallbackInfo& info, size_t i) { return info[i].IsNull() || info[i].IsUndefined(); }
 
 int64_t num(const Napi::CallbackInfo& info, size_t i) {
   int64_t v = 0;
@@ -160,7 +165,7 @@ Napi::Value Rmsnorm(const Napi::CallbackInfo& info) {
   if (rows < 0 || dim <= 0) fail(info.Env(), "rmsnorm: bad shape");
   float* out = arr<float>(info, 0, rows * dim, "rmsnorm out");
   const float* x = arr<float>(info, 1, rows * dim, "rmsnorm x");
-  const float* w = info[2].IsNull() || info[2].IsUndefined() ? nullptr : arr<float>(info, 2, dim, "rmsnorm weight");
+  const float* w = absent(info, 2) ? nullptr : arr<float>(info, 2, dim, "rmsnorm weight");
   const int threads = info.Length() > 6 && info[6].IsNumber() ? threads_arg(info, 6) : 1;
   moe::rmsnorm(threads, out, x, w, static_cast<int>(rows), static_cast<int>(dim), static_cast<float>(fnum(info, 5)));
   return info.Env().Undefined();
@@ -219,8 +224,7 @@ AttentionArgs attention_args(const Napi::CallbackInfo& info, size_t base, const 
   a.scale = static_cast<float>(fnum(info, base + 9));
   a.chunk = static_cast<int>(num(info, base + 10));
   a.window = static_cast<int>(num(info, base + 11));
-  const bool knew = !info[base + 12].IsNull() && !info[base + 12].IsUndefined();
-  const bool vnew = !info[base + 13].IsNull() && !info[base + 13].IsUndefined();
+  const bool knew = !absent(info, base + 12), vnew = !absent(info, base + 13);
   if (knew != vnew) fail(info.Env(), "attention: kNew and vNew come together");
   if (knew) {
     const size_t rows = static_cast<size_t>(nTok) * nKv * hd, at = static_cast<size_t>(pos0) * nKv * hd;
@@ -294,20 +298,15 @@ const int32_t* row_list(const Napi::CallbackInfo& info, size_t i, int64_t count,
   return rows;
 }
 
-size_t float_len(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    fail(info.Env(), std::string(what) + ": wrong array type");
-  return info[i].As<Napi::Float32Array>().ElementLength();
-}
-
 // gatherRows(dst, src, rows, count, dim, scales|null): dst row r = src row rows[r] (* scales[r]).
 Napi::Value GatherRows(const Napi::CallbackInfo& info) {
   const int64_t count = num(info, 3), dim = num(info, 4);
   if (count < 0 || dim <= 0) fail(info.Env(), "gatherRows: bad shape");
   float* dst = arr<float>(info, 0, count * dim, "gatherRows dst");
-  const float* src = arr<float>(info, 1, 0, "gatherRows src");
-  const int32_t* rows = row_list(info, 2, count, dim, float_len(info, 1, "gatherRows src"), "gatherRows rows");
-  const float* scales = info[5].IsNull() || info[5].IsUndefined() ? nullptr : arr<float>(info, 5, count, "gatherRows scales");
+  size_t srcLen = 0;
+  const float* src = arr<float>(info, 1, 0, "gatherRows src", &srcLen);
+  const int32_t* rows = row_list(info, 2, count, dim, srcLen, "gatherRows rows");
+  const float* scales = absent(info, 5) ? nullptr : arr<float>(info, 5, count, "gatherRows scales");
   moe::gather_rows(dst, src, rows, static_cast<int>(count), static_cast<int>(dim), scales);
   return info.Env().Undefined();
 }
@@ -317,11 +316,11 @@ Napi::Value GatherRows(const Napi::CallbackInfo& info) {
 Napi::Value ScatterAddRows(const Napi::CallbackInfo& info) {
   const int64_t count = num(info, 3), dim = num(info, 4);
   if (count < 0 || dim <= 0) fail(info.Env(), "scatterAddRows: bad shape");
-  float* dst = arr<float>(info, 0, 0, "scatterAddRows dst");
+  size_t dstLen = 0;
+  float* dst = arr<float>(info, 0, 0, "scatterAddRows dst", &dstLen);
   const float* src = arr<float>(info, 1, count * dim, "scatterAddRows src");
-  const int32_t* rows = row_list(info, 2, count, dim, float_len(info, 0, "scatterAddRows dst"), "scatterAddRows rows");
-  const float* scales =
-      info[5].IsNull() || info[5].IsUndefined() ? nullptr : arr<float>(info, 5, count, "scatterAddRows scales");
+  const int32_t* rows = row_list(info, 2, count, dim, dstLen, "scatterAddRows rows");
+  const float* scales = absent(info, 5) ? nullptr : arr<float>(info, 5, count, "scatterAddRows scales");
   moe::scatter_add_rows(dst, src, rows, static_cast<int>(count), static_cast<int>(dim), scales);
   return info.Env().Undefined();
 }
