@@ -113,9 +113,7 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
   }
   // Chunks of about equal work (~8 per thread in all, streaming ones at least kMinStreamChunk);
   // boundaries are multiples of row_align(), as in matmul(). Batched jobs (n > 4: compute-bound)
-  // and matvec-like ones (memory-bound: routed experts with a token or two) are interleaved in the
-  // order chunks are taken, so that the threads tend to run one kind each and a step's arithmetic
-  // overlaps its weight streaming.
+  // and matvec-like ones (memory-bound: routed experts with a token or two) are kept apart.
   struct Chunk {
     int job, r0, r1;
   };
@@ -137,18 +135,20 @@ void matmul_many(const KernelTable* k, int threads, std::vector<MatmulArgs>& job
     }
     if (dense.size() + stream.size() >= static_cast<size_t>(threads)) break;
   }
-  std::vector<Chunk> chunks;
-  chunks.reserve(dense.size() + stream.size());
-  for (size_t i = 0, d = 0; i < stream.size() || d < dense.size();) {
-    // Proportional merge: take from whichever list is further behind its share.
-    const bool takeDense =
-        d < dense.size() && (i >= stream.size() || d * stream.size() <= i * dense.size());
-    chunks.push_back(takeDense ? dense[d++] : stream[i++]);
-  }
-  run_chunks(threads, static_cast<int>(chunks.size()), [&](int c) {
-    const Chunk& ch = chunks[c];
-    k->matmul_rows(jobs[ch.job], ch.r0, ch.r1);
-  });
+  // Batched chunks first, for the calling thread, streaming ones after them for the workers
+  // (run_chunks two-ended): the arithmetic of the batched jobs overlaps the weight streaming of
+  // the others. One queue with the two kinds interleaved left both threads on the same kind at
+  // once about half the time (16-sequence decode steps ~2-3% slower, alternating runs).
+  const bool mixed = !dense.empty() && !stream.empty();
+  std::vector<Chunk> chunks = std::move(dense);
+  chunks.insert(chunks.end(), stream.begin(), stream.end());
+  run_chunks(
+      threads, static_cast<int>(chunks.size()),
+      [&](int c) {
+        const Chunk& ch = chunks[c];
+        k->matmul_rows(jobs[ch.job], ch.r0, ch.r1);
+      },
+      mixed);
 }
 
 void pack_quantized_parallel(int threads, int dtype, uint8_t* data, uint8_t* scales, int rows, int cols) {

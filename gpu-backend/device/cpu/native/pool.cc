@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -15,15 +16,15 @@ namespace {
 
 class Pool {
  public:
-  void run(int threads, int n, const std::function<void(int)>& f) {
+  void run(int threads, int n, const std::function<void(int)>& f, bool two_ended) {
     std::lock_guard<std::mutex> serial(run_mu_);
     grow(threads - 1);
     const uint32_t g = gen_.load(std::memory_order_relaxed) + 1;
     // Invalidate the old generation's counter first: a worker still holding the previous job's
     // (or a half-written) description can then no longer claim a chunk with it.
-    ticket_.store(static_cast<uint64_t>(g) << 32);
+    ticket_.store(static_cast<uint64_t>(g) << 32 | static_cast<uint64_t>(n) << 16);
     fn_.store(&f, std::memory_order_relaxed);
-    n_.store(n, std::memory_order_relaxed);
+    from_back_.store(two_ended, std::memory_order_relaxed);
     active_.store(threads - 1, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
     gen_.store(g);  // publishes the job (seq_cst: ordered before the sleepers check below)
@@ -32,22 +33,27 @@ class Pool {
       cv_.notify_all();
     }
     int c;
-    while (claim(g, n, c)) {
+    while (claim(g, false, c)) {
       f(c);
       done_.fetch_add(1, std::memory_order_release);
     }
     while (done_.load(std::memory_order_acquire) < n) _mm_pause();
   }
 
+  static constexpr int kMaxChunks = 0xffff;
+
  private:
-  bool claim(uint32_t g, int n, int& chunk) {
+  // The ticket is generation (32 bits) | back (16) | front (16): chunks [front, back) are left.
+  // The calling thread always takes the front one; workers take the back one in two-ended runs.
+  bool claim(uint32_t g, bool back, int& chunk) {
     uint64_t t = ticket_.load(std::memory_order_acquire);
     for (;;) {
       if (static_cast<uint32_t>(t >> 32) != g) return false;
-      const int c = static_cast<int>(t & 0xffffffffu);
-      if (c >= n) return false;
-      if (ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) {
-        chunk = c;
+      const int front = static_cast<int>(t & 0xffff), end = static_cast<int>(t >> 16 & 0xffff);
+      if (front >= end) return false;
+      const uint64_t next = back ? t - (uint64_t{1} << 16) : t + 1;
+      if (ticket_.compare_exchange_weak(t, next, std::memory_order_acq_rel)) {
+        chunk = back ? end - 1 : front;
         return true;
       }
     }
@@ -81,10 +87,10 @@ class Pool {
       seen = g;
       if (idx >= active_.load(std::memory_order_relaxed)) continue;
       const std::function<void(int)>* f = fn_.load(std::memory_order_relaxed);
-      const int n = n_.load(std::memory_order_relaxed);
+      const bool back = from_back_.load(std::memory_order_relaxed);
       int c;
-      // A successful claim proves generation g is still current, so f and n belong to it.
-      while (claim(g, n, c)) {
+      // A successful claim proves generation g is still current, so f and back belong to it.
+      while (claim(g, back, c)) {
         (*f)(c);
         done_.fetch_add(1, std::memory_order_release);
       }
@@ -99,7 +105,7 @@ class Pool {
   std::atomic<uint32_t> gen_{0};
   std::atomic<uint64_t> ticket_{0};
   std::atomic<int> done_{0};
-  std::atomic<int> n_{0};
+  std::atomic<bool> from_back_{false};
   std::atomic<int> active_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<const std::function<void(int)>*> fn_{nullptr};
@@ -112,13 +118,18 @@ Pool& pool() {
 
 }  // namespace
 
-void run_chunks(int threads, int n, const std::function<void(int)>& f) {
+void run_chunks(int threads, int n, const std::function<void(int)>& f, bool two_ended) {
   if (n <= 0) return;
   if (threads <= 1 || n == 1) {
     for (int c = 0; c < n; c++) f(c);
     return;
   }
-  pool().run(threads, n, f);
+  // The ticket counts chunks in 16 bits: larger runs go in pieces.
+  for (int base = 0; base < n; base += Pool::kMaxChunks) {
+    const int m = std::min(Pool::kMaxChunks, n - base);
+    if (base == 0 && m == n) pool().run(threads, n, f, two_ended);
+    else pool().run(threads, m, [&](int c) { f(base + c); }, two_ended);
+  }
 }
 
 }  // namespace moe

@@ -10,7 +10,9 @@
 namespace moe {
 
 // Runs f(chunk) for every chunk in [0, n) on up to `threads` threads, the calling thread included,
-// and returns when all are done. Calls from several threads at once are serialized.
-void run_chunks(int threads, int n, const std::function<void(int)>& f);
+// and returns when all are done. Calls from several threads at once are serialized. Two-ended: the
+// calling thread takes chunks from the front, the workers from the back (so two kinds of work
+// listed at either end run side by side); otherwise all take them in order.
+void run_chunks(int threads, int n, const std::function<void(int)>& f, bool two_ended = false);
 
 }  // namespace moe
