@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { Template } from "@huggingface/jinja";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import type { ChatMessage, Tokenizer } from "../engine/types.js";
+import { byteLevelToBytes } from "./bytes.js";
 
 export interface ChatTemplateOptions {
   /** Append the assistant header (default true). */
@@ -37,6 +38,8 @@ export interface LoadedTokenizer extends Tokenizer {
   readonly chatTemplate: string | null;
   encode(text: string, addSpecialTokens?: boolean): number[];
   decode(ids: number[], skipSpecialTokens?: boolean): string;
+  /** A token's bytes, for tokenizers whose decoder is `ByteLevel` (see StreamDecodable). */
+  tokenBytes?(id: number): Uint8Array;
   /** Render the chat template to text (no tokenization). */
   renderChat(messages: readonly (ChatMessage | TemplateMessage)[], opts?: ChatTemplateOptions): string;
   applyChatTemplate(messages: ChatMessage[], opts?: ChatTemplateOptions): number[];
@@ -92,6 +95,9 @@ class HfBackedTokenizer implements LoadedTokenizer {
   readonly eosTokenIds: number[];
   readonly vocabSize: number;
   private readonly template: Template | null;
+  /** Bytes of each token seen so far (tokenBytes). */
+  private readonly bytes: Uint8Array[] = [];
+  readonly tokenBytes?: (id: number) => Uint8Array;
 
   constructor(
     private readonly tok: HfTokenizer,
@@ -101,7 +107,9 @@ class HfBackedTokenizer implements LoadedTokenizer {
     readonly eosToken: string | null,
     extraEosIds: number[],
     private readonly source: string,
+    byteLevel: boolean,
   ) {
+    if (byteLevel) this.tokenBytes = (id) => (this.bytes[id] ??= this.byteLevelBytes(id));
     const special = new Set<number>();
     for (const [id, t] of tok.get_added_tokens_decoder()) if (t.special) special.add(id);
     this.specialTokenIds = special;
@@ -152,6 +160,15 @@ class HfBackedTokenizer implements LoadedTokenizer {
     return this.encode(this.renderChat(messages, opts), false);
   }
 
+  /**
+   * What the ByteLevel decoder makes of one token: each character mapped back to its byte, or
+   * the token's own UTF-8 when it holds a character outside the byte alphabet (added tokens).
+   */
+  private byteLevelBytes(id: number): Uint8Array {
+    const token = this.tok.id_to_token(id) ?? "";
+    return byteLevelToBytes(token) ?? new TextEncoder().encode(token);
+  }
+
   tokenToId(token: string): number | undefined {
     return this.tok.token_to_id(token);
   }
@@ -178,6 +195,7 @@ export function tokenizerFromJson(
     tokenString(tokenizerConfig.eos_token),
     eosIds,
     opts.source ?? "tokenizer",
+    (tokenizerJson.decoder as Json | null | undefined)?.type === "ByteLevel",
   );
 }
 

@@ -285,6 +285,43 @@ describe("stream decoder", () => {
     expect(splitChars).toBeGreaterThan(50);
   });
 
+  it("uses the byte path only where the decoder is ByteLevel", () => {
+    expect(tok("llama4").tokenBytes).toBeDefined();
+    const b = buildTokenizer({ family: "mixtral", vocabSize: 512 });
+    // A SentencePiece-style decoder (real Mixtral's) is not a byte concatenation.
+    const metaspace = { type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: false };
+    expect(
+      tokenizerFromJson({ ...b.tokenizerJson, decoder: metaspace }, b.tokenizerConfig).tokenBytes,
+    ).toBeUndefined();
+  });
+
+  it.each(FAMILIES)(
+    "%s: the byte path gives what the window method and the full decode give, on any id stream",
+    (family) => {
+      const t = tok(family);
+      // The same tokenizer without tokenBytes: the window method.
+      const windowed = { decode: (ids: number[]) => t.decode(ids), specialTokenIds: t.specialTokenIds };
+      const special = [...t.specialTokenIds];
+      const rand = mulberry32(7);
+      for (let i = 0; i < 300; i++) {
+        // Random ids split characters, put continuation bytes where none belong and mix in
+        // control tokens: every case the UTF-8 decoding must agree on.
+        const ids = Array.from({ length: 1 + Math.floor(rand() * 12) }, () =>
+          rand() < 0.1 ? special[Math.floor(rand() * special.length)] : Math.floor(rand() * t.vocabSize),
+        );
+        for (const skipSpecialTokens of [true, false]) {
+          const fast = createStreamDecoder(t, { skipSpecialTokens });
+          const slow = createStreamDecoder(windowed, { skipSpecialTokens });
+          const a = ids.map((id) => fast.push(id)).join("") + fast.flush();
+          const b = ids.map((id) => slow.push(id)).join("") + slow.flush();
+          expect(a).toBe(t.decode(ids, skipSpecialTokens));
+          expect(a).toBe(b);
+          expect(fast.text).toBe(a);
+        }
+      }
+    },
+  );
+
   it("holds an emoji until its last byte arrives", () => {
     const t = tok("llama4");
     const ids = t.encode("a😀", false);
