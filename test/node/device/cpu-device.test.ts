@@ -130,6 +130,27 @@ describe.each(native.availableIsas)("CpuDevice (%s)", (isa) => {
     expect(Array.from(u.scales!)).toEqual(Array.from(w.scales!));
   });
 
+  it("small uploads share slabs: 64-byte aligned, never overlapping, computing as in any other place", () => {
+    const r = rng(5);
+    const srcs = [makeWeight(randn(48 * 64, r), 48, 64, "q8"), makeWeight(randn(16 * 96, r), 16, 96, "f16")];
+    const ups = srcs.map((w) => dev.upload(w));
+    const blocks = ups.flatMap((u) => (u.scales ? [u.data, u.scales] : [u.data]));
+    for (const b of blocks) expect(b.byteOffset % 64).toBe(0);
+    // Blocks of one slab never overlap.
+    const same = blocks.filter((b) => b.buffer === blocks[0].buffer);
+    expect(same.length).toBeGreaterThan(1);
+    const spans = same.map((b) => [b.byteOffset, b.byteOffset + b.byteLength]).sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < spans.length; i++) expect(spans[i][0]).toBeGreaterThanOrEqual(spans[i - 1][1]);
+    for (const [i, w] of srcs.entries()) {
+      const x = randn(2 * w.cols, r);
+      const got = new Float32Array(2 * w.rows);
+      const want = new Float32Array(2 * w.rows);
+      dev.matmul(got, x, 2, ups[i]);
+      new CpuDevice({ isa, threads: 1 }).matmul(want, x, 2, new CpuDevice({ isa }).upload(w));
+      expect(got).toEqual(want);
+    }
+  });
+
   it("rmsnorm with and without weight", () => {
     const r = rng(11);
     const rows = 3;
