@@ -234,10 +234,14 @@ async function main(): Promise<void> {
     // A throw-away run first: a fresh process's first engine decodes with code V8 has not
     // optimized yet, and the first configuration of every sweep came out ~10-25% slower than the
     // same configuration run again (Maverick-like, 100% LRU: best request 471 vs 534 tok/s).
+    // Each engine's memory is collected before the next one loads: one still held (its weights
+    // and slabs wait for a GC) would leave the next fewer free huge pages, and slower.
+    const collect = () => (globalThis as { gc?: () => void }).gc?.();
     if (configs.length > 0) await runOnce(model, { ...configs[0], requests: 1, probeRam: false });
+    collect();
     for (const cfg of configs) {
       for (const r of await runOnce(model, cfg)) console.log(JSON.stringify(r));
-      (globalThis as { gc?: () => void }).gc?.();
+      collect();
     }
   } else if (mode === "once") {
     console.log(JSON.stringify((await runOnce(model, JSON.parse(arg) as RunConfig))[0]));
