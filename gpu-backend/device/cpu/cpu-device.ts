@@ -21,6 +21,14 @@ function dtypeCode(w: Weight): number {
   return w.packed ? PACKED_CODE[w.dtype]! : DTYPE_CODE[w.dtype];
 }
 
+/**
+ * Every weight this device hands out has one object shape (the same properties, in one order):
+ * the per-job reads of a matmul dispatch (hundreds per decode step) then stay monomorphic.
+ */
+function deviceWeight(w: Weight, data: Uint8Array, scales: Uint8Array | undefined, packed: boolean): Weight {
+  return { dtype: w.dtype, rows: w.rows, cols: w.cols, data, scales, packed: packed || undefined };
+}
+
 /** Weight memory alignment: a cache line (also the widest vector load). */
 const WEIGHT_ALIGN = 64;
 /** Uploads smaller than a huge page share slabs of this size (see CpuDevice.alloc). */
@@ -95,13 +103,12 @@ export class CpuDevice implements Device {
     }
     const data = this.alloc(bytes);
     data.set(src.data.subarray(0, bytes));
-    const w: Weight = { dtype: src.dtype, rows: src.rows, cols: src.cols, data };
+    let scales: Uint8Array | undefined;
     if (src.scales) {
-      const scales = this.alloc(src.scales.byteLength);
+      scales = this.alloc(src.scales.byteLength);
       scales.set(src.scales);
-      w.scales = scales;
     }
-    return this.adopt(w);
+    return this.adopt(deviceWeight(src, data, scales, false));
   }
 
   private slab: Uint8Array = new Uint8Array(0);
@@ -126,9 +133,10 @@ export class CpuDevice implements Device {
   }
 
   adopt(w: Weight): Weight {
-    if (!this.packs(w)) return w;
+    if (w.packed) return w; // adopted before
+    if (!this.packs(w)) return deviceWeight(w, w.data, w.scales, false);
     this.native.packQuantized(w.data, w.scales!, DTYPE_CODE[w.dtype], w.rows, w.cols, this.threads);
-    return { ...w, packed: true };
+    return deviceWeight(w, w.data, w.scales, true);
   }
 
   private packs(w: Weight): boolean {
