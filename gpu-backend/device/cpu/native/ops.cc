@@ -172,9 +172,9 @@ static inline __attribute__((always_inline)) double sum_squares(const float* x, 
   return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
 }
 
-// Built for AVX-512 too (picked at load by the CPU): the same per-lane double arithmetic, 8 lanes
-// per instruction (ISO C++ mode keeps GCC from fusing the multiply and add, so both builds agree
-// bit for bit).
+// Built for AVX-512 too (picked at load by the CPU): the same per-lane double arithmetic,
+// vectorized (ISO C++ mode keeps GCC from fusing the multiply and add, so both builds agree bit
+// for bit).
 __attribute__((target_clones("avx512f", "default"))) static void rmsnorm_rows(float* out, const float* x,
                                                                                const float* weight, int r0, int r1,
                                                                                int dim, float eps) {
@@ -196,8 +196,9 @@ void rmsnorm(int threads, float* out, const float* x, const float* weight, int r
                   [&](int r0, int r1) { rmsnorm_rows(out, x, weight, r0, r1, dim, eps); });
 }
 
-void rope(float* x, int nTok, int nHeads, int headDim, const int32_t* positions, const float* invFreq, int half,
-          bool neox) {
+__attribute__((target_clones("avx512f", "default"))) void rope(float* x, int nTok, int nHeads, int headDim,
+                                                                const int32_t* positions, const float* invFreq,
+                                                                int half, bool neox) {
   // cos/sin of every (token, frequency), kept for the next call: a step ropes q and k of every
   // layer at the same positions, so the table is computed once per step, not 2 x layers times.
   thread_local std::vector<float> cs;
@@ -324,7 +325,10 @@ void swiglu(const KernelTable* k, int threads, float* out, const float* gate, co
                   [&](int b, int e) { k->swiglu(out + b, gate + b, up + b, static_cast<size_t>(e - b)); });
 }
 
-void add_scaled(float* out, const float* a, size_t len, float scale) {
+// Elementwise ops are built for AVX-512 too, as rmsnorm_rows: no reassociation, no fusing, so
+// the same numbers as the baseline build.
+__attribute__((target_clones("avx512f", "default"))) void add_scaled(float* out, const float* a, size_t len,
+                                                                      float scale) {
   if (scale == 1.f) {
     for (size_t i = 0; i < len; i++) out[i] += a[i];
   } else {
@@ -332,7 +336,9 @@ void add_scaled(float* out, const float* a, size_t len, float scale) {
   }
 }
 
-void gather_rows(float* dst, const float* src, const int32_t* rows, int count, int dim, const float* scales) {
+__attribute__((target_clones("avx512f", "default"))) void gather_rows(float* dst, const float* src,
+                                                                       const int32_t* rows, int count, int dim,
+                                                                       const float* scales) {
   for (int r = 0; r < count; r++) {
     float* d = dst + static_cast<size_t>(r) * dim;
     const float* s = src + static_cast<size_t>(rows[r]) * dim;
