@@ -116,9 +116,13 @@ export class CpuDevice implements Device {
 
   /**
    * Device memory for an upload. A block of its own smaller than a huge page sits on 4 KiB pages,
-   * and a decode step's many small matvecs (a Maverick-like model's q/k/v/o, routers, norms' ...)
-   * then take a TLB miss every 4 KiB of weights: small blocks are carved from shared huge-page
-   * slabs instead (512x512 q8 matvec from memory 9.3 -> 7.9 us, 256x512 5.2 -> 4.4 us).
+   * and a decode step's many small matvecs (a Maverick-like model's q/k/v/o, routers, eager
+   * experts) then take a TLB miss every 4 KiB of weights: small blocks are carved from shared
+   * huge-page slabs instead (512x512 q8 matvec from memory 9.3 -> 7.9 us, 256x512 5.2 -> 4.4 us;
+   * eager Maverick-like experts' gate/up 0.85 -> 0.68 ms per token). Loading is no slower in
+   * itself (Maverick-like eager 0.86 s with slabs, 1.5 s without), but on this VM a process that
+   * faults in huge pages right after another one released many of them waits for the kernel to
+   * compact memory (Scout-like load 0.75 or 3.0 s, alternating, whatever the layout).
    */
   private alloc(bytes: number): Uint8Array {
     if (bytes >= HUGE_PAGE) return this.native.allocAligned(bytes, WEIGHT_ALIGN);
