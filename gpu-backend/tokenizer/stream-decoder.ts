@@ -6,7 +6,8 @@
  * window" method serving stacks use: decode a short window of recent ids with and without the
  * newest tokens and emit the difference, but only once the window no longer ends in U+FFFD (an
  * incomplete character). The window restarts at the last emitted boundary, so each push decodes
- * only a few ids.
+ * only a few ids. A tokenizer that gives its tokens' bytes (a ByteLevel decoder, where decoding is
+ * plain concatenation) takes a faster path with the same text: a streaming UTF-8 decoder.
  */
 
 export interface StreamDecodable {
