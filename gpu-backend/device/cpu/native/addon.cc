@@ -191,8 +191,11 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
 // here, on the calling thread, before any thread reads them (rounded to f16 for an f16 cache).
 constexpr size_t kAttentionArgs = 14;
 
-bool is_u16(const Napi::Value& v) {
-  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
+// One napi call, as in arr() (the wrappers' IsTypedArray + TypedArrayType took several per cache).
+bool is_u16(const Napi::CallbackInfo& info, size_t i) {
+  napi_typedarray_type type;
+  return napi_get_typedarray_info(info.Env(), info[i], &type, nullptr, nullptr, nullptr, nullptr) == napi_ok &&
+         type == napi_uint16_array;
 }
 
 AttentionArgs attention_args(const Napi::CallbackInfo& info, size_t base, const KernelTable* kt) {
@@ -203,8 +206,8 @@ AttentionArgs attention_args(const Napi::CallbackInfo& info, size_t base, const 
     fail(info.Env(), "attention: bad shape (nHeads must be a multiple of nKvHeads)");
   const size_t qn = static_cast<size_t>(nTok) * nHeads * hd, kvn = static_cast<size_t>(pos0 + nTok) * nKv * hd;
   a.q = arr<float>(info, base, qn, "attention q");
-  a.kvF16 = is_u16(info[base + 1]);
-  if (is_u16(info[base + 2]) != a.kvF16) fail(info.Env(), "attention: kCache and vCache must have one element type");
+  a.kvF16 = is_u16(info, base + 1);
+  if (is_u16(info, base + 2) != a.kvF16) fail(info.Env(), "attention: kCache and vCache must have one element type");
   void *k, *v;
   if (a.kvF16) {
     k = arr<uint16_t>(info, base + 1, kvn, "attention kCache");
