@@ -95,6 +95,11 @@ export interface Device {
   /** out[n, rows] = x[n, cols] . W^T  (n = 1 is a matvec). */
   matmul(out: Float32Array, x: Float32Array, n: number, w: Weight): void;
   /**
+   * Weights the next ops read, in order: a device whose threads wait between ops may pull them
+   * into its caches meanwhile. A hint only (replaces the previous one); results never change.
+   */
+  prefetchWhenIdle?(ws: readonly Weight[]): void;
+  /**
    * Several independent matmuls at once (q/k/v, gate/up, all experts of a step): one dispatch
    * instead of one per matrix. Results equal matmul()'s, bit for bit. No job's `out` may overlap
    * another job's `out` or `x`.

@@ -92,6 +92,15 @@ class Scratch {
   positions: Int32Array;
 }
 
+/**
+ * Dense weights in the order a step reads them, for the device's idle-time prefetch (see
+ * Device.prefetchWhenIdle): those of a whole layer, and what is left of it once q/k/v are done.
+ */
+interface ReadOrder {
+  layer: Weight[];
+  afterQkv: Weight[];
+}
+
 export interface BatchItem {
   tokens: number[];
   cache: KvCache;
@@ -122,6 +131,7 @@ export class MoeTransformer {
   private readonly lmHead: Weight;
   private readonly layers: LayerWeights[] = [];
   private readonly scratch = new Map<number, Scratch>();
+  private readonly readOrder: ReadOrder[];
 
   constructor(
     ckpt: Checkpoint,
@@ -159,6 +169,20 @@ export class MoeTransformer {
           : { gate: load(`${p}mlp.gate`), up: load(`${p}mlp.up`), down: load(`${p}mlp.down`) },
       });
     }
+    this.readOrder = this.layers.map((w) => {
+      const ffn = w.shared ?? w.dense;
+      const afterQkv = [w.o, ...(w.router ? [w.router] : []), ...(ffn ? [ffn.gate, ffn.up, ffn.down] : [])];
+      return { layer: [w.q, w.k, w.v, ...afterQkv], afterQkv };
+    });
+  }
+
+  /**
+   * Tells the device which weights the step reads next: its idle threads pull them into the
+   * caches while this thread runs the small ops and JS between matmuls (16-stream decode ~3%
+   * faster in the ~45 GB/s state; single streams and steps waiting for expert reads gain nothing).
+   */
+  private readNext(ws: readonly Weight[]): void {
+    this.device.prefetchWhenIdle?.(ws);
   }
 
   private scratchFor(n: number): Scratch {
@@ -212,6 +236,7 @@ export class MoeTransformer {
     }
     for (let l = 0; l < c.numLayers; l++) {
       const w = this.layers[l];
+      if (l > 0) this.readNext(this.readOrder[l].layer); // layer 0's was hinted after the last step
       d.rmsnorm(s.xn, s.x, w.attnNorm, n, H, c.rmsNormEps);
       this.attention(l, w, s, n, segs);
       d.addScaled(s.x, s.proj, n * H);
@@ -224,10 +249,13 @@ export class MoeTransformer {
     // Final norm + LM head only for the rows whose logits are wanted, batched into one matmul.
     const want = items.flatMap((it, i) => (it.wantLogits ? [segs[i].start + segs[i].len - 1] : []));
     if (want.length === 0) return [];
+    this.readNext([this.lmHead]);
     for (const [j, row] of want.entries()) s.gathered.set(s.x.subarray(row * H, (row + 1) * H), j * H);
     d.rmsnorm(s.xn, s.gathered, this.finalNorm, want.length, H, c.rmsNormEps);
     const logits = new Float32Array(want.length * c.vocabSize);
     d.matmul(logits, s.xn, want.length, this.lmHead);
+    // The next step starts with layer 0 once the scheduler has sampled and streamed this one's tokens.
+    this.readNext(this.readOrder[0].layer);
     return want.map((_, j) => logits.subarray(j * c.vocabSize, (j + 1) * c.vocabSize));
   }
 
@@ -243,6 +271,7 @@ export class MoeTransformer {
       { out: s.k, x: s.xn, n, w: w.k },
       { out: s.v, x: s.xn, n, w: w.v },
     ]);
+    this.readNext(this.readOrder[l].afterQkv);
     if (w.qNorm && w.kNorm) {
       // Qwen3: learned RMSNorm per head, before RoPE.
       d.rmsnorm(s.q, s.q, w.qNorm, n * c.numHeads, hd, c.rmsNormEps);

@@ -233,4 +233,14 @@ export class CpuDevice implements Device {
   ): void {
     this.native.route(logits, nTok, nExperts, k, mode === "sigmoid", renormalize, outIds, outWeights);
   }
+
+  prefetchWhenIdle(ws: readonly Weight[]): void {
+    if (this.threads <= 1) return; // no pool workers to do it
+    const arrays: Uint8Array[] = [];
+    for (const w of ws) {
+      arrays.push(w.data);
+      if (w.scales) arrays.push(w.scales);
+    }
+    this.native.prefetchWhenIdle(arrays);
+  }
 }

@@ -126,6 +126,8 @@ export interface NativeAddon {
    * `passes` (default 5) passes, in GB/s (1e9 bytes/s).
    */
   memReadBandwidth(bytes: number, threads: number, isa?: number, passes?: number): number;
+  /** Memory the pool's idle workers pull into the caches (up to 32 arrays; replaces the last list). */
+  prefetchWhenIdle(arrays: readonly Uint8Array[]): void;
 }
 
 function addonPath(): string {

@@ -548,6 +548,39 @@ describe("CpuDevice thread pool", () => {
   });
 });
 
+describe("CpuDevice idle-time prefetch", () => {
+  it("is a hint only: results stay identical while lists are replaced between and during ops", () => {
+    const r = rng(77);
+    const rows = 96;
+    const cols = 512;
+    const dev = new CpuDevice({ threads: 2 });
+    const ws = Array.from({ length: 20 }, () =>
+      dev.upload(makeWeight(randn(rows * cols, r), rows, cols, "q8")),
+    );
+    const x = randn(cols, r);
+    const want = ws.map((w) => {
+      const out = new Float32Array(rows);
+      new CpuDevice({ threads: 1 }).matmul(out, x, 1, w);
+      return out;
+    });
+    const got = new Float32Array(rows);
+    for (let i = 0; i < 400; i++) {
+      // 20 weights with their scales: 40 arrays, more than the 32 a list holds (the rest is left out).
+      dev.prefetchWhenIdle(i % 3 ? ws.slice(i % 20) : ws);
+      dev.matmul(got, x, 1, ws[i % 20]);
+      if (got.some((v, j) => v !== want[i % 20][j])) expect.fail(`iteration ${i}: results differ`);
+    }
+    dev.prefetchWhenIdle([]);
+  });
+
+  it("takes Uint8Arrays only", () => {
+    expect(() => native.prefetchWhenIdle([new Float32Array(4) as unknown as Uint8Array])).toThrow(
+      /Uint8Array/,
+    );
+    expect(() => native.prefetchWhenIdle("x" as unknown as Uint8Array[])).toThrow(/Uint8Array/);
+  });
+});
+
 describe("CpuDevice options", () => {
   it("takes its thread count from the option, else MOE_THREADS, else the hardware", () => {
     expect(new CpuDevice({ threads: 3 }).threads).toBe(3);

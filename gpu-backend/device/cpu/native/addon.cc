@@ -10,6 +10,7 @@
 
 #include "kernels.h"
 #include "memory.h"
+#include "pool.h"
 #include "read_direct.h"
 
 namespace {
@@ -358,6 +359,26 @@ Napi::Value MemReadBandwidth(const Napi::CallbackInfo& info) {
                            moe::mem_read_bandwidth(k, static_cast<size_t>(bytes), threads, static_cast<int>(passes)));
 }
 
+// prefetchWhenIdle(arrays: Uint8Array[]): at most 32 arrays (more are left out: a hint only)
+Napi::Value PrefetchWhenIdle(const Napi::CallbackInfo& info) {
+  if (!info[0].IsArray()) fail(info.Env(), "prefetchWhenIdle: expected an array of Uint8Arrays");
+  Napi::Array a = info[0].As<Napi::Array>();
+  const uint32_t n = std::min<uint32_t>(a.Length(), 32);
+  const void* ptrs[32];
+  size_t lens[32];
+  for (uint32_t i = 0; i < n; i++) {
+    napi_typedarray_type type;
+    void* data = nullptr;
+    const Napi::Value v = a[i];
+    if (napi_get_typedarray_info(info.Env(), v, &type, &lens[i], &data, nullptr, nullptr) != napi_ok ||
+        type != napi_uint8_array)
+      fail(info.Env(), "prefetchWhenIdle: expected an array of Uint8Arrays");
+    ptrs[i] = data;
+  }
+  moe::prefetch_when_idle(ptrs, lens, static_cast<int>(n));
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // Which instruction sets this CPU can run (index = isa argument of the ops), and the best one.
   Napi::Array avail = Napi::Array::New(env);
@@ -383,6 +404,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned));
   exports.Set("readDirect", Napi::Function::New(env, moe::read_direct));
   exports.Set("memReadBandwidth", Napi::Function::New(env, MemReadBandwidth));
+  exports.Set("prefetchWhenIdle", Napi::Function::New(env, PrefetchWhenIdle));
   return exports;
 }
 

@@ -41,8 +41,53 @@ class Pool {
   }
 
   static constexpr int kMaxChunks = 0xffff;
+  static constexpr int kMaxRanges = 32;
+  static constexpr size_t kPiece = 4096;
+
+  // The idle-prefetch list: ranges cut into 4 KiB pieces, claimed through one cursor, version (32
+  // bits) | next piece (32), so a worker's claim on a replaced list fails. Calls from several
+  // threads at once may mix their lists: that only prefetches the wrong memory.
+  void set_prefetch(const void* const* ptrs, const size_t* lens, int n) {
+    n = std::min(n, kMaxRanges);
+    // Stop the old list first (its pieces become out of range), then publish the new one.
+    const uint32_t v = static_cast<uint32_t>(pf_cursor_.load() >> 32) + 1;
+    pf_cursor_.store(static_cast<uint64_t>(v) << 32 | 0xffffffffu);
+    uint64_t end = 0;
+    for (int i = 0; i < n; i++) {
+      pf_ptr_[i].store(reinterpret_cast<uintptr_t>(ptrs[i]), std::memory_order_relaxed);
+      pf_len_[i].store(lens[i], std::memory_order_relaxed);
+      end += (lens[i] + kPiece - 1) / kPiece;
+      pf_end_[i].store(end, std::memory_order_relaxed);
+    }
+    pf_n_.store(n, std::memory_order_relaxed);
+    pf_cursor_.store(static_cast<uint64_t>(v) << 32);
+  }
 
  private:
+  // One piece of the idle-prefetch list, if any is left. Prefetch instructions never fault, so a
+  // list replaced (or its memory freed) while a piece is in flight costs a few wasted reads only.
+  bool prefetch_piece() {
+    uint64_t c = pf_cursor_.load(std::memory_order_acquire);
+    const uint32_t piece = static_cast<uint32_t>(c);
+    const int n = pf_n_.load(std::memory_order_relaxed);
+    uint64_t start = 0;
+    for (int i = 0; i < n; i++) {
+      const uint64_t end = pf_end_[i].load(std::memory_order_relaxed);
+      if (piece < end) {
+        if (!pf_cursor_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) return true;
+        const size_t off = (piece - start) * kPiece;
+        const size_t len = std::min(kPiece, pf_len_[i].load(std::memory_order_relaxed) - off);
+        const char* p = reinterpret_cast<const char*>(pf_ptr_[i].load(std::memory_order_relaxed)) + off;
+        // Into this core's L2 (T0 would also evict its L1); what the other core reads comes from
+        // there or from the L3 the L2 evicts to.
+        for (size_t o = 0; o < len; o += 64) _mm_prefetch(p + o, _MM_HINT_T2);
+        return true;
+      }
+      start = end;
+    }
+    return false;
+  }
+
   // The ticket is generation (32 bits) | back (16) | front (16): chunks [front, back) are left.
   // The calling thread always takes the front one; workers take the back one in two-ended runs.
   bool claim(uint32_t g, bool back, int& chunk) {
@@ -72,10 +117,11 @@ class Pool {
     for (;;) {
       uint32_t g;
       int spins = 0;
-      // Spin briefly (ops come in quick succession during a forward pass), then sleep.
+      // Spin briefly (ops come in quick succession during a forward pass), then sleep. A spin
+      // prefetches a piece of the caller's list while there is one.
       while ((g = gen_.load(std::memory_order_acquire)) == seen) {
         if (++spins < kSpin) {
-          _mm_pause();
+          if (!prefetch_piece()) _mm_pause();
           continue;
         }
         std::unique_lock<std::mutex> lk(m_);
@@ -109,6 +155,11 @@ class Pool {
   std::atomic<int> active_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<const std::function<void(int)>*> fn_{nullptr};
+  std::atomic<uint64_t> pf_cursor_{0xffffffffu};
+  std::atomic<int> pf_n_{0};
+  std::atomic<uintptr_t> pf_ptr_[kMaxRanges]{};
+  std::atomic<size_t> pf_len_[kMaxRanges]{};
+  std::atomic<uint64_t> pf_end_[kMaxRanges]{};
 };
 
 Pool& pool() {
@@ -117,6 +168,8 @@ Pool& pool() {
 }
 
 }  // namespace
+
+void prefetch_when_idle(const void* const* ptrs, const size_t* lens, int n) { pool().set_prefetch(ptrs, lens, n); }
 
 void run_chunks(int threads, int n, const std::function<void(int)>& f, bool two_ended) {
   if (n <= 0) return;

@@ -15,4 +15,8 @@ namespace moe {
 // listed at either end run side by side); otherwise all take them in order.
 void run_chunks(int threads, int n, const std::function<void(int)>& f, bool two_ended = false);
 
+// Gives the pool's workers memory to pull into the caches while they wait for work (the caller
+// lists the weights its next ops read); replaces the previous list.
+void prefetch_when_idle(const void* const* ptrs, const size_t* lens, int n);
+
 }  // namespace moe
