@@ -25,7 +25,6 @@ import { ensureLlamaCpp, LLAMACPP_DIR } from "./lib/llamacpp.js";
 import { ROOT } from "./lib/model-tool.js";
 import { cgroupsAvailable, dropPageCache, runCapped } from "./lib/paging-cgroup.js";
 import {
-  firstShard,
   limitTokensPerSecond,
   measureDiskBandwidth,
   measureRamBandwidth,
@@ -49,7 +48,7 @@ const REQUESTS = Number(process.env.BENCH_PAGING_REQUESTS ?? 3);
 const NOTES = [
   "Experts are read with O_DIRECT (page cache bypassed) by the store's DirectReader; dense weights load eagerly through the page cache.",
   `decode tok/s: of ${REPEATS} runs (fresh engine each) per row, each measuring ${REQUESTS} requests after one warm-up, the request nearest its own limit (see T(h); this VM's speed moves from one window to the next: the same Maverick-like decode took 1.6 to 2.4 ms/token in consecutive 40-token windows); steady state, after a warm-up request on another prompt (64-token prompt + 8 decoded tokens for Scout-like, 256-token prompt + 40 decoded tokens for Maverick-like); then whatever budget the warm-up left free is filled with experts nobody asked for yet (ExpertStore.fill, layer by layer round-robin, no evictions), so a row measures a full cache (at 100% every expert resident) and not the first touches of a cache still filling, which are what the cold-start section measures (before: the 100% rows and the Maverick-like 50% rows counted ~5-40% cold first touches). A measured request is a 16-token prompt + 24 (Scout-like) / 32 (Maverick-like) decoded tokens; counters cover its decode phase.`,
-  "T(h) = (W_res + W_r)/B_mem + (1-h) W_r/B_link with h the row's measured cache hit rate ('cache hit': experts resident without a read made for that step; a prefetch that landed in time still needed its read, which is the disk term's share, and prefetch can only hide it behind the first term, as moe-serving.md says), B_mem = the RAM read bandwidth (2 threads) probed right before and right after that row's measured request, the better of the two ('B_mem GB/s'; this VM's bandwidth moves between about 45 and 80 GB/s over minutes), B_link = O_DIRECT read bandwidth of the model file (2 MiB pieces, 4 in flight, 128 MiB) probed with B_mem before and after the request, the better of the two ('B_link GB/s'; the disk also moves between states: one 1.6 MB read takes ~0.5 or ~1.25 ms for minutes at a time); the 6 samples before and after the sweep are reported as bandwidth.disk_samples_GBps. Of the REPEATS runs of a row, the one with the higher share of its own limit is reported.",
+  "T(h) = (W_res + W_r)/B_mem + (1-h) W_r/B_link with h the row's measured cache hit rate ('cache hit': experts resident without a read made for that step; a prefetch that landed in time still needed its read, which is the disk term's share, and prefetch can only hide it behind the first term, as moe-serving.md says), B_mem = the RAM read bandwidth (2 threads) probed right before and right after that row's measured request, the better of the two ('B_mem GB/s'; this VM's bandwidth moves between about 45 and 80 GB/s over minutes), B_link = measured O_DIRECT read bandwidth (2 MiB pieces, 4 in flight), the best of 6 samples taken before and after the sweep. Of the REPEATS runs of a row, the one with the higher share of its own limit is reported.",
   "hit rate = resident when the step needs it: the engine calls acquire() early (then computes the next layer's guess and the shared expert) and awaits later; a read that completed on an I/O thread is only seen by JavaScript when the event loop runs, which synchronous compute does not let happen, so the store lets one event-loop turn deliver finished reads when the step awaits and counts what is then resident as a hit (the step did not wait for it). hit@call = resident already when acquire() was called (the older, stricter count, kept for comparison). covered rate also counts experts a prefetch was already reading (the step waited only for the rest of that read). pf precision = used / (used + evicted unused) over prefetches resolved in the window; pf recall = prefetch-used / (prefetch-used + demand loads); hint accuracy = share of guessed experts the next step of that layer used.",
   "Locality routing: router skew 1 (Zipf popularity 1/(e+1)); locality.repeat_rate is the measured share of decode steps whose first-choice expert equals the previous token's in the same layer.",
   "Capped: cgroup v1 memory.limit_in_bytes (RAM + page cache) = pct x GGUF file + 300 MiB for both engines; ours gets an expert budget of cap - dense weights - 220 MiB headroom (a 4-token probe run peaked at 240 MiB of non-expert memory: dense weights + runtime).",
@@ -89,7 +88,6 @@ export interface SweepRow {
   "MB read/tok": number;
   /** RAM read bandwidth of this row's run: the better of the probes right before and after it. */
   "B_mem GB/s": number;
-  "B_link GB/s": number;
   "T(h) tok/s": number;
   "of limit": number;
 }
@@ -193,7 +191,7 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
           tokens,
           seed: 11,
           requests: REQUESTS,
-          probeBandwidth: true,
+          probeRam: true,
         });
       }
     }
@@ -225,9 +223,7 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
   const cacheHit = (r: RunResult) =>
     ratio(r.decode_paging.cache_hits, r.decode_paging.hits + r.decode_paging.misses);
   const runRam = (r: RunResult) => Math.max(...(r.ram_Bps ?? [ram]));
-  const runDisk = (r: RunResult) => Math.max(...(r.disk_Bps ?? [disk]));
-  const runLimit = (tb: TokenBytes, r: RunResult) =>
-    limitTokensPerSecond(tb, cacheHit(r), runRam(r), runDisk(r));
+  const runLimit = (tb: TokenBytes, r: RunResult) => limitTokensPerSecond(tb, cacheHit(r), runRam(r), disk);
   for (const { m, tb, runs: all } of results) {
     for (const candidates of all) {
       const share = (x: RunResult) => x.decode_tps / runLimit(tb, x);
@@ -253,7 +249,6 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
         "pf recall": round(ratio(p.prefetch_used, p.prefetch_used + (p.misses - p.misses_inflight))),
         "MB read/tok": round(p.bytes_read / steps / 1e6, 2),
         "B_mem GB/s": round(runRam(r) / 1e9, 1),
-        "B_link GB/s": round(runDisk(r) / 1e9, 2),
         "T(h) tok/s": round(limit, 2),
         "of limit": round(r.decode_tps / limit),
       });
@@ -283,6 +278,15 @@ async function sweep(models: PagingModel[]): Promise<SweepSection> {
     rows,
     raw,
   };
+}
+
+function firstShard(dir: string): string {
+  const idx = join(dir, "model.safetensors.index.json");
+  if (existsSync(idx)) {
+    const map = JSON.parse(readFileSync(idx, "utf8")) as { weight_map: Record<string, string> };
+    return join(dir, Object.values(map.weight_map)[0]);
+  }
+  return join(dir, "model.safetensors");
 }
 
 interface CappedRow {

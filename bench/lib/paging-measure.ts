@@ -3,8 +3,7 @@
  * direct-disk read bandwidth (the B_mem and B_link of the T(h) limit in
  * shared/reference/moe-serving.md), and the bytes a decode step reads from each tier.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { statSync } from "node:fs";
 import { loadNative } from "../../gpu-backend/device/cpu/native.js";
 import { openCheckpoint } from "../../gpu-backend/model/checkpoint.js";
 
@@ -100,14 +99,4 @@ export function tokenBytes(path: string): TokenBytes {
 export function limitTokensPerSecond(b: TokenBytes, h: number, ramBw: number, diskBw: number): number {
   const t = (b.resident + b.routed) / ramBw + ((1 - h) * b.routed) / diskBw;
   return 1 / t;
-}
-
-/** The first safetensors file of a checkpoint directory (the disk probes read it). */
-export function firstShard(dir: string): string {
-  const idx = join(dir, "model.safetensors.index.json");
-  if (existsSync(idx)) {
-    const map = JSON.parse(readFileSync(idx, "utf8")) as { weight_map: Record<string, string> };
-    return join(dir, Object.values(map.weight_map)[0]);
-  }
-  return join(dir, "model.safetensors");
 }

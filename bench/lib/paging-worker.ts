@@ -16,7 +16,7 @@ import type { ExpertProvider } from "../../gpu-backend/experts/provider.js";
 import { ExpertStore } from "../../gpu-backend/experts/store.js";
 import { openCheckpoint } from "../../gpu-backend/model/checkpoint.js";
 import type { ExpertWeights } from "../../gpu-backend/model/types.js";
-import { firstShard, measureDiskBandwidth, measureRamBandwidth } from "./paging-measure.js";
+import { measureRamBandwidth } from "./paging-measure.js";
 
 export const THREADS = 2;
 
@@ -48,11 +48,11 @@ export interface RunConfig {
    */
   requests?: number;
   /**
-   * Probe RAM and direct-disk bandwidth right before and after each measured request (sweep rows:
-   * their T(h)). Off for capped and cold runs: the 1 GiB RAM probe would not fit under a memory
-   * cap, and both would count in the time to first token.
+   * Probe RAM bandwidth right before and after each measured request (sweep rows: their T(h)).
+   * Off for capped and cold runs: the 1 GiB probe would not fit under a memory cap and would
+   * count in the time to first token.
    */
-  probeBandwidth?: boolean;
+  probeRam?: boolean;
 }
 
 export interface RunResult {
@@ -70,10 +70,8 @@ export interface RunResult {
   ids: number[];
   /** "direct" (O_DIRECT) or "buffered": how the store read experts; null when eager. */
   reader: string | null;
-  /** RAM read bandwidth (bytes/s) probed right before and right after the request (probeBandwidth). */
+  /** RAM read bandwidth (bytes/s) probed right before and right after the request (probeRam). */
   ram_Bps: [number, number] | null;
-  /** O_DIRECT read bandwidth of the model file (bytes/s), probed with the RAM. */
-  disk_Bps: [number, number] | null;
 }
 
 function promptIds(len: number, vocab: number, seed: number): number[] {
@@ -114,7 +112,7 @@ export async function runOnce(model: string, cfg: RunConfig): Promise<RunResult[
   if (cfg.fill && engine.experts instanceof ExpertStore) await engine.experts.fill();
   const out: RunResult[] = [];
   for (let k = 0; k < (cfg.requests ?? 1); k++) {
-    out.push(await measureRequest(engine, model, cfg, cfg.seed + 1000 * k, t0, ready));
+    out.push(await measureRequest(engine, cfg, cfg.seed + 1000 * k, t0, ready));
   }
   engine.close();
   return out;
@@ -122,21 +120,14 @@ export async function runOnce(model: string, cfg: RunConfig): Promise<RunResult[
 
 async function measureRequest(
   engine: Awaited<ReturnType<typeof loadEngine>>,
-  model: string,
   cfg: RunConfig,
   seed: number,
   t0: number,
   ready: number,
 ): Promise<RunResult> {
   const prompt = promptIds(cfg.promptLen, engine.model.config.vocabSize, seed);
-  // This VM's disk, like its RAM, moves between a fast and a slow state for minutes at a time
-  // (one 1.6 MB read: ~0.5 or ~1.25 ms), so each request's limit uses the bandwidths around it.
-  const probe = async (): Promise<[number, number]> =>
-    cfg.probeBandwidth
-      ? [measureRamBandwidth(THREADS), await measureDiskBandwidth([firstShard(model)], 128 << 20)]
-      : [0, 0];
-  const [ramBefore, diskBefore] = await probe();
-  // Collect now, not in the measured window: the probes' buffers (and the previous request's
+  const ramBefore = cfg.probeRam ? measureRamBandwidth(THREADS) : 0;
+  // Collect now, not in the measured window: the probe's buffer (and the previous request's
   // garbage) would otherwise trigger a full GC in the middle of a ~50 ms decode.
   collect();
   const s0 = engine.experts.stats();
@@ -153,7 +144,7 @@ async function measureRequest(
   }
   const tEnd = performance.now();
   const s2 = engine.experts.stats();
-  const [ramAfter, diskAfter] = await probe();
+  const ramAfter = cfg.probeRam ? measureRamBandwidth(THREADS) : 0;
   const reader = engine.experts instanceof ExpertStore ? engine.experts.report().reader : null;
   return {
     config: cfg,
@@ -166,8 +157,7 @@ async function measureRequest(
     request_paging: diff(s0, s2),
     ids,
     reader,
-    ram_Bps: cfg.probeBandwidth ? [ramBefore, ramAfter] : null,
-    disk_Bps: cfg.probeBandwidth ? [diskBefore, diskAfter] : null,
+    ram_Bps: cfg.probeRam ? [ramBefore, ramAfter] : null,
   };
 }
 
@@ -252,7 +242,7 @@ async function main(): Promise<void> {
     // same configuration run again (Maverick-like, 100% LRU: best request 471 vs 534 tok/s).
     // Each engine's memory is collected before the next one loads: one still held (its weights
     // and slabs wait for a GC) would leave the next fewer free huge pages, and slower.
-    if (configs.length > 0) await runOnce(model, { ...configs[0], requests: 1, probeBandwidth: false });
+    if (configs.length > 0) await runOnce(model, { ...configs[0], requests: 1, probeRam: false });
     collect();
     for (const cfg of configs) {
       for (const r of await runOnce(model, cfg)) console.log(JSON.stringify(r));
