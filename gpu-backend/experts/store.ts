@@ -38,7 +38,7 @@ interface Entry {
   prefetchedUnused: boolean;
   /** For a hint's load: the acquire of its layer the guess was for (see cacheHits); else -1. */
   guessFor: number;
-  /** The device adopted the weights (its layout, in place); done at the first hit. */
+  /** The device adopted the weights (its layout, in place): at the first hit, or while a step waits for reads. */
   adopted: boolean;
 }
 
@@ -369,6 +369,12 @@ export class ExpertStore implements ExpertProvider {
   /** Acquires called and not yet settled (running or queued). */
   private pending = 0;
 
+  /**
+   * Resident experts the device has not adopted yet, oldest load first: a step that waits for
+   * reads adopts them meanwhile (adoptWhileWaiting), so a later hit finds them ready.
+   */
+  private readonly unadopted = new Set<Entry>();
+
   private async acquireNow(layer: number, experts: number[]): Promise<ExpertWeights[]> {
     if (this.closed) throw new Error("expert store is closed");
     this.pinned = new Set();
@@ -430,7 +436,9 @@ export class ExpertStore implements ExpertProvider {
       }
     }
     if (waiting.length > 0) {
-      const results = await Promise.allSettled(waiting.map((w) => this.waitResident(w.key)));
+      const all = Promise.allSettled(waiting.map((w) => this.waitResident(w.key)));
+      await this.adoptWhileWaiting(all);
+      const results = await all;
       const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
       if (failed) {
         this.failedAcquires++;
@@ -464,9 +472,46 @@ export class ExpertStore implements ExpertProvider {
   }
 
   /**
+   * While `wait` is pending (the step waits for reads, its threads idle), adopt unadopted resident
+   * experts one matrix at a time, letting the event loop deliver read completions in between: a
+   * step then waits at most one matrix's conversion longer, and a later hit on those experts no
+   * longer converts on its critical path (~95 us per Maverick-like expert). Only experts no step
+   * holds: the engine uses a step's weights synchronously, before it awaits the next acquire.
+   */
+  private async adoptWhileWaiting(wait: Promise<unknown>): Promise<void> {
+    let done = false;
+    wait.then(
+      () => {
+        done = true;
+      },
+      () => {
+        done = true;
+      },
+    );
+    if (!this.adoptsLayout) return;
+    // Newest first: under LRU the oldest are the next to go, and converting them would be wasted.
+    for (const entry of [...this.unadopted].reverse()) {
+      for (const m of ["gate", "up", "down"] as const) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        // The entry may have been evicted, or adopted by a hit, while the loop yielded.
+        if (done || this.closed) return;
+        if (!entry.weights || entry.adopted || this.entries.get(entry.key) !== entry) break;
+        entry.weights = { ...entry.weights, [m]: this.adopt(entry.weights[m]) };
+      }
+      if (entry.weights && this.entries.get(entry.key) === entry && !entry.adopted) this.markAdopted(entry);
+    }
+  }
+
+  private markAdopted(entry: Entry): void {
+    entry.adopted = true;
+    this.unadopted.delete(entry);
+  }
+
+  /**
    * A resident expert serves the step: a hit. Its first hit is when the device adopts it (see
-   * useDevice): converting costs about a third of the read (a pass over the expert), and most
-   * experts a small budget loads are used once and evicted, so only those used again pay it.
+   * useDevice), unless a step waiting for reads did it first (adoptWhileWaiting): converting
+   * costs about a third of the read (a pass over the expert), and most experts a small budget
+   * loads are used once and evicted, so only those used again pay it.
    */
   private useResident(entry: Entry): ExpertWeights {
     this.counters.add("hits", entry.key);
@@ -475,8 +520,8 @@ export class ExpertStore implements ExpertProvider {
     this.policy.onUse(entry.key);
     const w = entry.weights!;
     if (!entry.adopted) {
-      entry.adopted = true;
       entry.weights = { gate: this.adopt(w.gate), up: this.adopt(w.up), down: this.adopt(w.down) };
+      this.markAdopted(entry);
     }
     return entry.weights!;
   }
@@ -521,6 +566,7 @@ export class ExpertStore implements ExpertProvider {
   private evict(key: number): Uint8Array {
     const e = this.entries.get(key)!;
     this.entries.delete(key);
+    this.unadopted.delete(e);
     if (e.weights) this.residentCount--;
     this.policy.onEvict(key);
     this.counters.add("evictions", key);
@@ -554,11 +600,15 @@ export class ExpertStore implements ExpertProvider {
 
   /** Device layout conversion of a resident expert, in its slot (see useDevice, useResident). */
   private adopt: (w: Weight) => Weight = (w) => w;
+  private adoptsLayout = false;
 
   useDevice(device: Device): void {
     if (this.acquires > 0 || this.entries.size > 0)
       throw new Error("useDevice: call it before the first load");
-    if (device.adopt) this.adopt = (w) => device.adopt!(w);
+    if (device.adopt) {
+      this.adopt = (w) => device.adopt!(w);
+      this.adoptsLayout = true;
+    }
   }
 
   private async load(entry: Entry): Promise<Entry> {
@@ -579,6 +629,7 @@ export class ExpertStore implements ExpertProvider {
       this.extraBytes += entry.extra;
       entry.weights = w;
       this.residentCount++;
+      this.unadopted.add(entry);
     } catch (err) {
       // Nothing half-resident: drop the entry, give the slot back, report which expert failed.
       if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
@@ -755,6 +806,7 @@ export class ExpertStore implements ExpertProvider {
   close(): void {
     this.closed = true;
     this.entries.clear();
+    this.unadopted.clear();
     this.residentCount = 0;
     this.freeSlots.length = 0;
     this.slab = new Uint8Array(0);

@@ -1,5 +1,6 @@
 import { truncateSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
+import type { Device, Weight } from "../../../gpu-backend/device/device.js";
 import { parseBudget } from "../../../gpu-backend/experts/budget.js";
 import { planExpert } from "../../../gpu-backend/experts/layout.js";
 import { pagingPrometheus } from "../../../gpu-backend/experts/metrics.js";
@@ -435,6 +436,36 @@ describe("ExpertStore", () => {
     expect(st.misses).toBe(2);
     expect(st.misses_inflight).toBe(1);
     expect(st.prefetch_used).toBe(2);
+  });
+
+  it("adopts resident experts while a step waits for reads, so their first hit converts nothing", async () => {
+    const m = model(base);
+    const gate = new GatedReader(new BufferedReader());
+    const s = new ExpertStore(m.ckpt, { budget: "25%", maxExpertsPerStep: 2, reader: gate });
+    const adopted: Weight[] = [];
+    s.useDevice({
+      adopt: (w: Weight) => {
+        if (w.packed) return w;
+        adopted.push(w);
+        return { ...w, packed: true };
+      },
+    } as unknown as Device);
+    await s.acquire(0, [1]); // a miss: used as read, not adopted
+    expect(adopted).toHaveLength(0);
+    gate.hold = true;
+    const pending = s.acquire(1, [2]);
+    setTimeout(() => gate.release(), 50);
+    await pending;
+    // While layer 1's read was held, layer 0's expert 1 was adopted (its three matrices).
+    expect(adopted).toHaveLength(3);
+    const [w] = await s.acquire(0, [1]); // a hit: nothing left to convert
+    expect(adopted).toHaveLength(3);
+    expect(w.gate.packed && w.up.packed && w.down.packed).toBe(true);
+    expect(allEqual(w.down, m.valueAt(0, 1, 2))).toBe(true);
+    // The expert read meanwhile is adopted at its first hit, as before.
+    await s.acquire(1, [2]);
+    expect(adopted).toHaveLength(6);
+    s.close();
   });
 
   it("acquireResident answers at once only when every expert is resident, counting like a hit", async () => {
