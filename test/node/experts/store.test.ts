@@ -447,15 +447,14 @@ describe("ExpertStore", () => {
       adopt: (w: Weight) => {
         if (w.packed) return w;
         adopted.push(w);
+        if (adopted.length === 3) gate.release(); // the held read lands once the third is done
         return { ...w, packed: true };
       },
     } as unknown as Device);
     await s.acquire(0, [1]); // a miss: used as read, not adopted
     expect(adopted).toHaveLength(0);
     gate.hold = true;
-    const pending = s.acquire(1, [2]);
-    setTimeout(() => gate.release(), 50);
-    await pending;
+    await s.acquire(1, [2]);
     // While layer 1's read was held, layer 0's expert 1 was adopted (its three matrices).
     expect(adopted).toHaveLength(3);
     const [w] = await s.acquire(0, [1]); // a hit: nothing left to convert
