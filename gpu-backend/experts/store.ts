@@ -479,6 +479,7 @@ export class ExpertStore implements ExpertProvider {
    * holds: the engine uses a step's weights synchronously, before it awaits the next acquire.
    */
   private async adoptWhileWaiting(wait: Promise<unknown>): Promise<void> {
+    if (!this.adoptsLayout) return;
     let done = false;
     wait.then(
       () => {
@@ -488,7 +489,6 @@ export class ExpertStore implements ExpertProvider {
         done = true;
       },
     );
-    if (!this.adoptsLayout) return;
     // Newest first: under LRU the oldest are the next to go, and converting them would be wasted.
     for (const entry of [...this.unadopted].reverse()) {
       for (const m of ["gate", "up", "down"] as const) {
