@@ -83,19 +83,16 @@ export function createStreamDecoder(
  */
 function byteStreamDecoder(bytesOf: (id: number) => Uint8Array, skip: ReadonlySet<number>): StreamDecoder {
   const utf8 = new TextDecoder("utf-8");
-  let open = false;
   let emitted = "";
   return {
     push(id: number): string {
       if (skip.has(id)) return "";
-      open = true;
       const out = utf8.decode(bytesOf(id), { stream: true });
       emitted += out;
       return out;
     },
     flush(): string {
-      if (!open) return "";
-      open = false;
+      // Ends the stream: whatever incomplete character is held back becomes U+FFFD ("" if none).
       const out = utf8.decode();
       emitted += out;
       return out;

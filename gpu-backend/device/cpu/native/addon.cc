@@ -359,13 +359,13 @@ Napi::Value MemReadBandwidth(const Napi::CallbackInfo& info) {
                            moe::mem_read_bandwidth(k, static_cast<size_t>(bytes), threads, static_cast<int>(passes)));
 }
 
-// prefetchWhenIdle(arrays: Uint8Array[]): at most 32 arrays (more are left out: a hint only)
+// prefetchWhenIdle(arrays: Uint8Array[]): at most kPrefetchRanges arrays (more are left out: a hint only)
 Napi::Value PrefetchWhenIdle(const Napi::CallbackInfo& info) {
   if (!info[0].IsArray()) fail(info.Env(), "prefetchWhenIdle: expected an array of Uint8Arrays");
   Napi::Array a = info[0].As<Napi::Array>();
-  const uint32_t n = std::min<uint32_t>(a.Length(), 32);
-  const void* ptrs[32];
-  size_t lens[32];
+  const uint32_t n = std::min<uint32_t>(a.Length(), kPrefetchRanges);
+  const void* ptrs[kPrefetchRanges];
+  size_t lens[kPrefetchRanges];
   for (uint32_t i = 0; i < n; i++) {
     napi_typedarray_type type;
     void* data = nullptr;

@@ -41,14 +41,13 @@ class Pool {
   }
 
   static constexpr int kMaxChunks = 0xffff;
-  static constexpr int kMaxRanges = 32;
   static constexpr size_t kPiece = 4096;
 
   // The idle-prefetch list: ranges cut into 4 KiB pieces, claimed through one cursor, version (32
   // bits) | next piece (32), so a worker's claim on a replaced list fails. Calls from several
   // threads at once may mix their lists: that only prefetches the wrong memory.
   void set_prefetch(const void* const* ptrs, const size_t* lens, int n) {
-    n = std::min(n, kMaxRanges);
+    n = std::min(n, kPrefetchRanges);
     // Stop the old list first (its pieces become out of range), then publish the new one.
     const uint32_t v = static_cast<uint32_t>(pf_cursor_.load() >> 32) + 1;
     pf_cursor_.store(static_cast<uint64_t>(v) << 32 | 0xffffffffu);
@@ -157,9 +156,9 @@ class Pool {
   std::atomic<const std::function<void(int)>*> fn_{nullptr};
   std::atomic<uint64_t> pf_cursor_{0xffffffffu};
   std::atomic<int> pf_n_{0};
-  std::atomic<uintptr_t> pf_ptr_[kMaxRanges]{};
-  std::atomic<size_t> pf_len_[kMaxRanges]{};
-  std::atomic<uint64_t> pf_end_[kMaxRanges]{};
+  std::atomic<uintptr_t> pf_ptr_[kPrefetchRanges]{};
+  std::atomic<size_t> pf_len_[kPrefetchRanges]{};
+  std::atomic<uint64_t> pf_end_[kPrefetchRanges]{};
 };
 
 Pool& pool() {

@@ -16,7 +16,9 @@ namespace moe {
 void run_chunks(int threads, int n, const std::function<void(int)>& f, bool two_ended = false);
 
 // Gives the pool's workers memory to pull into the caches while they wait for work (the caller
-// lists the weights its next ops read); replaces the previous list.
+// lists the weights its next ops read); replaces the previous list. Ranges past the first
+// kPrefetchRanges are left out (a hint only).
+constexpr int kPrefetchRanges = 32;
 void prefetch_when_idle(const void* const* ptrs, const size_t* lens, int n);
 
 }  // namespace moe
