@@ -483,11 +483,27 @@ export class MoeTransformer {
       if (!c.moeLayers[next]) continue;
       d.matmul(s.guessLogits, s.xn, n, this.layers[next].router!);
       d.route(s.guessLogits, n, c.numExperts, c.topK, c.routing, c.normTopK, s.guessIds, s.guessWeights);
-      const votes = new Map<number, number>();
-      for (let i = 0; i < n * c.topK; i++) votes.set(s.guessIds[i], (votes.get(s.guessIds[i]) ?? 0) + 1);
+      const votes = new Map<number, { n: number; margin: number }>();
+      for (let t = 0; t < n; t++) {
+        const ids = s.guessIds.subarray(t * c.topK, (t + 1) * c.topK);
+        const row = s.guessLogits.subarray(t * c.numExperts, (t + 1) * c.numExperts);
+        // Confidence: how far the pick's logit beats the best expert this token left out.
+        let leftOut = Number.NEGATIVE_INFINITY;
+        for (let e = 0; e < c.numExperts; e++) if (row[e] > leftOut && !ids.includes(e)) leftOut = row[e];
+        for (const e of ids) {
+          const v = votes.get(e);
+          const margin = row[e] - leftOut;
+          if (v) {
+            v.n++;
+            v.margin = Math.max(v.margin, margin);
+          } else votes.set(e, { n: 1, margin });
+        }
+      }
+      const ranked = [...votes.entries()].sort((a, b) => b[1].n - a[1].n || a[0] - b[0]);
       this.experts.hint(
         next,
-        [...votes.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([e]) => e),
+        ranked.map(([e]) => e),
+        ranked.map(([, v]) => v.margin),
       );
     }
   }

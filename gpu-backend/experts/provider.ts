@@ -16,9 +16,10 @@ export interface ExpertProvider {
   /**
    * A guess that these experts of `layer` are needed soon, best guess first: start loading them
    * (no-op if eager). Call it right after the acquire() of an earlier layer was issued, so that
-   * the step's own reads are queued first.
+   * the step's own reads are queued first. `confidence` (per expert, larger = surer; any scale,
+   * e.g. a router logit margin) lets the provider skip guesses that are usually wrong.
    */
-  hint(layer: number, experts: number[]): void;
+  hint(layer: number, experts: number[], confidence?: number[]): void;
   /** Counters for metrics and per-request summaries (names are stable, values exact). */
   stats(): Record<string, number>;
   /**

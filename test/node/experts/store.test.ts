@@ -339,6 +339,32 @@ describe("ExpertStore", () => {
     expect(s.residentBytes()).toBeLessThanOrEqual(s.budgetBytes);
   });
 
+  it("stops reading guesses of a confidence that was usually wrong, and still scores them", async () => {
+    const m = model(base);
+    const s = new ExpertStore(m.ckpt, { budget: "25%", maxExpertsPerStep: 2, reader: new BufferedReader() });
+    // Layer 1 always uses expert 0; each guess also names a wrong expert with low confidence.
+    for (let i = 0; i < 80; i++) {
+      await s.acquire(0, [0]);
+      s.hint(1, [0, 1 + (i % 7)], [2, -1]);
+      await s.acquire(1, [0]);
+    }
+    // Evict the wrong guesses: other layers' experts take their slots.
+    for (let e = 0; e < 8; e++) await s.acquire(2, [e]);
+    await s.acquire(0, [0]);
+    await s.acquire(1, [0]);
+    const before = s.stats();
+    s.hint(1, [5, 6], [-1, 2]); // only the confident guess may load
+    await s.settled();
+    const after = s.stats();
+    expect(after.prefetch_issued - before.prefetch_issued).toBe(1);
+    expect(after.prefetch_skipped - before.prefetch_skipped).toBe(1);
+    await s.acquire(1, [6]);
+    const scored = s.stats();
+    expect(scored.prefetch_used - before.prefetch_used).toBe(1);
+    expect(scored.hint_guesses - before.hint_guesses).toBe(2); // the skipped guess is scored too
+    expect(scored.hint_correct - before.hint_correct).toBe(1);
+  });
+
   it("counts as cache hits only what no read for that very step supplied", async () => {
     const m = model(base);
     const s = new ExpertStore(m.ckpt, { budget: "25%", maxExpertsPerStep: 2, reader: new BufferedReader() });
