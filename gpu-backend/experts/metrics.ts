@@ -22,6 +22,12 @@ export function pagingPrometheus(report: StoreReport, model: string): string {
   total("prefetch_issued_total", "counter", "Expert reads started from a prefetch guess.", t.prefetch_issued);
   total("prefetch_used_total", "counter", "Prefetched experts a step then used.", t.prefetch_used);
   total(
+    "prefetch_skipped_total",
+    "counter",
+    "Guesses not read: guesses that confident were usually wrong.",
+    t.prefetch_skipped,
+  );
+  total(
     "read_errors_total",
     "counter",
     "Expert loads that failed (I/O error or truncated data).",

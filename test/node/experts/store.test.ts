@@ -363,6 +363,9 @@ describe("ExpertStore", () => {
     expect(scored.prefetch_used - before.prefetch_used).toBe(1);
     expect(scored.hint_guesses - before.hint_guesses).toBe(2); // the skipped guess is scored too
     expect(scored.hint_correct - before.hint_correct).toBe(1);
+    expect(pagingPrometheus(s.report(), "m")).toContain(
+      `moe_expert_prefetch_skipped_total{model="m"} ${scored.prefetch_skipped}\n`,
+    );
   });
 
   it("counts as cache hits only what no read for that very step supplied", async () => {
