@@ -681,8 +681,10 @@ export class ExpertStore implements ExpertProvider {
     const guess = new Map<number, number | undefined>();
     experts.forEach((e, i) => {
       const key = layer * this.numExperts + e;
+      // A confidence that is not a finite number says nothing: such a guess is always read.
+      const conf = confidence?.[i];
       if (Number.isInteger(e) && e >= 0 && e < this.numExperts && !guess.has(key))
-        guess.set(key, confidence?.[i]);
+        guess.set(key, conf !== undefined && Number.isFinite(conf) ? conf : undefined);
     });
     this.guesses.set(layer, guess);
     if (!this.prefetchEnabled) return;
