@@ -8,6 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include <sys/mman.h>
+
 #include "kernels.h"
 #include "pool.h"
 
@@ -392,8 +394,14 @@ void route(const float* logits, int nTok, int nExperts, int k, bool sigmoid, boo
 
 double mem_read_bandwidth(const KernelTable* k, size_t bytes, int threads, int passes) {
   const size_t n = bytes / sizeof(float);
-  float* p = static_cast<float*>(std::aligned_alloc(4096, (n * sizeof(float) + 4095) / 4096 * 4096));
+  // On huge pages, like the weights and expert slots whose reads the benchmarks' bounds divide by
+  // this: on 4 KiB pages the same loop reads ~6% slower here (TLB misses; 43-45 vs 46-48 GB/s,
+  // alternating), which would make every bound that much too lenient.
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t size = (n * sizeof(float) + kHuge - 1) / kHuge * kHuge;
+  float* p = static_cast<float*>(std::aligned_alloc(kHuge, size));
   if (!p) return 0;
+  madvise(p, size, MADV_HUGEPAGE);  // a hint: ignored where transparent huge pages are off
   const int nt = std::max(1, threads);
   // First touch from the threads that will read (page placement), small values so sums stay finite.
   constexpr int kChunks = 64;
