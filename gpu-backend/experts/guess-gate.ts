@@ -68,8 +68,9 @@ export class GuessGate {
       if (start + w >= n) break;
       right += this.used[order[start + w]] - this.used[order[start]];
     }
-    // Not even the most confident guesses reach the target: read none (they are still scored,
-    // so the gate opens again once guesses improve).
+    // Not even the most confident guesses reach the target: read none. They are still scored,
+    // so the gate opens again once they improve (or, when a noisy window closed it, at one of the
+    // next updates, 32 guesses apart).
     this.threshold = Number.POSITIVE_INFINITY;
   }
 }

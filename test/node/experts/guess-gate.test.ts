@@ -1,14 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { GuessGate } from "../../../gpu-backend/experts/guess-gate.js";
-
-/** Deterministic pseudo-random generator (tests must not depend on Math.random). */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
+import { mulberry32 } from "../rng.js";
 
 describe("GuessGate", () => {
   it("reads every guess until half its history is known, and guesses of unknown confidence always", () => {
@@ -23,20 +15,26 @@ describe("GuessGate", () => {
   });
 
   it("finds where accuracy crosses the target", () => {
-    // A guess of confidence c (on whatever scale) is right with probability c.
-    const rnd = lcg(7);
-    const g = new GuessGate(0.9, 32, 256);
-    for (let i = 0; i < 2000; i++) {
-      const c = rnd();
-      g.record(c * 5 - 2, rnd() < c);
+    // A guess of confidence c (on whatever scale) is right with probability c; target 0.8. The 32
+    // guesses around a threshold span ~1/8 of the range, so noise moves it by a few hundredths
+    // (and the lowest window that passes is picked: slightly low on average).
+    const found: number[] = [];
+    for (let seed = 1; seed <= 20; seed++) {
+      const rnd = mulberry32(seed);
+      const g = new GuessGate(0.8, 32, 256);
+      for (let i = 0; i < 2000; i++) {
+        const c = rnd();
+        g.record(c * 5 - 2, rnd() < c);
+      }
+      found.push((g.minConfidence + 2) / 5);
+      expect(g.worthReading(0.97 * 5 - 2)).toBe(true);
+      expect(g.worthReading(0.4 * 5 - 2)).toBe(false);
     }
-    // The 32 guesses around the threshold span ~1/8 of the range and were right >= 90% of the
-    // time: the threshold lies near c = 0.9 (noise allowing).
-    const t = (g.minConfidence + 2) / 5;
-    expect(t).toBeGreaterThan(0.7);
-    expect(t).toBeLessThan(0.95);
-    expect(g.worthReading(0.97 * 5 - 2)).toBe(true);
-    expect(g.worthReading(0.5 * 5 - 2)).toBe(false);
+    found.sort((a, b) => a - b);
+    expect(found[0]).toBeGreaterThan(0.55);
+    expect(found[found.length - 1]).toBeLessThan(0.95);
+    expect(found[10]).toBeGreaterThan(0.7);
+    expect(found[10]).toBeLessThan(0.85);
   });
 
   it("follows the newest outcomes", () => {
