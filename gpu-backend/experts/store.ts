@@ -728,8 +728,9 @@ export class ExpertStore implements ExpertProvider {
     this.guesses.delete(layer);
     this.hintGuesses += guess.size;
     this.hintNeeded += experts.length;
-    for (const e of experts) if (guess.has(layer * this.numExperts + e)) this.hintCorrect++;
-    const used = new Set(experts.map((e) => layer * this.numExperts + e));
+    const keys = experts.map((e) => layer * this.numExperts + e);
+    for (const key of keys) if (guess.has(key)) this.hintCorrect++;
+    const used = new Set(keys);
     for (const [key, conf] of guess) if (conf !== undefined) this.gate.record(conf, used.has(key));
   }
 
