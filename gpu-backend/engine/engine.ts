@@ -1,5 +1,6 @@
 import type { ExpertProvider } from "../experts/provider.js";
 import { createStreamDecoder } from "../tokenizer/stream-decoder.js";
+import { tokenBytes, tokenText } from "../tokenizer/token-text.js";
 import type { KvDtype } from "./kv-cache.js";
 import { type MoeTransformer, PREFILL_CHUNK } from "./model.js";
 import { PrefixCache } from "./prefix-cache.js";
@@ -214,7 +215,8 @@ export class MoeEngine implements Engine {
   }
 
   private logprobEntry(tokenId: number, logprob: number): TokenLogprob {
-    return { tokenId, token: this.tokenizer.decode([tokenId]), logprob };
+    const bytes = tokenBytes(this.tokenizer, tokenId);
+    return { tokenId, token: tokenText(bytes), logprob, bytes };
   }
 
   close(): void {

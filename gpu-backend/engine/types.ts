@@ -25,8 +25,11 @@ export interface SamplingParams {
 
 export interface TokenLogprob {
   tokenId: number;
+  /** The token's text; bytes of an incomplete UTF-8 character appear as `\xNN`. */
   token: string;
   logprob: number;
+  /** The raw bytes the token stands for (part of a character, for some tokens). */
+  bytes: Uint8Array;
 }
 
 export interface TokenEvent {
@@ -52,6 +55,9 @@ export interface GenerationResult {
 export interface Tokenizer {
   encode(text: string, addSpecialTokens?: boolean): number[];
   decode(ids: number[]): string;
+  /** Raw bytes of a token (byte-level vocabularies; see tokenizer/token-text.ts). */
+  tokenBytes?(id: number): Uint8Array;
+  idToToken?(id: number): string | undefined;
   /** Render the chat template (with the generation prompt) and tokenize it. */
   applyChatTemplate(messages: ChatMessage[]): number[];
   readonly eosTokenIds: number[];

@@ -3,8 +3,6 @@
 import type { LogprobContent, TopLogprob, Usage } from "../../src/openai/types.js";
 import type { FinishReason, GenerationResult, TokenEvent, TokenLogprob } from "../engine/types.js";
 
-const encoder = new TextEncoder();
-
 export function completionId(prefix: "chatcmpl" | "cmpl"): string {
   return `${prefix}-${crypto.randomUUID().replaceAll("-", "")}`;
 }
@@ -23,7 +21,7 @@ export function usageOf(result: GenerationResult): Usage {
 }
 
 function top(t: TokenLogprob): TopLogprob {
-  return { token: t.token, logprob: t.logprob, bytes: Array.from(encoder.encode(t.token)) };
+  return { token: t.token, logprob: t.logprob, bytes: Array.from(t.bytes) };
 }
 
 /** The chat `logprobs.content` entry of one token, or null when logprobs were not asked for. */
@@ -39,7 +37,10 @@ export interface LegacyLogprobs {
   text_offset: number[];
 }
 
-/** Legacy completions logprobs for a run of tokens; offsets count from `startOffset` in the text. */
+/**
+ * Legacy completions logprobs for a run of tokens; offsets count from `startOffset` in the text and
+ * advance by each token's text delta (the tokens of one multi-byte character share its offset).
+ */
 export function legacyLogprobs(events: TokenEvent[], startOffset = 0): LegacyLogprobs | null {
   const withLp = events.filter((e) => e.logprob);
   if (withLp.length === 0) return null;
@@ -51,7 +52,7 @@ export function legacyLogprobs(events: TokenEvent[], startOffset = 0): LegacyLog
     out.token_logprobs.push(lp.logprob);
     out.top_logprobs.push(Object.fromEntries((e.topLogprobs ?? []).map((t) => [t.token, t.logprob])));
     out.text_offset.push(offset);
-    offset += lp.token.length;
+    offset += e.text.length;
   }
   return out;
 }

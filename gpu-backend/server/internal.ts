@@ -13,20 +13,25 @@ import { decodeRequest, encodeFrame, ProtocolError } from "../../src/protocol/co
 import {
   FRAMES_CONTENT_TYPE,
   type Frame,
+  type FrameLogprob,
   PROTOCOL_VERSION,
   type TokenFrame,
 } from "../../src/protocol/types.js";
-import type { TokenEvent } from "../engine/types.js";
+import type { TokenEvent, TokenLogprob } from "../engine/types.js";
 import { prepareChat, prepareCompletion } from "./chat.js";
 import type { ServerEnv } from "./context.js";
 import { toApiError } from "./errors.js";
 import { begin, PacedWriter, type RunContext } from "./run.js";
 
+function frameLogprob(t: TokenLogprob): FrameLogprob {
+  return { id: t.tokenId, token: t.token, logprob: t.logprob, bytes: Array.from(t.bytes) };
+}
+
 export function tokenFrame(ev: TokenEvent): TokenFrame {
   const f: TokenFrame = { t: "token", id: ev.tokenId, text: ev.text };
   if (ev.logprob) {
-    f.logprob = { id: ev.logprob.tokenId, token: ev.logprob.token, logprob: ev.logprob.logprob };
-    f.top = (ev.topLogprobs ?? []).map((t) => ({ id: t.tokenId, token: t.token, logprob: t.logprob }));
+    f.logprob = frameLogprob(ev.logprob);
+    f.top = (ev.topLogprobs ?? []).map(frameLogprob);
   }
   return f;
 }

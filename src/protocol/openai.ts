@@ -61,7 +61,7 @@ export function usageFromFrame(u: FrameUsage): Usage {
 }
 
 function top(t: FrameLogprob): TopLogprob {
-  return { token: t.token, logprob: t.logprob, bytes: Array.from(utf8.encode(t.token)) };
+  return { token: t.token, logprob: t.logprob, bytes: t.bytes ?? Array.from(utf8.encode(t.token)) };
 }
 
 function chatLogprob(f: TokenFrame): LogprobContent | null {
@@ -69,7 +69,10 @@ function chatLogprob(f: TokenFrame): LogprobContent | null {
   return { ...top(f.logprob), top_logprobs: (f.top ?? []).map(top) };
 }
 
-/** Legacy logprobs of a run of tokens; offsets advance by each token's own text. */
+/**
+ * Legacy logprobs of a run of tokens; offsets advance by the text each token's frame carried (as
+ * the stream's do), so the tokens of one multi-byte character share its offset.
+ */
 function legacyLogprobs(frames: TokenFrame[], startOffset: number): LegacyLogprobs | null {
   const withLp = frames.filter((f) => f.logprob);
   if (withLp.length === 0) return null;
@@ -81,7 +84,7 @@ function legacyLogprobs(frames: TokenFrame[], startOffset: number): LegacyLogpro
     out.token_logprobs.push(lp.logprob);
     out.top_logprobs.push(Object.fromEntries((f.top ?? []).map((t) => [t.token, t.logprob])));
     out.text_offset.push(offset);
-    offset += lp.token.length;
+    offset += f.text.length;
   }
   return out;
 }

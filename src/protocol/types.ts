@@ -37,6 +37,8 @@ export interface FrameLogprob {
   id: number;
   token: string;
   logprob: number;
+  /** The token's raw bytes (a token may hold part of a UTF-8 character); absent: UTF-8 of `token`. */
+  bytes?: number[];
 }
 
 /** Sent once the request is admitted (the edge can flush its response headers). */

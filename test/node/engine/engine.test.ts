@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CpuDevice } from "../../../gpu-backend/device/cpu/cpu-device.js";
 import { ReferenceDevice } from "../../../gpu-backend/device/reference/reference-device.js";
 import { MoeEngine } from "../../../gpu-backend/engine/engine.js";
+import { greedyParams } from "../../../gpu-backend/engine/greedy.js";
 import { KvCache } from "../../../gpu-backend/engine/kv-cache.js";
 import { loadEngine } from "../../../gpu-backend/engine/load-engine.js";
 import { MoeTransformer } from "../../../gpu-backend/engine/model.js";
@@ -9,6 +10,8 @@ import { argmax } from "../../../gpu-backend/engine/sampler.js";
 import { EagerExpertProvider } from "../../../gpu-backend/experts/eager-provider.js";
 import { openCheckpoint } from "../../../gpu-backend/model/checkpoint.js";
 import type { Family } from "../../../gpu-backend/model/types.js";
+import type { LoadedTokenizer } from "../../../gpu-backend/tokenizer/load.js";
+import { tokenText } from "../../../gpu-backend/tokenizer/token-text.js";
 import { collect, greedy, makeTinyModels } from "./fixtures.js";
 
 const families: Family[] = ["llama4", "mixtral", "qwen3moe"];
@@ -42,6 +45,29 @@ describe.each(families)("%s engine", (family) => {
     for (let i = 0; i < batched.length; i++) maxDiff = Math.max(maxDiff, Math.abs(batched[i] - stepped[i]));
     expect(maxDiff).toBeLessThan(1e-4);
     expect(argmax(batched)).toBe(argmax(stepped));
+  });
+
+  it("logprobs carry each token's raw bytes, which concatenate to the generated text", async () => {
+    const e = engines[family];
+    const tok = e.tokenizer as LoadedTokenizer;
+    const gen = e.generate(prompts[1], { ...greedyParams(24), logprobs: 5 });
+    const chosen: number[] = [];
+    let text = "";
+    let entries = 0;
+    let r = await gen.next();
+    while (!r.done) {
+      const ev = r.value;
+      text += ev.text;
+      for (const lp of [ev.logprob!, ...(ev.topLogprobs ?? [])]) {
+        entries++;
+        expect(Array.from(lp.bytes)).toEqual(Array.from(tok.tokenBytes!(lp.tokenId)));
+        expect(lp.token).toBe(tokenText(lp.bytes));
+      }
+      if (!tok.specialTokenIds.has(ev.tokenId)) chosen.push(...ev.logprob!.bytes);
+      r = await gen.next();
+    }
+    expect(entries).toBe(24 * 6);
+    expect(new TextDecoder().decode(Uint8Array.from(chosen))).toBe(text);
   });
 
   it("outputs depend on the prompt (the generated model is not degenerate)", async () => {

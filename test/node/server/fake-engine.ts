@@ -11,6 +11,8 @@ import type {
   Tokenizer,
 } from "../../../gpu-backend/engine/types.js";
 
+const utf8 = new TextEncoder();
+
 export const EOS = 0;
 
 export class CharTokenizer implements Tokenizer {
@@ -72,12 +74,13 @@ export class FakeEngine implements Engine {
       const id = ch.codePointAt(0)!;
       const ev: TokenEvent = { tokenId: id, text: ch };
       if (params.logprobs !== null) {
-        ev.logprob = { tokenId: id, token: ch, logprob: -0.5 };
-        ev.topLogprobs = Array.from({ length: params.logprobs }, (_, i) => ({
-          tokenId: i,
-          token: `t${i}`,
-          logprob: -i,
-        }));
+        ev.logprob = { tokenId: id, token: ch, logprob: -0.5, bytes: utf8.encode(ch) };
+        // The third alternative is the first byte of "€" alone, as byte-level vocabularies have.
+        ev.topLogprobs = Array.from({ length: params.logprobs }, (_, i) =>
+          i === 2
+            ? { tokenId: i, token: "\\xe2", logprob: -i, bytes: Uint8Array.of(0xe2) }
+            : { tokenId: i, token: `t${i}`, logprob: -i, bytes: utf8.encode(`t${i}`) },
+        );
       }
       yield ev;
       if (completion >= params.maxTokens) break;
