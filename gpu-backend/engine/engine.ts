@@ -115,6 +115,10 @@ export class MoeEngine implements Engine {
     return this.model.config.maxPositions;
   }
 
+  get vocabSize(): number {
+    return this.model.config.vocabSize;
+  }
+
   /** Reject work the model cannot do before any compute happens. */
   validate(promptIds: number[], params: SamplingParams): void {
     const vocab = this.model.config.vocabSize;

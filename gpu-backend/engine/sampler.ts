@@ -77,6 +77,10 @@ export class Sampler {
       logits = raw.slice();
       for (const [id, n] of this.counts) logits[id] -= p.presencePenalty + p.frequencyPenalty * n;
     }
+    if (p.logitBias) {
+      if (logits === raw) logits = raw.slice();
+      for (const [id, b] of p.logitBias) logits[id] += b;
+    }
     if (p.temperature <= 0) return argmax(logits);
     // Candidates: top-k (or all), in descending order.
     const k = p.topK > 0 ? Math.min(p.topK, logits.length) : logits.length;

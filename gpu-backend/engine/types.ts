@@ -21,6 +21,8 @@ export interface SamplingParams {
   logprobs: number | null;
   /** Keep generating past end-of-sequence tokens (benchmarks, parity runs). */
   ignoreEos?: boolean;
+  /** Added to these tokens' logits before sampling (OpenAI logit_bias; -100 bans, +100 forces). */
+  logitBias?: ReadonlyMap<number, number>;
 }
 
 export interface TokenLogprob {
@@ -72,6 +74,8 @@ export interface Engine {
   readonly modelId: string;
   readonly tokenizer: Tokenizer;
   readonly contextLength: number;
+  /** Logits per step (token ids are below this). */
+  readonly vocabSize: number;
   /**
    * Yields one event per generated token; returns the final accounting. Abort stops within one
    * step. Throws synchronously (before any event) for invalid input or when at capacity; such

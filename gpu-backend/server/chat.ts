@@ -36,7 +36,7 @@ export function prepareChat(engine: Engine, req: ChatCompletionRequest): Prepare
   }));
   const promptIds = engine.tokenizer.applyChatTemplate(messages);
   const topLogprobs = req.logprobs ? (req.top_logprobs ?? 0) : null;
-  const params = toSamplingParams(req, promptIds.length, engine.contextLength, topLogprobs);
+  const params = toSamplingParams(req, promptIds.length, engine, topLogprobs);
   return { promptIds, params, topLogprobs };
 }
 
@@ -44,7 +44,7 @@ export function prepareCompletion(engine: Engine, req: CompletionRequest): Prepa
   checkModel(engine, req.model);
   const promptIds = engine.tokenizer.encode(req.prompt, true);
   const topLogprobs = req.logprobs ?? null;
-  const params = toSamplingParams(req, promptIds.length, engine.contextLength, topLogprobs);
+  const params = toSamplingParams(req, promptIds.length, engine, topLogprobs);
   return { promptIds, params, topLogprobs };
 }
 

@@ -14,6 +14,7 @@ export interface SamplingFields {
   frequency_penalty?: number | null;
   stop?: string | string[] | null;
   ignore_eos?: boolean | null;
+  logit_bias?: Record<string, number> | null;
 }
 
 /**
@@ -23,9 +24,10 @@ export interface SamplingFields {
 export function toSamplingParams(
   req: SamplingFields,
   promptTokens: number,
-  contextLength: number,
+  model: { contextLength: number; vocabSize: number },
   topLogprobs: number | null,
 ): SamplingParams {
+  const { contextLength, vocabSize } = model;
   const room = contextLength - promptTokens;
   if (room < 1) {
     throw badRequest(
@@ -54,5 +56,20 @@ export function toSamplingParams(
   };
   if (req.seed != null) params.seed = req.seed;
   if (req.ignore_eos) params.ignoreEos = true;
+  if (req.logit_bias && Object.keys(req.logit_bias).length > 0) {
+    const bias = new Map<number, number>();
+    for (const [key, value] of Object.entries(req.logit_bias)) {
+      const id = Number(key);
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+        throw badRequest(
+          `Invalid key in 'logit_bias': ${key}. Maximum value is ${vocabSize - 1}.`,
+          "logit_bias",
+          "invalid_value",
+        );
+      }
+      bias.set(id, value);
+    }
+    params.logitBias = bias;
+  }
   return params;
 }

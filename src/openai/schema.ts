@@ -37,6 +37,8 @@ const samplingFields = {
   stop,
   n: z.number().int().min(1).nullable().optional(),
   user: z.string().optional(),
+  /** Token id (as a string) -> bias added to its logit before sampling. Keys checked in checkLogitBias. */
+  logit_bias: z.record(z.string(), z.number().min(-100).max(100)).nullable().optional(),
 };
 
 export const chatCompletionRequestSchema = z.looseObject({
@@ -101,6 +103,7 @@ function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
 export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
   const req = parseWith(chatCompletionRequestSchema, body);
   rejectUnsupported(req);
+  rejectUnsupportedChat(req);
   if (req.top_logprobs != null && req.top_logprobs > 0 && !req.logprobs) {
     throw badRequest("'top_logprobs' requires 'logprobs' to be true.", "top_logprobs", "invalid_value");
   }
@@ -113,9 +116,61 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
   return req;
 }
 
-function rejectUnsupported(req: { n?: number | null }): void {
+/**
+ * Chat features that would otherwise be silently ignored, which is worse than a refusal: output is
+ * not constrained to JSON, and tool definitions are not shown to the model nor its calls parsed.
+ */
+function rejectUnsupportedChat(req: Record<string, unknown>): void {
+  const format = req.response_format;
+  if (format != null) {
+    const type = typeof format === "object" ? (format as { type?: unknown }).type : undefined;
+    if (type !== "text") {
+      throw badRequest(
+        `'response_format' of type ${JSON.stringify(type ?? null)} is not supported: this server does not constrain output to JSON. Use {"type": "text"} or leave it out.`,
+        "response_format",
+        "unsupported_value",
+      );
+    }
+  }
+  const tools = req.tools;
+  if (Array.isArray(tools) && tools.length > 0 && req.tool_choice !== "none") {
+    throw badRequest(
+      "Tool calling is not supported by this server: send the request without 'tools' (or with tool_choice \"none\").",
+      "tools",
+      "unsupported_value",
+    );
+  }
+}
+
+/** logit_bias entries at most (as OpenAI caps it). */
+export const MAX_LOGIT_BIAS_ENTRIES = 300;
+
+function rejectUnsupported(req: { n?: number | null; logit_bias?: Record<string, number> | null }): void {
   if (req.n != null && req.n > 1) {
     throw badRequest("Only n = 1 is supported.", "n", "unsupported_value");
+  }
+  checkLogitBias(req.logit_bias);
+}
+
+/** Keys must be token ids: non-negative integers written in decimal (the model checks the range). */
+function checkLogitBias(bias: Record<string, number> | null | undefined): void {
+  if (!bias) return;
+  const keys = Object.keys(bias);
+  if (keys.length > MAX_LOGIT_BIAS_ENTRIES) {
+    throw badRequest(
+      `Too many entries in 'logit_bias': ${keys.length}. The maximum is ${MAX_LOGIT_BIAS_ENTRIES}.`,
+      "logit_bias",
+      "invalid_value",
+    );
+  }
+  for (const k of keys) {
+    if (!/^(0|[1-9][0-9]*)$/.test(k) || !Number.isSafeInteger(Number(k))) {
+      throw badRequest(
+        `Invalid key in 'logit_bias': ${k}. You should only be submitting non-negative integers.`,
+        "logit_bias",
+        "invalid_value",
+      );
+    }
   }
 }
 

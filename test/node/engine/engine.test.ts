@@ -70,6 +70,18 @@ describe.each(families)("%s engine", (family) => {
     expect(new TextDecoder().decode(Uint8Array.from(chosen))).toBe(text);
   });
 
+  it("logit_bias steers generation: +100 forces a token, -100 keeps the greedy choice out", async () => {
+    const e = engines[family];
+    const plain = await collect(e.generate(prompts[0], greedy));
+    const forced = await collect(e.generate(prompts[0], { ...greedy, logitBias: new Map([[123, 100]]) }));
+    expect(forced.ids).toEqual(Array(greedy.maxTokens).fill(123));
+    const banned = await collect(
+      e.generate(prompts[0], { ...greedy, logitBias: new Map([[plain.ids[0], -100]]) }),
+    );
+    expect(banned.ids[0]).not.toBe(plain.ids[0]);
+    expect(banned.ids).not.toContain(plain.ids[0]);
+  });
+
   it("outputs depend on the prompt (the generated model is not degenerate)", async () => {
     const outs = await Promise.all(prompts.map((p) => collect(engines[family].generate(p, greedy))));
     const distinct = new Set(outs.map((o) => o.ids.join(",")));

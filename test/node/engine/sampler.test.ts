@@ -62,6 +62,32 @@ describe("sampler", () => {
     expect(s.sample(x).tokenId).toBe(1); // 1 - 0.15 < 0.9
   });
 
+  it("logit_bias shifts the sampled distribution (-100 bans, +100 forces), not the logprobs", () => {
+    const best = argmax(logits);
+    const banned = new Sampler({ ...base, logitBias: new Map([[best, -100]]) });
+    const rest = Float32Array.from(logits, (v, i) => (i === best ? Number.NEGATIVE_INFINITY : v));
+    expect(banned.sample(logits).tokenId).toBe(argmax(rest));
+    const worst = argmax(logits.map((v) => -v));
+    const forced = new Sampler({
+      ...base,
+      temperature: 1,
+      seed: 3,
+      logprobs: 1,
+      logitBias: new Map([[worst, 100]]),
+    });
+    let z = 0;
+    for (const v of logits) z += Math.exp(v);
+    for (let i = 0; i < 20; i++) {
+      const r = forced.sample(logits);
+      expect(r.tokenId).toBe(worst);
+      expect(r.logprob).toBeCloseTo(logits[worst] - Math.log(z), 5);
+    }
+    // A small bias only tips a near tie.
+    const tie = new Float32Array([1, 0.99, 0]);
+    expect(new Sampler({ ...base, logitBias: new Map([[1, 0.02]]) }).sample(tie).tokenId).toBe(1);
+    expect(new Sampler({ ...base, logitBias: new Map([[2, 0.5]]) }).sample(tie).tokenId).toBe(0);
+  });
+
   it("logprobs are log-softmax of the raw logits, top entries sorted", () => {
     const s = new Sampler({ ...base, logprobs: 3 });
     const r = s.sample(logits);

@@ -205,6 +205,7 @@ describe("chat completions", () => {
         max_completion_tokens: 12,
         logprobs: true,
         top_logprobs: 3,
+        logit_bias: { "97": 100, "0": -100 },
       }),
     );
     expect(engine.calls[0].params).toEqual({
@@ -217,6 +218,10 @@ describe("chat completions", () => {
       frequencyPenalty: -0.5,
       stop: ["\n", "END"],
       logprobs: 3,
+      logitBias: new Map([
+        [97, 100],
+        [0, -100],
+      ]),
     });
     await call("/v1/chat/completions", {
       model: "fake-model",
@@ -225,6 +230,7 @@ describe("chat completions", () => {
       ignore_eos: true,
     });
     expect(engine.calls[0].params.ignoreEos).toBeUndefined();
+    expect(engine.calls[1].params.logitBias).toBeUndefined();
     expect(engine.calls[1].params).toMatchObject({
       ignoreEos: true,
       temperature: 1,
@@ -262,6 +268,9 @@ describe("chat completions", () => {
       [{ model: "fake-model", messages: "hi" }, 400, "invalid_type"],
       [chat({ max_tokens: -3 }), 400, "below_min_value"],
       [chat({ max_tokens: 5000 }), 400, "context_length_exceeded"],
+      [chat({ logit_bias: { hello: 1 } }), 400, "invalid_value"],
+      // Past the model's vocabulary (the fake's ids are code points).
+      [chat({ logit_bias: { "1114112": 1 } }), 400, "invalid_value"],
     ];
     for (const [body, status, code] of cases) {
       const res = await call("/v1/chat/completions", body);
@@ -273,6 +282,10 @@ describe("chat completions", () => {
       expect(err).toHaveProperty("param");
     }
     expect(engine.calls).toHaveLength(0);
+    const past = await call("/v1/chat/completions", chat({ logit_bias: { "1114112": 1 } }));
+    expect(((await past.json()) as { error: { message: string } }).error.message).toBe(
+      "Invalid key in 'logit_bias': 1114112. Maximum value is 1114111.",
+    );
   });
 
   it("a mid-stream engine failure ends the stream with an error event and no [DONE]", async () => {

@@ -43,6 +43,8 @@ export class FakeEngine implements Engine {
   readonly modelId = "fake-model";
   readonly tokenizer = new CharTokenizer();
   readonly contextLength: number;
+  /** Token ids are Unicode code points. */
+  readonly vocabSize = 0x110000;
   readonly calls: { promptIds: number[]; params: SamplingParams }[] = [];
   aborted = 0;
 

@@ -80,6 +80,7 @@ it("a client that stops reading: the server's writes wait for the socket (bounde
   const engine: Engine = {
     modelId: "endless",
     contextLength: 1 << 30,
+    vocabSize: 0x110000,
     tokenizer: new CharTokenizer(),
     async *generate(_ids, _params, signal) {
       while (!signal?.aborted) {

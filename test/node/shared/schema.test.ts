@@ -57,6 +57,49 @@ describe("chat request schema", () => {
     expect(rejection(null).status).toBe(400);
   });
 
+  it("refuses JSON output modes and tool calling rather than ignoring them", () => {
+    for (const type of ["json_object", "json_schema"]) {
+      const e = rejection({ ...ok, response_format: { type } });
+      expect([e.status, e.param, e.code]).toEqual([400, "response_format", "unsupported_value"]);
+    }
+    expect(rejection({ ...ok, response_format: "json" }).param).toBe("response_format");
+    expect(parseChatCompletionRequest({ ...ok, response_format: { type: "text" } })).toBeTruthy();
+    const tools = [{ type: "function", function: { name: "f", parameters: { type: "object" } } }];
+    for (const tool_choice of [
+      undefined,
+      "auto",
+      "required",
+      { type: "function", function: { name: "f" } },
+    ]) {
+      const e = rejection({ ...ok, tools, tool_choice });
+      expect([e.status, e.param, e.code]).toEqual([400, "tools", "unsupported_value"]);
+    }
+    expect(parseChatCompletionRequest({ ...ok, tools, tool_choice: "none" })).toBeTruthy();
+    expect(parseChatCompletionRequest({ ...ok, tools: [] })).toBeTruthy();
+  });
+
+  it("takes logit_bias keyed by token id, with values in [-100, 100], at most 300 entries", () => {
+    expect(parseChatCompletionRequest({ ...ok, logit_bias: { "0": -100, "50256": 5.5 } }).logit_bias).toEqual(
+      {
+        "0": -100,
+        "50256": 5.5,
+      },
+    );
+    for (const key of ["AI", "-1", "1.5", "01", " 7", "99999999999999999999"]) {
+      const e = rejection({ ...ok, logit_bias: { [key]: 1 } });
+      expect([e.status, e.param, e.message]).toEqual([
+        400,
+        "logit_bias",
+        `Invalid key in 'logit_bias': ${key}. You should only be submitting non-negative integers.`,
+      ]);
+    }
+    expect(rejection({ ...ok, logit_bias: { "5": 101 } }).code).toBe("above_max_value");
+    expect(rejection({ ...ok, logit_bias: { "5": "high" } }).param).toBe("logit_bias.5");
+    const many = Object.fromEntries(Array.from({ length: 301 }, (_, i) => [String(i), 1]));
+    expect(rejection({ ...ok, logit_bias: many }).message).toMatch(/Too many entries in 'logit_bias': 301/);
+    expect(parseChatCompletionRequest({ ...ok, logit_bias: null }).logit_bias).toBeNull();
+  });
+
   it("flattens text parts and stop fields", () => {
     expect(
       messageText([
