@@ -1,6 +1,6 @@
 /** POST /v1/chat/completions and POST /v1/completions on the backend. */
 import type { Context } from "hono";
-import { modelNotFound } from "../../src/openai/errors.js";
+import { badRequest, modelNotFound } from "../../src/openai/errors.js";
 import {
   type ChatCompletionRequest,
   type CompletionRequest,
@@ -42,7 +42,15 @@ export function prepareChat(engine: Engine, req: ChatCompletionRequest): Prepare
 
 export function prepareCompletion(engine: Engine, req: CompletionRequest): Prepared {
   checkModel(engine, req.model);
-  const promptIds = engine.tokenizer.encode(req.prompt, true);
+  const promptIds = typeof req.prompt === "string" ? engine.tokenizer.encode(req.prompt, true) : req.prompt;
+  const bad = promptIds.find((id) => id >= engine.vocabSize);
+  if (bad !== undefined) {
+    throw badRequest(
+      `Invalid token id in 'prompt': ${bad}. Maximum value is ${engine.vocabSize - 1}.`,
+      "prompt",
+      "invalid_value",
+    );
+  }
   const topLogprobs = req.logprobs ?? null;
   const params = toSamplingParams(req, promptIds.length, engine, topLogprobs);
   return { promptIds, params, topLogprobs };
@@ -134,7 +142,8 @@ export async function completions(
   const id = completionId("cmpl");
   const created = nowSeconds();
   const model = engine.modelId;
-  const echo = req.echo === true ? req.prompt : "";
+  // (echo comes with a text prompt only: parseCompletionRequest refuses it with token ids)
+  const echo = req.echo === true && typeof req.prompt === "string" ? req.prompt : "";
 
   if (!req.stream) {
     const { events, text, result } = await collect(g);

@@ -49,16 +49,28 @@ export const chatCompletionRequestSchema = z.looseObject({
   top_logprobs: z.number().int().min(0).max(20).nullable().optional(),
 });
 
-export const completionRequestSchema = z.looseObject({
+const tokenIds = z.array(z.number().int().min(0)).min(1);
+const completionFields = {
   ...samplingFields,
-  prompt: z.string(),
   logprobs: z.number().int().min(0).max(5).nullable().optional(),
   echo: z.boolean().nullable().optional(),
+};
+
+export const completionRequestSchema = z.looseObject({
+  ...completionFields,
+  /** Text or token ids; a batch of one ([text], [ids]) is taken as that prompt (parseCompletionRequest). */
+  prompt: z.union([z.string(), tokenIds, z.array(z.string()), z.array(tokenIds)]),
+});
+
+/** The shape parseCompletionRequest returns: one prompt, text or token ids. */
+const parsedCompletionSchema = z.looseObject({
+  ...completionFields,
+  prompt: z.union([z.string(), tokenIds]),
 });
 
 export type ChatMessageInput = z.infer<typeof chatMessageSchema>;
 export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
-export type CompletionRequest = z.infer<typeof completionRequestSchema>;
+export type CompletionRequest = z.infer<typeof parsedCompletionSchema>;
 
 /** `messages[0].role` style path, as OpenAI reports `param`. */
 export function formatParam(path: ReadonlyArray<PropertyKey>): string | null {
@@ -111,9 +123,23 @@ export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest
 }
 
 export function parseCompletionRequest(body: unknown): CompletionRequest {
-  const req = parseWith(completionRequestSchema, body);
-  rejectUnsupported(req);
+  const parsed = parseWith(completionRequestSchema, body);
+  rejectUnsupported(parsed);
+  const req: CompletionRequest = { ...parsed, prompt: singlePrompt(parsed.prompt) };
+  if (typeof req.prompt !== "string" && req.echo) {
+    throw badRequest("'echo' is not supported with a token-id prompt.", "echo", "unsupported_value");
+  }
   return req;
+}
+
+/** The one prompt of a request: a text or token ids (a batch of several is refused, as n > 1 is). */
+function singlePrompt(p: string | number[] | string[] | number[][]): string | number[] {
+  if (typeof p === "string") return p;
+  if (p.length === 0) throw badRequest("'prompt' must not be an empty list.", "prompt", "empty_array");
+  if (typeof p[0] === "number") return p as number[];
+  if (p.length > 1)
+    throw badRequest("Only one prompt per request is supported.", "prompt", "unsupported_value");
+  return p[0] as string | number[];
 }
 
 /**

@@ -10,7 +10,7 @@ import { fnv1a32 } from "./hash.js";
 export interface PrefixInput {
   model: string;
   messages?: Array<{ role: string; content: unknown }>;
-  prompt?: string;
+  prompt?: string | number[];
 }
 
 function contentText(content: unknown): string {
@@ -31,7 +31,9 @@ export function affinityText(req: PrefixInput, prefixChars: number): string {
     const shared = req.messages.length > 1 ? req.messages.slice(0, -1) : req.messages;
     text = shared.map((m) => `${m.role}\n${contentText(m.content)}\n`).join("");
   } else {
-    text = req.prompt ?? "";
+    const p = req.prompt ?? "";
+    // Token ids: their decimal list is as good a key (the same ids share the same K/V).
+    text = typeof p === "string" ? p : p.join(",");
   }
   return `${req.model}\0${text.slice(0, prefixChars)}`;
 }

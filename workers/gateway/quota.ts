@@ -15,7 +15,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { ApiError, badRequest } from "../../src/openai/errors.js";
 import {
-  estimatePromptTokens,
   type QuotaLimits,
   type QuotaSnapshot,
   type ReserveResult,
@@ -27,7 +26,7 @@ import type { LedgerEntry } from "../durable/ledger.js";
 import type { AppEnv } from "../env.js";
 import { gatewayConfig } from "./config.js";
 import { setResponseHeaders } from "./headers.js";
-import { currentRequest, promptParts, replaceRequest, requestedMaxTokens } from "./request.js";
+import { currentRequest, promptTokenBound, replaceRequest, requestedMaxTokens } from "./request.js";
 import { mark } from "./timing.js";
 
 export interface ReservationInfo {
@@ -175,8 +174,7 @@ export function quotaReservation(): MiddlewareHandler<AppEnv> {
       limits.tokensPerDay !== undefined ||
       limits.tokensPerMonth !== undefined;
     if (tokenLimited && requested === null) replaceRequest(c, view, { max_tokens: maxTokens });
-    const parts = promptParts(req);
-    const promptEstimate = estimatePromptTokens(parts.texts, parts.messages);
+    const promptEstimate = promptTokenBound(req);
     const tokens = promptEstimate + maxTokens;
     const stream = req.stream === true;
     const id = c.get("requestId");

@@ -4,6 +4,7 @@
  */
 import type { Context } from "hono";
 import { type ChatCompletionRequest, type CompletionRequest, messageText } from "../../src/openai/schema.js";
+import { estimatePromptTokens } from "../../src/quota/index.js";
 import type { AppEnv } from "../env.js";
 
 export type AnyRequest = ChatCompletionRequest | CompletionRequest;
@@ -33,15 +34,16 @@ export function isChat(req: AnyRequest): req is ChatCompletionRequest {
   return Array.isArray((req as ChatCompletionRequest).messages);
 }
 
-/** Texts the prompt is made of and its message count (a completion prompt counts as one message). */
-export function promptParts(req: AnyRequest): { texts: string[]; messages: number } {
+/**
+ * Upper bound of the prompt's tokens (see estimatePromptTokens); a token-id prompt is exactly its
+ * length (the backend takes the ids as they are).
+ */
+export function promptTokenBound(req: AnyRequest): number {
   if (isChat(req)) {
-    return {
-      texts: req.messages.map((m) => `${m.role}${m.name ?? ""}${messageText(m.content)}`),
-      messages: req.messages.length,
-    };
+    const texts = req.messages.map((m) => `${m.role}${m.name ?? ""}${messageText(m.content)}`);
+    return estimatePromptTokens(texts, req.messages.length);
   }
-  return { texts: [req.prompt], messages: 1 };
+  return typeof req.prompt === "string" ? estimatePromptTokens([req.prompt], 1) : req.prompt.length;
 }
 
 /** max_tokens as the client set it (max_completion_tokens wins for chat), or null. */

@@ -75,7 +75,9 @@ function viewOf(internal: InternalRequest): OpenAIView {
         ? internal.request.logprobs === true
         : internal.request.logprobs !== null && internal.request.logprobs !== undefined,
     echo:
-      internal.endpoint === "completion" && internal.request.echo === true
+      internal.endpoint === "completion" &&
+      internal.request.echo === true &&
+      typeof internal.request.prompt === "string"
         ? internal.request.prompt
         : undefined,
   };

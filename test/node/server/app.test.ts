@@ -324,6 +324,21 @@ describe("legacy completions", () => {
     expect(text).toBe("xyz");
     expect(chunks.at(-1)!.usage).toEqual(plain.usage);
   });
+
+  it("a token-id prompt goes to the engine as it is; ids past the vocabulary are a 400", async () => {
+    const { call, engine } = setup({ reply: "ok" });
+    const ids = [79, 110, 99, 101];
+    const res = await call("/v1/completions", { model: "fake-model", prompt: [ids], temperature: 0 });
+    expect(res.status).toBe(200);
+    expect(engine.calls[0].promptIds).toEqual(ids);
+    expect(((await res.json()) as { usage: { prompt_tokens: number } }).usage.prompt_tokens).toBe(4);
+    const past = await call("/v1/completions", { model: "fake-model", prompt: [1, 0x110000] });
+    expect(past.status).toBe(400);
+    expect(((await past.json()) as { error: { message: string } }).error.message).toBe(
+      "Invalid token id in 'prompt': 1114112. Maximum value is 1114111.",
+    );
+    expect(engine.calls).toHaveLength(1);
+  });
 });
 
 it("signature headers use the documented names", () => {

@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../../../src/openai/errors.js";
-import { messageText, parseChatCompletionRequest, stopList } from "../../../src/openai/schema.js";
+import {
+  messageText,
+  parseChatCompletionRequest,
+  parseCompletionRequest,
+  stopList,
+} from "../../../src/openai/schema.js";
 
 const ok = { model: "m", messages: [{ role: "user", content: "hi" }] };
 
@@ -76,6 +81,31 @@ describe("chat request schema", () => {
     }
     expect(parseChatCompletionRequest({ ...ok, tools, tool_choice: "none" })).toBeTruthy();
     expect(parseChatCompletionRequest({ ...ok, tools: [] })).toBeTruthy();
+  });
+
+  it("takes one completion prompt: text or token ids, a batch of one unwrapped", () => {
+    const comp = (prompt: unknown, extra: Record<string, unknown> = {}) =>
+      parseCompletionRequest({ model: "m", prompt, ...extra }).prompt;
+    const refusal = (prompt: unknown, extra: Record<string, unknown> = {}) => {
+      try {
+        comp(prompt, extra);
+      } catch (e) {
+        if (e instanceof ApiError) return [e.status, e.param, e.code];
+      }
+      throw new Error("expected a rejection");
+    };
+    expect(comp("hi")).toBe("hi");
+    expect(comp(["hi"])).toBe("hi");
+    expect(comp([1, 2, 3])).toEqual([1, 2, 3]);
+    expect(comp([[4, 5]])).toEqual([4, 5]);
+    expect(refusal(["a", "b"])).toEqual([400, "prompt", "unsupported_value"]);
+    expect(refusal([[1], [2]])).toEqual([400, "prompt", "unsupported_value"]);
+    expect(refusal([])).toEqual([400, "prompt", "empty_array"]);
+    expect(refusal([[]])[1]).toBe("prompt[0]");
+    expect(refusal([1, "a"])[1]).toBe("prompt");
+    expect(refusal([-1])[1]).toBe("prompt[0]");
+    expect(refusal([1, 2], { echo: true })).toEqual([400, "echo", "unsupported_value"]);
+    expect(comp("hi", { echo: true })).toBe("hi");
   });
 
   it("takes logit_bias keyed by token id, with values in [-100, 100], at most 300 entries", () => {

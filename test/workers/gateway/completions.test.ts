@@ -61,4 +61,34 @@ describe("/v1/completions", () => {
     expect(u.totals.requests ?? 0).toBe(0);
     expect(h.calls).toHaveLength(0);
   });
+
+  it("takes a batch of one prompt, or token ids (reserved as exactly their count); refuses a batch of several", async () => {
+    const h = harness(() => framesAnswer(["a", "b"], { prompt_tokens: 5, completion_tokens: 2 }, "length"));
+    // 5 ids + max_tokens 5 fit 10 tokens a minute; a text prompt's bound (bytes + template) does not.
+    const { key } = await h.tenant({ quota: { tokens_per_minute: 10 } });
+    const send = (prompt: unknown) =>
+      h.send("/v1/completions", {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "test-model", prompt, max_tokens: 5, temperature: 0.5 }),
+      });
+    const ids = await send([[11, 12, 13, 14, 15]]);
+    expect(ids.status).toBe(200);
+    expect(h.calls[0].body).toMatchObject({ prompt: [11, 12, 13, 14, 15] });
+    const text = await send("hello");
+    expect(text.status).toBe(400);
+    const err = ((await text.json()) as { error: { code: string; message: string } }).error;
+    expect(err.code).toBe("request_too_large");
+    expect(err.message).toMatch(/needs up to 58 tokens/); // 5 bytes + template allowance + max_tokens
+    for (const batch of [
+      ["a", "b"],
+      [[1], [2]],
+    ]) {
+      const res = await send(batch);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unsupported_value");
+    }
+    expect(h.calls).toHaveLength(1);
+    expect((await h.usage(key)).totals.total_tokens).toBe(7);
+  });
 });
