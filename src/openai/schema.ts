@@ -169,7 +169,7 @@ function rejectUnsupportedChat(req: Record<string, unknown>): void {
 }
 
 /** logit_bias entries at most (as OpenAI caps it). */
-export const MAX_LOGIT_BIAS_ENTRIES = 300;
+const MAX_LOGIT_BIAS_ENTRIES = 300;
 
 function rejectUnsupported(req: { n?: number | null; logit_bias?: Record<string, number> | null }): void {
   if (req.n != null && req.n > 1) {
