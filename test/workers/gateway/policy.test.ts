@@ -91,5 +91,54 @@ describe("license policy in the chain", () => {
       license: "Llama 4 Community License",
       license_url: expect.stringContaining("llama4"),
     });
+    // Retrieve one: the same object; a model the tenant may not use is as unknown as any other.
+    const get = (key: string, id: string) =>
+      h.send(`/v1/models/${id}`, { headers: { authorization: `Bearer ${key}` } });
+    const one = await get(us.key, "llama-4-scout");
+    expect(one.status).toBe(200);
+    expect(await one.json()).toEqual(all[0]);
+    for (const [key, id] of [
+      [eu.key, "llama-4-scout"],
+      [us.key, "no-such-model"],
+    ]) {
+      const res = await get(key, id);
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("model_not_found");
+    }
+    expect((await h.send("/v1/models/test-model")).status).toBe(401);
+  });
+});
+
+describe("CORS on the public API", () => {
+  it("answers preflights and lets a browser read answers and errors, with their rate-limit headers", async () => {
+    const h = setup();
+    const { key } = await h.tenant();
+    const pre = await h.send("/v1/chat/completions", {
+      method: "OPTIONS",
+      headers: {
+        origin: "https://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization,content-type,x-stainless-os",
+      },
+    });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get("access-control-allow-origin")).toBe("*");
+    expect(pre.headers.get("access-control-allow-methods")).toContain("POST");
+    expect(pre.headers.get("access-control-allow-headers")).toBe("authorization,content-type,x-stainless-os");
+    const ok = await h.send("/v1/chat/completions", {
+      method: "POST",
+      headers: {
+        origin: "https://app.example",
+        authorization: `Bearer ${key}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify(ask("test-model")),
+    });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("access-control-allow-origin")).toBe("*");
+    expect(ok.headers.get("access-control-expose-headers")).toContain("x-request-id");
+    const denied = await h.send("/v1/models", { headers: { origin: "https://app.example" } });
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get("access-control-allow-origin")).toBe("*");
   });
 });
