@@ -5,7 +5,7 @@
  *   GET  /v1/models/{model}    one of them (API key)
  *   GET  /v1/usage             the tenant's usage ledger and quota state (API key)
  *   POST /v1/chat/completions  the chat pipeline (chat/pipeline.ts)
- *   POST /v1/completions       the same stages for a prompt string
+ *   POST /v1/completions       the same stages for a prompt (text or token ids)
  *   /admin/*                   admin API (ADMIN_TOKEN)
  * /v1/* answers CORS preflights and carries CORS headers (any origin: keys are bearer tokens, not
  * cookies), so browser apps can call it as they call OpenAI's API.
