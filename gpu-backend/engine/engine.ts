@@ -1,6 +1,7 @@
 import type { ExpertProvider } from "../experts/provider.js";
 import { createStreamDecoder } from "../tokenizer/stream-decoder.js";
 import { tokenBytes, tokenText } from "../tokenizer/token-text.js";
+import { JsonConstraint } from "./json-constraint.js";
 import type { KvDtype } from "./kv-cache.js";
 import { type MoeTransformer, PREFILL_CHUNK } from "./model.js";
 import { PrefixCache } from "./prefix-cache.js";
@@ -156,7 +157,11 @@ export class MoeEngine implements Engine {
     meta: RequestMeta = {},
   ): AsyncGenerator<TokenEvent, GenerationResult> {
     this.validate(promptIds, params);
-    const sampler = new Sampler(params);
+    const sampler = new Sampler(
+      params,
+      undefined,
+      params.jsonObject ? new JsonConstraint(this.tokenizer, this.vocabSize) : undefined,
+    );
     const decoder = createStreamDecoder(this.tokenizer);
     const stops = new StopStringFilter(params.stop);
     const eos = new Set(params.ignoreEos ? [] : this.tokenizer.eosTokenIds);

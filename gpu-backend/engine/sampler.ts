@@ -1,3 +1,4 @@
+import type { JsonConstraint } from "./json-constraint.js";
 import type { SamplingParams } from "./types.js";
 
 /** xoshiro128** seeded through splitmix32: small, fast, and the same stream for the same seed. */
@@ -52,13 +53,16 @@ export class Sampler {
   constructor(
     private readonly params: SamplingParams,
     seed = params.seed ?? (Math.random() * 2 ** 32) >>> 0,
+    /** JSON mode's token mask (params.jsonObject). */
+    private readonly constraint?: JsonConstraint,
   ) {
     this.rng = new Rng(seed);
   }
 
-  /** Record a generated token (for presence / frequency penalties). */
+  /** Record a generated token (for presence / frequency penalties and the JSON mask). */
   accept(tokenId: number): void {
     this.counts.set(tokenId, (this.counts.get(tokenId) ?? 0) + 1);
+    this.constraint?.accept(tokenId);
   }
 
   sample(logits: Float32Array): SampleResult {
@@ -81,6 +85,7 @@ export class Sampler {
       if (logits === raw) logits = raw.slice();
       for (const [id, b] of p.logitBias) logits[id] += b;
     }
+    if (this.constraint) logits = this.constraint.mask(logits);
     if (p.temperature <= 0) return argmax(logits);
     // Candidates: top-k (or all), in descending order.
     const k = p.topK > 0 ? Math.min(p.topK, logits.length) : logits.length;

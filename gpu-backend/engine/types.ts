@@ -23,6 +23,8 @@ export interface SamplingParams {
   ignoreEos?: boolean;
   /** Added to these tokens' logits before sampling (OpenAI logit_bias; -100 bans, +100 forces). */
   logitBias?: ReadonlyMap<number, number>;
+  /** JSON mode: the output is one JSON object (tokens masked to keep it so; EOS only once it closes). */
+  jsonObject?: boolean;
 }
 
 export interface TokenLogprob {
@@ -60,6 +62,8 @@ export interface Tokenizer {
   /** Raw bytes of a token (byte-level vocabularies; see tokenizer/token-text.ts). */
   tokenBytes?(id: number): Uint8Array;
   idToToken?(id: number): string | undefined;
+  /** Control tokens (never text). */
+  readonly specialTokenIds?: ReadonlySet<number>;
   /** Render the chat template (with the generation prompt) and tokenize it. */
   applyChatTemplate(messages: ChatMessage[]): number[];
   readonly eosTokenIds: number[];

@@ -15,6 +15,7 @@ export interface SamplingFields {
   stop?: string | string[] | null;
   ignore_eos?: boolean | null;
   logit_bias?: Record<string, number> | null;
+  response_format?: unknown;
 }
 
 /**
@@ -56,6 +57,8 @@ export function toSamplingParams(
   };
   if (req.seed != null) params.seed = req.seed;
   if (req.ignore_eos) params.ignoreEos = true;
+  if ((req.response_format as { type?: unknown } | null | undefined)?.type === "json_object")
+    params.jsonObject = true;
   if (req.logit_bias && Object.keys(req.logit_bias).length > 0) {
     const bias = new Map<number, number>();
     for (const [key, value] of Object.entries(req.logit_bias)) {

@@ -144,15 +144,25 @@ function singlePrompt(p: string | number[] | string[] | number[][]): string | nu
 
 /**
  * Chat features that would otherwise be silently ignored, which is worse than a refusal: output is
- * not constrained to JSON, and tool definitions are not shown to the model nor its calls parsed.
+ * constrained to a JSON object (json_object) but not to a schema, and tool definitions are not
+ * shown to the model nor its calls parsed.
  */
-function rejectUnsupportedChat(req: Record<string, unknown>): void {
+function rejectUnsupportedChat(req: ChatCompletionRequest): void {
   const format = req.response_format;
   if (format != null) {
     const type = typeof format === "object" ? (format as { type?: unknown }).type : undefined;
-    if (type !== "text") {
+    if (type === "json_object") {
+      // As OpenAI asks: a model only told "JSON" by its mask tends to emit whitespace forever.
+      if (!req.messages.some((m) => /json/i.test(messageText(m.content)))) {
+        throw badRequest(
+          "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+          "messages",
+          "invalid_value",
+        );
+      }
+    } else if (type !== "text") {
       throw badRequest(
-        `'response_format' of type ${JSON.stringify(type ?? null)} is not supported: this server does not constrain output to JSON. Use {"type": "text"} or leave it out.`,
+        `'response_format' of type ${JSON.stringify(type ?? null)} is not supported: use "json_object" (any JSON object) or "text".`,
         "response_format",
         "unsupported_value",
       );

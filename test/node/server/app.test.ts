@@ -231,6 +231,13 @@ describe("chat completions", () => {
     });
     expect(engine.calls[0].params.ignoreEos).toBeUndefined();
     expect(engine.calls[1].params.logitBias).toBeUndefined();
+    expect(engine.calls[1].params.jsonObject).toBeUndefined();
+    await call("/v1/chat/completions", {
+      model: "fake-model",
+      messages: [{ role: "user", content: "reply in json" }],
+      response_format: { type: "json_object" },
+    });
+    expect(engine.calls[2].params.jsonObject).toBe(true);
     expect(engine.calls[1].params).toMatchObject({
       ignoreEos: true,
       temperature: 1,

@@ -62,12 +62,20 @@ describe("chat request schema", () => {
     expect(rejection(null).status).toBe(400);
   });
 
-  it("refuses JSON output modes and tool calling rather than ignoring them", () => {
-    for (const type of ["json_object", "json_schema"]) {
-      const e = rejection({ ...ok, response_format: { type } });
+  it("takes JSON mode (json_object, with 'json' in the messages) and refuses schemas and tool calling", () => {
+    const json = { ...ok, messages: [{ role: "user", content: "Answer in JSON." }] };
+    expect(parseChatCompletionRequest({ ...json, response_format: { type: "json_object" } })).toBeTruthy();
+    const noWord = rejection({ ...ok, response_format: { type: "json_object" } });
+    expect([noWord.status, noWord.param]).toEqual([400, "messages"]);
+    expect(noWord.message).toMatch(/must contain the word 'json'/);
+    for (const format of [
+      { type: "json_schema", json_schema: { name: "x", schema: {} } },
+      "json",
+      { type: "xml" },
+    ]) {
+      const e = rejection({ ...json, response_format: format });
       expect([e.status, e.param, e.code]).toEqual([400, "response_format", "unsupported_value"]);
     }
-    expect(rejection({ ...ok, response_format: "json" }).param).toBe("response_format");
     expect(parseChatCompletionRequest({ ...ok, response_format: { type: "text" } })).toBeTruthy();
     const tools = [{ type: "function", function: { name: "f", parameters: { type: "object" } } }];
     for (const tool_choice of [

@@ -24,25 +24,39 @@ describe("quota: exact under concurrency", () => {
   it("N parallel requests never exceed tokens-per-minute; settled total == reported usage", async () => {
     let n = 0;
     const reported: number[] = [];
-    const h = harness(() => {
+    // Answers are held until every request is decided (admitted: an open reservation; refused: a
+    // 429), so no settlement frees room while the requests are admitted.
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const h = harness(async () => {
+      await gate;
       const i = n++;
       const usage = { prompt_tokens: 5, completion_tokens: 7 + (i % 30) };
       reported.push(usage.prompt_tokens + usage.completion_tokens);
       return framesAnswer(["a", "b"], usage);
     });
-    const { key } = await h.tenant({ quota: { tokens_per_minute: 1000, requests_per_minute: 100 } });
+    const { id, key } = await h.tenant({ quota: { tokens_per_minute: 1000, requests_per_minute: 100 } });
     const N = 25;
-    const results = await Promise.all(
-      Array.from({ length: N }, (_, i) =>
-        h.chat(key, body({ stream: i % 2 === 0 })).then(async (r) => ({ r, text: await r.text() })),
-      ),
+    let refused = 0;
+    const pending = Array.from({ length: N }, (_, i) =>
+      h.chat(key, body({ stream: i % 2 === 0 })).then(async (r) => {
+        if (r.status === 429) refused++;
+        return { r, text: await r.text() };
+      }),
     );
+    const { env } = await import("cloudflare:workers");
+    const ns = (env as unknown as import("../../../workers/env.js").Env).TENANT_QUOTA;
+    const open = async () => (await ns.get(ns.idFromName(id)).status()).openReservations;
+    while (refused + (await open()) < N) await new Promise((r) => setTimeout(r, 5));
+    release();
+    const results = await Promise.all(pending);
     const ok = results.filter((x) => x.r.status === 200);
     const limited = results.filter((x) => x.r.status === 429);
     expect(ok.length + limited.length).toBe(N);
-    // Each reservation is 100 tokens; admission can never pass 1000 in total.
-    expect(ok.length).toBeLessThanOrEqual(10);
-    expect(ok.length).toBeGreaterThan(0);
+    // Each reservation is 100 tokens and none settles while they are admitted: exactly 10 fit.
+    expect(ok.length).toBe(10);
     expect(h.calls.length).toBe(ok.length); // refused requests never reached a backend
     for (const { r, text } of limited) {
       expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
