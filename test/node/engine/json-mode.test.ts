@@ -181,17 +181,28 @@ describe("JSON mode on the tiny model", () => {
     models.cleanup();
   });
 
-  it("generates a JSON object that parses (when it ends) and a JSON prefix otherwise", async () => {
+  it("generates a JSON object and stops right after it (EOS), or a JSON prefix when cut by max_tokens", async () => {
     const tok = engine.tokenizer as LoadedTokenizer;
     const bias = new Map(["}", "]", '"'].map((c) => [tok.tokenToId(c)!, 4]));
     let parsed = 0;
     for (let seed = 1; seed <= 6; seed++) {
-      const params = { ...greedyParams(96), temperature: 1, seed, jsonObject: true, logitBias: bias };
+      const params = {
+        ...greedyParams(96, { ignoreEos: false }),
+        temperature: 1,
+        seed,
+        jsonObject: true,
+        logitBias: bias,
+      };
       const out = await collect(engine.generate([5, 17, 200, 33], params));
       expect(accepts(out.text)).not.toBe("rejected");
       if (accepts(out.text) === "complete") {
         parsed++;
         expect(JSON.parse(out.text)).toBeTypeOf("object");
+        // The step after the closing bracket could only be end-of-sequence, and it ended there.
+        expect(tok.eosTokenIds).toContain(out.ids.at(-1));
+        expect(out.completionTokens).toBeLessThan(96);
+      } else {
+        expect(out.completionTokens).toBe(96);
       }
     }
     expect(parsed).toBeGreaterThan(0);
