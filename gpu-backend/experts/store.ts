@@ -484,7 +484,8 @@ export class ExpertStore implements ExpertProvider {
    * holds: the engine uses a step's weights synchronously, before it awaits the next acquire.
    */
   private async adoptWhileWaiting(wait: Promise<unknown>): Promise<void> {
-    if (!this.adoptsLayout) return;
+    const adopt = this.adopt;
+    if (!adopt) return;
     let done = false;
     wait.then(
       () => {
@@ -501,7 +502,7 @@ export class ExpertStore implements ExpertProvider {
         // The entry may have been evicted, or adopted by a hit, while the loop yielded.
         if (done || this.closed) return;
         if (!entry.weights || entry.adopted || this.entries.get(entry.key) !== entry) break;
-        entry.weights = { ...entry.weights, [m]: this.adopt(entry.weights[m]) };
+        entry.weights = { ...entry.weights, [m]: adopt(entry.weights[m]) };
       }
       if (entry.weights && this.entries.get(entry.key) === entry && !entry.adopted) this.markAdopted(entry);
     }
@@ -525,7 +526,8 @@ export class ExpertStore implements ExpertProvider {
     this.policy.onUse(entry.key);
     const w = entry.weights!;
     if (!entry.adopted) {
-      entry.weights = { gate: this.adopt(w.gate), up: this.adopt(w.up), down: this.adopt(w.down) };
+      const adopt = this.adopt;
+      if (adopt) entry.weights = { gate: adopt(w.gate), up: adopt(w.up), down: adopt(w.down) };
       this.markAdopted(entry);
     }
     return entry.weights!;
@@ -603,17 +605,13 @@ export class ExpertStore implements ExpertProvider {
     return entry;
   }
 
-  /** Device layout conversion of a resident expert, in its slot (see useDevice, useResident). */
-  private adopt: (w: Weight) => Weight = (w) => w;
-  private adoptsLayout = false;
+  /** Device layout conversion of a resident expert, in its slot (see useDevice, useResident); none: kept as read. */
+  private adopt?: (w: Weight) => Weight;
 
   useDevice(device: Device): void {
     if (this.acquires > 0 || this.entries.size > 0)
       throw new Error("useDevice: call it before the first load");
-    if (device.adopt) {
-      this.adopt = (w) => device.adopt!(w);
-      this.adoptsLayout = true;
-    }
+    if (device.adopt) this.adopt = (w) => device.adopt!(w);
   }
 
   private async load(entry: Entry): Promise<Entry> {
@@ -634,7 +632,7 @@ export class ExpertStore implements ExpertProvider {
       this.extraBytes += entry.extra;
       entry.weights = w;
       this.residentCount++;
-      this.unadopted.add(entry);
+      if (this.adopt) this.unadopted.add(entry);
     } catch (err) {
       // Nothing half-resident: drop the entry, give the slot back, report which expert failed.
       if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
