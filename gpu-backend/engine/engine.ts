@@ -8,6 +8,8 @@ import { PrefixCache } from "./prefix-cache.js";
 import { Sampler } from "./sampler.js";
 import { AdmissionError, type ScheduledSequence, Scheduler, type SchedulerLimits } from "./scheduler.js";
 import { StopStringFilter } from "./stop-strings.js";
+import { forcedCallGrammar } from "./tool-call-grammar.js";
+import { ToolCallParser } from "./tool-calls.js";
 import type {
   Engine,
   GenerationResult,
@@ -16,6 +18,7 @@ import type {
   TokenEvent,
   Tokenizer,
   TokenLogprob,
+  ToolCall,
 } from "./types.js";
 
 export class EngineError extends Error {
@@ -157,13 +160,15 @@ export class MoeEngine implements Engine {
     meta: RequestMeta = {},
   ): AsyncGenerator<TokenEvent, GenerationResult> {
     this.validate(promptIds, params);
-    const sampler = new Sampler(
-      params,
-      undefined,
-      params.jsonObject ? new JsonConstraint(this.tokenizer, this.vocabSize) : undefined,
-    );
+    const sampler = new Sampler(params, undefined, this.constraintFor(params));
     const decoder = createStreamDecoder(this.tokenizer);
     const stops = new StopStringFilter(params.stop);
+    // A forced call is parsed as a reply made of one JSON call object, whatever the template's format.
+    const tools = params.forcedCall
+      ? new ToolCallParser({ format: "json", parallel: false })
+      : params.tools
+        ? new ToolCallParser(params.tools)
+        : null;
     const eos = new Set(params.ignoreEos ? [] : this.tokenizer.eosTokenIds);
     const before = this.experts.stats();
     const channel = new Channel<TokenEvent>();
@@ -189,13 +194,21 @@ export class MoeEngine implements Engine {
           if (stops.stopped) finishReason = "stop";
           else if (last) text += stops.push(decoder.flush()) + stops.flush();
         }
+        let calls: ToolCall[] = [];
+        if (tools) {
+          const out = tools.take(text, finishReason === "stop" || last);
+          text = out.text;
+          calls = out.calls;
+          if (tools.called && (finishReason === "stop" || tools.stopped)) finishReason = "tool_calls";
+        }
         const event: TokenEvent = { tokenId: s.tokenId, text };
+        if (calls.length > 0) event.toolCalls = calls;
         if (s.logprob !== undefined) {
           event.logprob = this.logprobEntry(s.tokenId, s.logprob);
           event.topLogprobs = s.top!.map((t) => this.logprobEntry(t.tokenId, t.logprob));
         }
         channel.push(event);
-        return finishReason === "stop" || last ? null : s.tokenId;
+        return finishReason !== "length" || last ? null : s.tokenId;
       },
       paused: () => channel.backlog >= MAX_UNREAD_EVENTS,
       onEnd: (error) => channel.end(signal?.aborted ? undefined : error),
@@ -221,6 +234,16 @@ export class MoeEngine implements Engine {
         paging: diffStats(before, experts.stats()),
       };
     })();
+  }
+
+  /** The token mask of JSON mode or of a forced tool call, if either was asked for. */
+  private constraintFor(params: SamplingParams): JsonConstraint | undefined {
+    if (params.forcedCall) {
+      const format = params.tools?.format ?? "json";
+      const grammar = forcedCallGrammar(format, params.forcedCall.names);
+      return new JsonConstraint(this.tokenizer, this.vocabSize, grammar);
+    }
+    return params.jsonObject ? new JsonConstraint(this.tokenizer, this.vocabSize) : undefined;
   }
 
   private logprobEntry(tokenId: number, logprob: number): TokenLogprob {

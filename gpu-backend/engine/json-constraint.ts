@@ -8,7 +8,7 @@
  *   - elsewhere, only the tokens whose first byte the state accepts are tried (a few buckets).
  */
 import { tokenBytes } from "../tokenizer/token-text.js";
-import { JsonState } from "./json-grammar.js";
+import { type ByteAutomaton, JsonState } from "./json-grammar.js";
 import type { Tokenizer } from "./types.js";
 
 interface JsonVocab {
@@ -67,10 +67,14 @@ function jsonVocab(tok: Tokenizer, size: number): JsonVocab {
 }
 
 export class JsonConstraint {
-  private state = JsonState.start();
   private readonly vocab: JsonVocab;
 
-  constructor(tokenizer: Tokenizer, vocabSize: number) {
+  /** `state`: where the automaton starts (default: one JSON object; see tool-call-grammar.ts). */
+  constructor(
+    tokenizer: Tokenizer,
+    vocabSize: number,
+    private state: ByteAutomaton = JsonState.start(),
+  ) {
     this.vocab = jsonVocab(tokenizer, vocabSize);
   }
 

@@ -63,7 +63,17 @@ export const MAX_JSON_DEPTH = 64;
  */
 export const MAX_JSON_SPACE = 32;
 
-export class JsonState {
+/** A byte automaton the token mask can drive (JsonState, or the tool-call grammar around one). */
+export interface ByteAutomaton {
+  /** The text is complete: only the end may follow. */
+  readonly done: boolean;
+  /** Inside a JSON string with nothing pending (any plain text token may follow). */
+  readonly inPlainString: boolean;
+  feed(bytes: Uint8Array): ByteAutomaton | null;
+  step(b: number): ByteAutomaton | null;
+}
+
+export class JsonState implements ByteAutomaton {
   private constructor(
     private readonly mode: Mode,
     private readonly stack: Container | null,

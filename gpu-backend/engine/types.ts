@@ -3,6 +3,35 @@
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool" | "developer";
   content: string;
+  /** An assistant turn's calls, as OpenAI sends them (arguments parsed to JSON where they parse). */
+  tool_calls?: { id: string; type: "function"; function: { name: string; arguments: unknown } }[];
+  /** A tool turn: the call it answers. */
+  tool_call_id?: string;
+}
+
+/** How a chat template asks the model to write tool calls (see engine/tool-calls.ts). */
+export type ToolCallFormat = "hermes" | "json";
+
+export interface ToolCallSpec {
+  format: ToolCallFormat;
+  /** parallel_tool_calls: false ends the generation after the first call. */
+  parallel: boolean;
+}
+
+/** A complete tool call found in the generated text. */
+export interface ToolCall {
+  id: string;
+  name: string;
+  /** The arguments object as JSON text. */
+  arguments: string;
+}
+
+/** Options of the chat template rendering. */
+export interface ChatTemplateRequest {
+  /** OpenAI tool definitions, shown to the model by the template. */
+  tools?: unknown[];
+  /** Text the assistant's reply starts with (appended after the generation prompt). */
+  replyPrefix?: string;
 }
 
 export interface SamplingParams {
@@ -25,6 +54,13 @@ export interface SamplingParams {
   logitBias?: ReadonlyMap<number, number>;
   /** JSON mode: the output is one JSON object (tokens masked to keep it so; EOS only once it closes). */
   jsonObject?: boolean;
+  /** Tool calls are parsed out of the text (TokenEvent.toolCalls). */
+  tools?: ToolCallSpec;
+  /**
+   * The reply is one call to one of these functions (tool_choice "required" or named), in the
+   * template's format after ChatTemplateRequest.replyPrefix; tokens are masked to keep it so.
+   */
+  forcedCall?: { names: string[] };
 }
 
 export interface TokenLogprob {
@@ -42,9 +78,11 @@ export interface TokenEvent {
   text: string;
   logprob?: TokenLogprob;
   topLogprobs?: TokenLogprob[];
+  /** Tool calls completed by this token (params.tools). */
+  toolCalls?: ToolCall[];
 }
 
-export type FinishReason = "stop" | "length";
+export type FinishReason = "stop" | "length" | "tool_calls";
 
 export interface GenerationResult {
   finishReason: FinishReason;
@@ -65,7 +103,9 @@ export interface Tokenizer {
   /** Control tokens (never text). */
   readonly specialTokenIds?: ReadonlySet<number>;
   /** Render the chat template (with the generation prompt) and tokenize it. */
-  applyChatTemplate(messages: ChatMessage[]): number[];
+  applyChatTemplate(messages: ChatMessage[], opts?: ChatTemplateRequest): number[];
+  /** How the chat template asks for tool calls; null or absent: it has no tool support. */
+  readonly toolCallFormat?: ToolCallFormat | null;
   readonly eosTokenIds: number[];
 }
 

@@ -1,14 +1,18 @@
 /** POST /v1/chat/completions and POST /v1/completions on the backend. */
 import type { Context } from "hono";
+import { assistantDelta, assistantMessage } from "../../src/openai/assistant-message.js";
 import { badRequest, modelNotFound } from "../../src/openai/errors.js";
 import {
   type ChatCompletionRequest,
   type CompletionRequest,
+  forcedFunctions,
   messageText,
   parseChatCompletionRequest,
   parseCompletionRequest,
+  toolsActive,
 } from "../../src/openai/schema.js";
 import type { ChatCompletion, ChatCompletionChunk } from "../../src/openai/types.js";
+import { forcedCallPrefix } from "../engine/tool-call-grammar.js";
 import type { ChatMessage, Engine, SamplingParams } from "../engine/types.js";
 import type { ServerEnv } from "./context.js";
 import { chatLogprob, completionId, legacyLogprobs, nowSeconds, usageOf } from "./format.js";
@@ -28,15 +32,51 @@ export interface Prepared {
   topLogprobs: number | null;
 }
 
+/** Arguments as the templates want them: the JSON value (Llama 4's renders it with tojson). */
+function parsedArguments(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function templateMessage(m: ChatCompletionRequest["messages"][number]): ChatMessage {
+  const out: ChatMessage = { role: m.role, content: messageText(m.content) };
+  if (m.tool_calls && m.tool_calls.length > 0) {
+    out.tool_calls = m.tool_calls.map((c) => ({
+      id: c.id,
+      type: "function",
+      function: { name: c.function.name, arguments: parsedArguments(c.function.arguments) },
+    }));
+  }
+  if (m.tool_call_id !== undefined) out.tool_call_id = m.tool_call_id;
+  return out;
+}
+
 export function prepareChat(engine: Engine, req: ChatCompletionRequest): Prepared {
   checkModel(engine, req.model);
-  const messages: ChatMessage[] = req.messages.map((m) => ({
-    role: m.role,
-    content: messageText(m.content),
-  }));
-  const promptIds = engine.tokenizer.applyChatTemplate(messages);
+  const messages = req.messages.map(templateMessage);
+  const tools = toolsActive(req);
+  const format = engine.tokenizer.toolCallFormat ?? null;
+  if (tools && format === null) {
+    throw badRequest(
+      `The model '${engine.modelId}' does not support tool calling: its chat template has no tool format. Send the request without 'tools' (or with tool_choice "none").`,
+      "tools",
+      "unsupported_value",
+    );
+  }
+  const forced = forcedFunctions(req);
+  const promptIds = engine.tokenizer.applyChatTemplate(
+    messages,
+    tools ? { tools: req.tools!, replyPrefix: forced && format ? forcedCallPrefix(format) : "" } : undefined,
+  );
   const topLogprobs = req.logprobs ? (req.top_logprobs ?? 0) : null;
   const params = toSamplingParams(req, promptIds.length, engine, topLogprobs);
+  if (tools && format) {
+    params.tools = { format, parallel: req.parallel_tool_calls !== false };
+    if (forced) params.forcedCall = { names: forced };
+  }
   return { promptIds, params, topLogprobs };
 }
 
@@ -72,6 +112,7 @@ export async function chatCompletions(
   if (!req.stream) {
     const { events, text, result } = await collect(g);
     const lps = topLogprobs === null ? null : { content: events.map(chatLogprob).filter((x) => x !== null) };
+    const calls = events.flatMap((e) => e.toolCalls ?? []);
     const body: ChatCompletion = {
       id,
       object: "chat.completion",
@@ -80,7 +121,7 @@ export async function chatCompletions(
       choices: [
         {
           index: 0,
-          message: { role: "assistant", content: text, refusal: null },
+          message: assistantMessage(text, calls),
           logprobs: lps,
           finish_reason: result.finishReason,
         },
@@ -99,6 +140,7 @@ export async function chatCompletions(
     choices,
     ...(includeUsage ? { usage: null } : {}),
   });
+  let callsSent = 0;
   return streamGeneration(
     c,
     g,
@@ -108,11 +150,14 @@ export async function chatCompletions(
       ],
       token: (ev) => {
         const lp = chatLogprob(ev);
-        if (ev.text === "" && lp === null) return null;
+        const calls = ev.toolCalls ?? [];
+        const firstIndex = callsSent;
+        callsSent += calls.length;
+        if (ev.text === "" && lp === null && calls.length === 0) return null;
         return chunk([
           {
             index: 0,
-            delta: { content: ev.text },
+            delta: assistantDelta(ev.text, calls, firstIndex),
             logprobs: lp ? { content: [lp] } : null,
             finish_reason: null,
           },

@@ -8,7 +8,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Template } from "@huggingface/jinja";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
-import type { ChatMessage, Tokenizer } from "../engine/types.js";
+import { detectToolCallFormat } from "../engine/tool-calls.js";
+import type { ChatMessage, Tokenizer, ToolCallFormat } from "../engine/types.js";
 import { byteLevelToBytes } from "./bytes.js";
 
 export interface ChatTemplateOptions {
@@ -18,6 +19,8 @@ export interface ChatTemplateOptions {
   tools?: unknown[];
   /** Any further template variables (e.g. Qwen3's enable_thinking). */
   extra?: Record<string, unknown>;
+  /** Appended to the rendered text: the start of the assistant's reply. */
+  replyPrefix?: string;
 }
 
 /** A message as templates see it (role kept open: templates also know "ipython" etc.). */
@@ -36,6 +39,7 @@ export interface LoadedTokenizer extends Tokenizer {
   /** Number of ids (highest id + 1). */
   readonly vocabSize: number;
   readonly chatTemplate: string | null;
+  readonly toolCallFormat: ToolCallFormat | null;
   encode(text: string, addSpecialTokens?: boolean): number[];
   decode(ids: number[], skipSpecialTokens?: boolean): string;
   /** A token's bytes, for tokenizers whose decoder is `ByteLevel` (see StreamDecodable). */
@@ -98,6 +102,7 @@ class HfBackedTokenizer implements LoadedTokenizer {
   /** Bytes of each token seen so far (tokenBytes). */
   private readonly bytes: Uint8Array[] = [];
   readonly tokenBytes?: (id: number) => Uint8Array;
+  readonly toolCallFormat: ToolCallFormat | null;
 
   constructor(
     private readonly tok: HfTokenizer,
@@ -122,6 +127,7 @@ class HfBackedTokenizer implements LoadedTokenizer {
     if (eosId !== undefined) eos.add(eosId);
     this.eosTokenIds = [...eos];
     this.template = chatTemplate === null ? null : new Template(chatTemplate);
+    this.toolCallFormat = detectToolCallFormat(chatTemplate);
   }
 
   encode(text: string, addSpecialTokens = true): number[] {
@@ -157,7 +163,7 @@ class HfBackedTokenizer implements LoadedTokenizer {
 
   applyChatTemplate(messages: ChatMessage[], opts?: ChatTemplateOptions): number[] {
     // The template already spells out bos; tokenizing must not add it again (as transformers does).
-    return this.encode(this.renderChat(messages, opts), false);
+    return this.encode(this.renderChat(messages, opts) + (opts?.replyPrefix ?? ""), false);
   }
 
   /**

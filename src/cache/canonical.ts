@@ -54,5 +54,7 @@ export function uncacheableReason(body: Record<string, unknown>): string | null 
   if (!isDeterministic(body)) return "not_deterministic";
   if (body.logprobs === true || (typeof body.logprobs === "number" && body.logprobs > 0)) return "logprobs";
   if (typeof body.n === "number" && body.n > 1) return "n";
+  // Entries keep text deltas only, not tool calls.
+  if (Array.isArray(body.tools) && body.tools.length > 0 && body.tool_choice !== "none") return "tools";
   return null;
 }

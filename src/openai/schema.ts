@@ -8,11 +8,40 @@ import { type ApiError, badRequest } from "./errors.js";
 
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
 
+/** Function names as OpenAI allows them (and never a `"`, which the forced-call grammar relies on). */
+const functionName = z
+  .string()
+  .regex(/^[a-zA-Z0-9_-]{1,64}$/, "a function name is 1 to 64 of a-z, A-Z, 0-9, underscores and dashes");
+
+const toolCallSchema = z.looseObject({
+  id: z.string(),
+  type: z.literal("function"),
+  function: z.looseObject({ name: z.string(), arguments: z.string() }),
+});
+
 export const chatMessageSchema = z.looseObject({
   role: z.enum(["system", "user", "assistant", "tool", "developer"]),
-  content: z.union([z.string(), z.array(textPart), z.null()]),
+  /** Optional only on an assistant turn with tool_calls (checkMessages). */
+  content: z.union([z.string(), z.array(textPart), z.null()]).optional(),
   name: z.string().optional(),
+  tool_calls: z.array(toolCallSchema).optional(),
+  tool_call_id: z.string().optional(),
 });
+
+const toolSchema = z.looseObject({
+  type: z.literal("function"),
+  function: z.looseObject({
+    name: functionName,
+    description: z.string().optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+    strict: z.boolean().nullable().optional(),
+  }),
+});
+
+const toolChoiceSchema = z.union([
+  z.enum(["none", "auto", "required"]),
+  z.looseObject({ type: z.literal("function"), function: z.looseObject({ name: functionName }) }),
+]);
 
 const stop = z
   .union([z.string(), z.array(z.string()).max(4)])
@@ -47,6 +76,9 @@ export const chatCompletionRequestSchema = z.looseObject({
   max_completion_tokens: z.number().int().min(1).nullable().optional(),
   logprobs: z.boolean().nullable().optional(),
   top_logprobs: z.number().int().min(0).max(20).nullable().optional(),
+  tools: z.array(toolSchema).max(128).nullable().optional(),
+  tool_choice: toolChoiceSchema.nullable().optional(),
+  parallel_tool_calls: z.boolean().nullable().optional(),
 });
 
 const tokenIds = z.array(z.number().int().min(0)).min(1);
@@ -69,6 +101,7 @@ const parsedCompletionSchema = z.looseObject({
 });
 
 export type ChatMessageInput = z.infer<typeof chatMessageSchema>;
+export type ToolDefinition = z.infer<typeof toolSchema>;
 export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
 export type CompletionRequest = z.infer<typeof parsedCompletionSchema>;
 
@@ -115,6 +148,8 @@ function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
 export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
   const req = parseWith(chatCompletionRequestSchema, body);
   rejectUnsupported(req);
+  checkMessages(req);
+  checkTools(req);
   rejectUnsupportedChat(req);
   if (req.top_logprobs != null && req.top_logprobs > 0 && !req.logprobs) {
     throw badRequest("'top_logprobs' requires 'logprobs' to be true.", "top_logprobs", "invalid_value");
@@ -142,10 +177,82 @@ function singlePrompt(p: string | number[] | string[] | number[][]): string | nu
   return p[0] as string | number[];
 }
 
+/** Content may only be left out on an assistant turn that makes calls; a tool turn names its call. */
+function checkMessages(req: ChatCompletionRequest): void {
+  req.messages.forEach((m, i) => {
+    const calls = m.role === "assistant" && (m.tool_calls?.length ?? 0) > 0;
+    if (m.content === undefined && !calls) {
+      throw badRequest(
+        `Missing required parameter: 'messages[${i}].content'.`,
+        `messages[${i}].content`,
+        "missing_required_parameter",
+      );
+    }
+    if (m.role === "tool" && !m.tool_call_id) {
+      throw badRequest(
+        `Missing required parameter: 'messages[${i}].tool_call_id'.`,
+        `messages[${i}].tool_call_id`,
+        "missing_required_parameter",
+      );
+    }
+  });
+}
+
+/** The request's tools are in use (given, and tool_choice is not "none"). */
+export function toolsActive(req: ChatCompletionRequest): boolean {
+  return (req.tools?.length ?? 0) > 0 && req.tool_choice !== "none";
+}
+
+/** The functions the reply must call one of (tool_choice "required" or named), or null. */
+export function forcedFunctions(req: ChatCompletionRequest): string[] | null {
+  if (!toolsActive(req)) return null;
+  const choice = req.tool_choice;
+  if (choice === "required") return req.tools!.map((t) => t.function.name);
+  if (typeof choice === "object" && choice !== null) return [choice.function.name];
+  return null;
+}
+
+function checkTools(req: ChatCompletionRequest): void {
+  const tools = req.tools ?? [];
+  const choice = req.tool_choice;
+  if (tools.length === 0 && choice != null && choice !== "none" && choice !== "auto") {
+    throw badRequest(
+      "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+      "tool_choice",
+      "invalid_value",
+    );
+  }
+  const names = new Set<string>();
+  tools.forEach((t, i) => {
+    if (names.has(t.function.name)) {
+      throw badRequest(
+        `Invalid 'tools[${i}].function.name': the name '${t.function.name}' is used by another tool.`,
+        `tools[${i}].function.name`,
+        "invalid_value",
+      );
+    }
+    names.add(t.function.name);
+  });
+  if (typeof choice === "object" && choice !== null && !names.has(choice.function.name)) {
+    throw badRequest(
+      `Invalid value for 'tool_choice': function '${choice.function.name}' is not one of 'tools'.`,
+      "tool_choice",
+      "invalid_value",
+    );
+  }
+  const format = (req.response_format as { type?: unknown } | null | undefined)?.type;
+  if (toolsActive(req) && format != null && format !== "text") {
+    throw badRequest(
+      "'response_format' cannot be combined with 'tools' (unless tool_choice is \"none\").",
+      "response_format",
+      "unsupported_value",
+    );
+  }
+}
+
 /**
  * Chat features that would otherwise be silently ignored, which is worse than a refusal: output is
- * constrained to a JSON object (json_object) but not to a schema, and tool definitions are not
- * shown to the model nor its calls parsed.
+ * constrained to a JSON object (json_object) but not to a schema.
  */
 function rejectUnsupportedChat(req: ChatCompletionRequest): void {
   const format = req.response_format;
@@ -167,14 +274,6 @@ function rejectUnsupportedChat(req: ChatCompletionRequest): void {
         "unsupported_value",
       );
     }
-  }
-  const tools = req.tools;
-  if (Array.isArray(tools) && tools.length > 0 && req.tool_choice !== "none") {
-    throw badRequest(
-      "Tool calling is not supported by this server: send the request without 'tools' (or with tool_choice \"none\").",
-      "tools",
-      "unsupported_value",
-    );
   }
 }
 
@@ -212,7 +311,7 @@ function checkLogitBias(bias: Record<string, number> | null | undefined): void {
 
 /** Flatten message content (string or text parts) to the plain string the engine takes. */
 export function messageText(content: ChatMessageInput["content"]): string {
-  if (content === null) return "";
+  if (content == null) return "";
   if (typeof content === "string") return content;
   return content.map((p) => p.text).join("");
 }

@@ -17,7 +17,19 @@ export interface LogprobContent extends TopLogprob {
   top_logprobs: TopLogprob[];
 }
 
-export type FinishReasonOut = "stop" | "length" | null;
+export type FinishReason = "stop" | "length" | "tool_calls";
+export type FinishReasonOut = FinishReason | null;
+
+export interface ToolCallOut {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
+
+/** A stream's tool call: sent whole, in one delta (`index` counts the calls of the choice). */
+export interface ToolCallDelta extends ToolCallOut {
+  index: number;
+}
 
 export interface ChatCompletionChunk {
   id: string;
@@ -27,7 +39,7 @@ export interface ChatCompletionChunk {
   system_fingerprint?: string | null;
   choices: Array<{
     index: number;
-    delta: { role?: "assistant"; content?: string };
+    delta: { role?: "assistant"; content?: string; tool_calls?: ToolCallDelta[] };
     logprobs: { content: LogprobContent[] } | null;
     finish_reason: FinishReasonOut;
   }>;
@@ -42,9 +54,9 @@ export interface ChatCompletion {
   system_fingerprint?: string | null;
   choices: Array<{
     index: number;
-    message: { role: "assistant"; content: string; refusal: null };
+    message: { role: "assistant"; content: string | null; refusal: null; tool_calls?: ToolCallOut[] };
     logprobs: { content: LogprobContent[] } | null;
-    finish_reason: "stop" | "length";
+    finish_reason: FinishReason;
   }>;
   usage: Usage;
 }

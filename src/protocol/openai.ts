@@ -4,16 +4,18 @@
  * produce for the same generation, for chat and legacy completions, and keeps what the edge
  * needs for accounting: exact usage (cached tokens included), finish reason, text and deltas.
  */
+import { assistantDelta, assistantMessage } from "../openai/assistant-message.js";
 import type { OpenAIErrorBody } from "../openai/errors.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
+  FinishReason,
   LogprobContent,
   TopLogprob,
   Usage,
 } from "../openai/types.js";
 import { ProtocolError } from "./codec.js";
-import type { EndFrame, Frame, FrameLogprob, FrameUsage, TokenFrame } from "./types.js";
+import type { EndFrame, Frame, FrameLogprob, FrameToolCall, FrameUsage, TokenFrame } from "./types.js";
 
 export interface OpenAIView {
   endpoint: "chat" | "completion";
@@ -44,7 +46,7 @@ export interface TextCompletion {
     index: number;
     text: string;
     logprobs: LegacyLogprobs | null;
-    finish_reason: "stop" | "length";
+    finish_reason: FinishReason;
   }>;
   usage: Usage;
 }
@@ -96,7 +98,9 @@ function legacyLogprobs(frames: TokenFrame[], startOffset: number): LegacyLogpro
 export class FramesToOpenAI {
   text = "";
   readonly deltas: string[] = [];
-  finishReason: "stop" | "length" | null = null;
+  finishReason: FinishReason | null = null;
+  /** Tool calls so far (chat with tools). */
+  readonly toolCalls: FrameToolCall[] = [];
   usage: Usage | null = null;
   paging: Record<string, number> | null = null;
   error: { status: number; body: OpenAIErrorBody } | null = null;
@@ -173,13 +177,16 @@ export class FramesToOpenAI {
         }
         if (chat) {
           const lp = chatLogprob(frame);
-          if (frame.text === "" && lp === null) return [];
+          const calls = frame.tool_calls ?? [];
+          const firstIndex = this.toolCalls.length;
+          this.toolCalls.push(...calls);
+          if (frame.text === "" && lp === null && calls.length === 0) return [];
           if (frame.text !== "") this.contentChunks++;
           return [
             this.chatChunk([
               {
                 index: 0,
-                delta: { content: frame.text },
+                delta: assistantDelta(frame.text, calls, firstIndex),
                 logprobs: lp ? { content: [lp] } : null,
                 finish_reason: null,
               },
@@ -248,7 +255,7 @@ export class FramesToOpenAI {
         choices: [
           {
             index: 0,
-            message: { role: "assistant", content: this.text, refusal: null },
+            message: assistantMessage(this.text, this.toolCalls),
             logprobs: v.logprobs
               ? { content: this.tokens.map(chatLogprob).filter((x): x is LogprobContent => x !== null) }
               : null,

@@ -8,6 +8,7 @@
  */
 import type { OpenAIErrorBody } from "../openai/errors.js";
 import type { ChatCompletionRequest, CompletionRequest } from "../openai/schema.js";
+import type { FinishReason } from "../openai/types.js";
 
 export const PROTOCOL_VERSION = 1 as const;
 export const INTERNAL_GENERATE_PATH = "/internal/v1/generate";
@@ -57,6 +58,14 @@ export interface TokenFrame {
   /** Present when logprobs were asked for. */
   logprob?: FrameLogprob;
   top?: FrameLogprob[];
+  /** Tool calls this token completed (chat with tools); `arguments` is JSON text. */
+  tool_calls?: FrameToolCall[];
+}
+
+export interface FrameToolCall {
+  id: string;
+  name: string;
+  arguments: string;
 }
 
 /** Nothing to say yet (long prefill, busy batch): keeps proxies and the edge's timers alive. */
@@ -73,7 +82,7 @@ export interface FrameUsage {
 
 export interface EndFrame {
   t: "end";
-  finish_reason: "stop" | "length";
+  finish_reason: FinishReason;
   usage: FrameUsage;
   /** Expert paging for this request (hits, misses, bytes_read, stall_ms, ...). */
   paging?: Record<string, number>;

@@ -7,6 +7,13 @@
  */
 export const TEMPLATE_TOKENS_PER_MESSAGE = 16;
 export const TEMPLATE_TOKENS_FIXED = 32;
+/**
+ * Tools: what a template writes around their JSON (instructions to the model, ~400 bytes in the
+ * Llama 4 and Qwen3 templates; the opening tag of a forced call), and around each call of an
+ * earlier assistant turn.
+ */
+export const TEMPLATE_TOKENS_TOOLS = 768;
+export const TEMPLATE_TOKENS_PER_TOOL_CALL = 32;
 
 const encoder = new TextEncoder();
 

@@ -9,7 +9,7 @@ import { fnv1a32 } from "./hash.js";
 
 export interface PrefixInput {
   model: string;
-  messages?: Array<{ role: string; content: unknown }>;
+  messages?: Array<{ role: string; content?: unknown }>;
   prompt?: string | number[];
 }
 

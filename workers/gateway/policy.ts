@@ -15,7 +15,7 @@ import { toPolicySubject } from "./settings.js";
 import { timingHeader } from "./timing.js";
 
 /** Image parts in any message (OpenAI `image_url` / `input_image` content parts). */
-export function hasImageInput(messages: ReadonlyArray<{ content: unknown }>): boolean {
+export function hasImageInput(messages: ReadonlyArray<{ content?: unknown }>): boolean {
   return messages.some(
     (m) =>
       Array.isArray(m.content) &&

@@ -4,7 +4,11 @@
  */
 import type { Context } from "hono";
 import { type ChatCompletionRequest, type CompletionRequest, messageText } from "../../src/openai/schema.js";
-import { estimatePromptTokens } from "../../src/quota/index.js";
+import {
+  estimatePromptTokens,
+  TEMPLATE_TOKENS_PER_TOOL_CALL,
+  TEMPLATE_TOKENS_TOOLS,
+} from "../../src/quota/index.js";
 import type { AppEnv } from "../env.js";
 
 export type AnyRequest = ChatCompletionRequest | CompletionRequest;
@@ -41,7 +45,18 @@ export function isChat(req: AnyRequest): req is ChatCompletionRequest {
 export function promptTokenBound(req: AnyRequest): number {
   if (isChat(req)) {
     const texts = req.messages.map((m) => `${m.role}${m.name ?? ""}${messageText(m.content)}`);
-    return estimatePromptTokens(texts, req.messages.length);
+    let extra = 0;
+    for (const m of req.messages) {
+      if (!m.tool_calls?.length) continue;
+      texts.push(JSON.stringify(m.tool_calls));
+      extra += m.tool_calls.length * TEMPLATE_TOKENS_PER_TOOL_CALL;
+    }
+    if (req.tools?.length) {
+      // Templates write each tool as JSON, compact or indented (either layout's bytes are counted).
+      for (const t of req.tools) texts.push(JSON.stringify(t), JSON.stringify(t, null, 4));
+      extra += TEMPLATE_TOKENS_TOOLS;
+    }
+    return estimatePromptTokens(texts, req.messages.length) + extra;
   }
   return typeof req.prompt === "string" ? estimatePromptTokens([req.prompt], 1) : req.prompt.length;
 }

@@ -2,6 +2,7 @@
  * A test double for the Engine interface, used ONLY by the server's HTTP tests (they check HTTP
  * behaviour, not model output). Tokens are characters; the reply is derived from the prompt.
  */
+import { ToolCallParser } from "../../../gpu-backend/engine/tool-calls.js";
 import type {
   ChatMessage,
   Engine,
@@ -17,6 +18,8 @@ export const EOS = 0;
 
 export class CharTokenizer implements Tokenizer {
   readonly eosTokenIds = [EOS];
+  /** Tool calls are written `<tool_call>{...}</tool_call>` (the real parser finds them: params.tools). */
+  readonly toolCallFormat = "hermes" as const;
   encode(text: string, addSpecialTokens = false): number[] {
     const ids = Array.from(text, (ch) => ch.codePointAt(0)!);
     return addSpecialTokens ? [1, ...ids] : ids;
@@ -61,6 +64,7 @@ export class FakeEngine implements Engine {
     const reply = this.opts.reply ?? `reply to ${this.tokenizer.decode(promptIds.slice(-16))}`;
     let completion = 0;
     let finishReason: GenerationResult["finishReason"] = "length";
+    const tools = params.tools ? new ToolCallParser(params.tools) : null;
     for (const ch of reply) {
       if (signal?.aborted) {
         this.aborted++;
@@ -84,13 +88,24 @@ export class FakeEngine implements Engine {
             : { tokenId: i, token: `t${i}`, logprob: -i, bytes: utf8.encode(`t${i}`) },
         );
       }
+      const last = completion >= params.maxTokens;
+      if (tools) {
+        const out = tools.take(ch, last);
+        ev.text = out.text;
+        if (out.calls.length > 0) ev.toolCalls = out.calls;
+      }
       yield ev;
-      if (completion >= params.maxTokens) break;
+      if (last || tools?.stopped) break;
     }
-    if (completion < params.maxTokens && !signal?.aborted) {
+    if (tools?.stopped) {
+      finishReason = "tool_calls";
+    } else if (completion < params.maxTokens && !signal?.aborted) {
       completion++; // the EOS token counts as generated
-      finishReason = "stop";
-      yield { tokenId: EOS, text: "" };
+      finishReason = tools?.called ? "tool_calls" : "stop";
+      const out = tools?.take("", true);
+      const ev: TokenEvent = { tokenId: EOS, text: out?.text ?? "" };
+      if (out?.calls.length) ev.toolCalls = out.calls;
+      yield ev;
     }
     return { finishReason, promptTokens: promptIds.length, completionTokens: completion, cachedTokens: 0 };
   }

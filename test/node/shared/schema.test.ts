@@ -62,7 +62,7 @@ describe("chat request schema", () => {
     expect(rejection(null).status).toBe(400);
   });
 
-  it("takes JSON mode (json_object, with 'json' in the messages) and refuses schemas and tool calling", () => {
+  it("takes JSON mode (json_object, with 'json' in the messages) and refuses schemas", () => {
     const json = { ...ok, messages: [{ role: "user", content: "Answer in JSON." }] };
     expect(parseChatCompletionRequest({ ...json, response_format: { type: "json_object" } })).toBeTruthy();
     const noWord = rejection({ ...ok, response_format: { type: "json_object" } });
@@ -77,18 +77,51 @@ describe("chat request schema", () => {
       expect([e.status, e.param, e.code]).toEqual([400, "response_format", "unsupported_value"]);
     }
     expect(parseChatCompletionRequest({ ...ok, response_format: { type: "text" } })).toBeTruthy();
+  });
+
+  it("takes tools, tool_choice and the turns of a tool conversation; refuses what cannot work", () => {
     const tools = [{ type: "function", function: { name: "f", parameters: { type: "object" } } }];
     for (const tool_choice of [
       undefined,
       "auto",
       "required",
+      "none",
       { type: "function", function: { name: "f" } },
-    ]) {
-      const e = rejection({ ...ok, tools, tool_choice });
-      expect([e.status, e.param, e.code]).toEqual([400, "tools", "unsupported_value"]);
-    }
-    expect(parseChatCompletionRequest({ ...ok, tools, tool_choice: "none" })).toBeTruthy();
+    ])
+      expect(parseChatCompletionRequest({ ...ok, tools, tool_choice }).tools).toHaveLength(1);
     expect(parseChatCompletionRequest({ ...ok, tools: [] })).toBeTruthy();
+    const turns = [
+      { role: "user", content: "weather?" },
+      {
+        role: "assistant",
+        tool_calls: [{ id: "call_1", type: "function", function: { name: "f", arguments: "{}" } }],
+      },
+      { role: "tool", tool_call_id: "call_1", content: "sunny" },
+    ];
+    expect(parseChatCompletionRequest({ ...ok, tools, messages: turns }).messages).toHaveLength(3);
+    const refused: [Record<string, unknown>, string | null, string][] = [
+      [{ tools, tool_choice: { type: "function", function: { name: "g" } } }, "tool_choice", "invalid_value"],
+      [{ tool_choice: "required" }, "tool_choice", "invalid_value"],
+      [{ tools: [...tools, ...tools] }, "tools[1].function.name", "invalid_value"],
+      [
+        { tools: [{ type: "function", function: { name: "has space" } }] },
+        "tools[0].function.name",
+        "invalid_value",
+      ],
+      [{ tools: [{ type: "retrieval" }] }, "tools[0].type", "invalid_value"],
+      [{ tools, tool_choice: "sometimes" }, "tool_choice", "invalid_value"],
+      [{ tools, response_format: { type: "json_object" } }, "response_format", "unsupported_value"],
+      [{ messages: [{ role: "assistant" }] }, "messages[0].content", "missing_required_parameter"],
+      [
+        { messages: [turns[0], { role: "tool", content: "x" }] },
+        "messages[1].tool_call_id",
+        "missing_required_parameter",
+      ],
+    ];
+    for (const [extra, param, code] of refused) {
+      const e = rejection({ ...ok, ...extra });
+      expect([e.status, e.param, e.code], JSON.stringify(extra)).toEqual([400, param, code]);
+    }
   });
 
   it("takes one completion prompt: text or token ids, a batch of one unwrapped", () => {
