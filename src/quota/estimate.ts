@@ -15,6 +15,8 @@ export const TEMPLATE_TOKENS_FIXED = 32;
 export const TEMPLATE_TOKENS_TOOLS = 768;
 export const TEMPLATE_TOKENS_PER_TOOL_CALL = 32;
 
+import { type ChatCompletionRequest, messageText } from "../openai/schema.js";
+
 const encoder = new TextEncoder();
 
 export function utf8Length(s: string): number {
@@ -26,4 +28,21 @@ export function estimatePromptTokens(texts: string[], messages: number): number 
   let bytes = 0;
   for (const t of texts) bytes += utf8Length(t);
   return bytes + messages * TEMPLATE_TOKENS_PER_MESSAGE + TEMPLATE_TOKENS_FIXED;
+}
+
+/** A chat request's bound: every message, the tools and earlier calls as a template writes them. */
+export function chatPromptTokenBound(req: ChatCompletionRequest): number {
+  const texts = req.messages.map((m) => `${m.role}${m.name ?? ""}${messageText(m.content)}`);
+  let extra = 0;
+  for (const m of req.messages) {
+    if (!m.tool_calls?.length) continue;
+    texts.push(JSON.stringify(m.tool_calls));
+    extra += m.tool_calls.length * TEMPLATE_TOKENS_PER_TOOL_CALL;
+  }
+  if (req.tools?.length) {
+    // Templates write each tool as JSON, compact or indented (either layout's bytes are counted).
+    for (const t of req.tools) texts.push(JSON.stringify(t), JSON.stringify(t, null, 4));
+    extra += TEMPLATE_TOKENS_TOOLS;
+  }
+  return estimatePromptTokens(texts, req.messages.length) + extra;
 }

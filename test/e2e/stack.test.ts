@@ -116,6 +116,48 @@ describe("openai client through edge and backend", () => {
     expect(usage!.total_tokens).toBe(plain.usage!.total_tokens);
   });
 
+  it("tools: a named tool_choice gives the call, the same in stream (SDK helper) and non-stream", async () => {
+    const tools: OpenAI.ChatCompletionTool[] = [
+      {
+        type: "function",
+        function: {
+          name: "get_weather",
+          description: "Current weather in a city",
+          parameters: { type: "object", properties: { city: { type: "string" } } },
+        },
+      },
+    ];
+    const body = {
+      model: stack.modelId,
+      messages,
+      tools,
+      tool_choice: { type: "function" as const, function: { name: "get_weather" } },
+      max_tokens: 200,
+      temperature: 0,
+    };
+    const res = await client.chat.completions.create(body, BYPASS);
+    const choice = res.choices[0];
+    expect(choice.finish_reason).toBe("tool_calls");
+    expect(choice.message.content).toBeNull();
+    const call = choice.message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(call.function.name).toBe("get_weather");
+    expect(typeof JSON.parse(call.function.arguments)).toBe("object");
+    // Exact usage: the prompt is the template with the tools, then the start of the call.
+    const tok = await loadTokenizer(modelDir);
+    const prompt = tok.applyChatTemplate(
+      messages.map((m) => ({ role: m.role, content: m.content })),
+      { tools },
+    );
+    expect(res.usage?.prompt_tokens).toBe(prompt.length);
+
+    const streamed = await client.chat.completions.stream(body, BYPASS).finalChatCompletion();
+    const sc = streamed.choices[0];
+    expect(sc.finish_reason).toBe("tool_calls");
+    const scall = sc.message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(scall.function).toEqual(call.function);
+    expect(scall.id).toMatch(/^call_/);
+  });
+
   it("stream without include_usage: no usage chunk reaches the client", async () => {
     const stream = await client.chat.completions.create(
       { model: stack.modelId, messages, max_tokens: 6, temperature: 0, stream: true },

@@ -150,6 +150,44 @@ describe("forward over frames", () => {
     expect(outcomes.map((o) => o.status)).toEqual(["ok", "ok"]);
   });
 
+  it("tool calls in token frames reach the client as OpenAI tool_calls, stream and not", async () => {
+    const call = { id: "call_abc", name: "get_weather", arguments: '{"city":"Paris"}' };
+    const frames = (): Frame[] => [
+      START,
+      { t: "token", id: 1, text: "On it." },
+      { t: "token", id: 2, text: "", tool_calls: [call] },
+      { ...END, finish_reason: "tool_calls" } as Frame,
+    ];
+    const { app, outcomes } = setup(() => frameStream(frames()));
+    const { key } = await createTenant(app);
+    const tools = [{ type: "function", function: { name: "get_weather" } }];
+    const events = await readEvents(await post(app, key, chatBody({ stream: true, tools })));
+    const deltas = events.slice(0, -1).map((e) => JSON.parse(e).choices[0]);
+    const out = {
+      id: "call_abc",
+      type: "function",
+      function: { name: "get_weather", arguments: '{"city":"Paris"}' },
+    };
+    expect(deltas.map((c) => c.delta)).toEqual([
+      { role: "assistant", content: "" },
+      { content: "On it." },
+      { tool_calls: [{ index: 0, ...out }] },
+      {},
+    ]);
+    expect(deltas.at(-1).finish_reason).toBe("tool_calls");
+    const res = await post(app, key, chatBody({ tools }));
+    const body = (await res.json()) as { choices: { message: unknown; finish_reason: string }[] };
+    expect(body.choices[0]).toMatchObject({
+      message: { role: "assistant", content: "On it.", tool_calls: [out] },
+      finish_reason: "tool_calls",
+    });
+    await settle();
+    expect(outcomes.map((o) => [o.status, o.finishReason])).toEqual([
+      ["ok", "tool_calls"],
+      ["ok", "tool_calls"],
+    ]);
+  });
+
   it("passes the backend's refusals through with status and Retry-After", async () => {
     const { app, outcomes } = setup(() =>
       Response.json(

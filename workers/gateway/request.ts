@@ -3,12 +3,8 @@
  * (`/v1/chat/completions` sets `chatRequest`, `/v1/completions` sets `completionRequest`).
  */
 import type { Context } from "hono";
-import { type ChatCompletionRequest, type CompletionRequest, messageText } from "../../src/openai/schema.js";
-import {
-  estimatePromptTokens,
-  TEMPLATE_TOKENS_PER_TOOL_CALL,
-  TEMPLATE_TOKENS_TOOLS,
-} from "../../src/quota/index.js";
+import type { ChatCompletionRequest, CompletionRequest } from "../../src/openai/schema.js";
+import { chatPromptTokenBound, estimatePromptTokens } from "../../src/quota/index.js";
 import type { AppEnv } from "../env.js";
 
 export type AnyRequest = ChatCompletionRequest | CompletionRequest;
@@ -43,21 +39,7 @@ export function isChat(req: AnyRequest): req is ChatCompletionRequest {
  * length (the backend takes the ids as they are).
  */
 export function promptTokenBound(req: AnyRequest): number {
-  if (isChat(req)) {
-    const texts = req.messages.map((m) => `${m.role}${m.name ?? ""}${messageText(m.content)}`);
-    let extra = 0;
-    for (const m of req.messages) {
-      if (!m.tool_calls?.length) continue;
-      texts.push(JSON.stringify(m.tool_calls));
-      extra += m.tool_calls.length * TEMPLATE_TOKENS_PER_TOOL_CALL;
-    }
-    if (req.tools?.length) {
-      // Templates write each tool as JSON, compact or indented (either layout's bytes are counted).
-      for (const t of req.tools) texts.push(JSON.stringify(t), JSON.stringify(t, null, 4));
-      extra += TEMPLATE_TOKENS_TOOLS;
-    }
-    return estimatePromptTokens(texts, req.messages.length) + extra;
-  }
+  if (isChat(req)) return chatPromptTokenBound(req);
   return typeof req.prompt === "string" ? estimatePromptTokens([req.prompt], 1) : req.prompt.length;
 }
 

@@ -13,6 +13,7 @@ import { prepareChat } from "../../../gpu-backend/server/chat.js";
 import { TOKENIZER_SPECS } from "../../../gpu-backend/tokenizer/families.js";
 import type { LoadedTokenizer } from "../../../gpu-backend/tokenizer/load.js";
 import { parseChatCompletionRequest } from "../../../src/openai/schema.js";
+import { chatPromptTokenBound } from "../../../src/quota/estimate.js";
 import { makeTinyModels } from "./fixtures.js";
 
 /** Feed `reply` in pieces of `step` characters; the content emitted and the calls found. */
@@ -205,6 +206,32 @@ describe("tool calling on the tiny models", () => {
       const none = await reply(e, { tool_choice: "none", max_tokens: 8 });
       expect(none.prompt).not.toContain("get_weather");
       expect(none.calls).toEqual([]);
+    });
+
+    it(`${family}: the edge's prompt bound covers the tools and the call turns`, async () => {
+      const e = engines[family];
+      const body = {
+        model: e.modelId,
+        tools,
+        tool_choice: "required",
+        messages: [
+          { role: "user", content: "Weather in Paris?" },
+          {
+            role: "assistant",
+            tool_calls: [
+              {
+                id: "call_1",
+                type: "function",
+                function: { name: "get_weather", arguments: '{"city": "Paris"}' },
+              },
+            ],
+          },
+          { role: "tool", tool_call_id: "call_1", content: "sunny" },
+        ],
+      };
+      const req = parseChatCompletionRequest(body);
+      const exact = prepareChat(e, req).promptIds.length;
+      expect(chatPromptTokenBound(req)).toBeGreaterThanOrEqual(exact);
     });
 
     it(`${family}: earlier calls and their results render in the template's own format`, async () => {

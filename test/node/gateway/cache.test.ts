@@ -71,6 +71,10 @@ describe("prompt cache key", () => {
     expect(isDeterministic({})).toBe(false);
     expect(uncacheableReason({ temperature: 0, logprobs: true })).toBe("logprobs");
     expect(uncacheableReason({ seed: 1 })).toBeNull();
+    // Entries replay text only: a reply that may hold tool calls is computed every time.
+    const tools = [{ type: "function", function: { name: "f" } }];
+    expect(uncacheableReason({ temperature: 0, tools })).toBe("tools");
+    expect(uncacheableReason({ temperature: 0, tools, tool_choice: "none" })).toBeNull();
   });
 });
 

@@ -7,6 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServerApp, type ServerOptions } from "../../../gpu-backend/server/app.js";
+import type { OpenAIErrorBody } from "../../../src/openai/errors.js";
+import type { ChatCompletion } from "../../../src/openai/types.js";
 import { encodeRequest, readFrames } from "../../../src/protocol/codec.js";
 import { collectFrames } from "../../../src/protocol/collect.js";
 import type { OpenAIView } from "../../../src/protocol/openai.js";
@@ -128,6 +130,70 @@ describe("frames -> OpenAI equals the backend's own OpenAI endpoints", () => {
       }
     });
   }
+});
+
+describe("tool calls: frames -> OpenAI equals the backend's own endpoints", () => {
+  const reply =
+    'Checking.<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>\n' +
+    '<tool_call>{"name": "get_time", "arguments": {}}</tool_call>';
+  const app = createServerApp(new FakeEngine({ reply }), { secret: SECRET });
+  const fetcher: Fetcher = async (path, init) => app.request(path, init);
+  const tools = ["get_weather", "get_time"].map((name) => ({ type: "function", function: { name } }));
+  const chat = { model: "fake-model", messages: [{ role: "user", content: "weather?" }], tools };
+  const calls = [
+    { type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } },
+    { type: "function", function: { name: "get_time", arguments: "{}" } },
+  ];
+
+  it("non-stream: content, then the calls; finish_reason tool_calls", async () => {
+    const want = (await (await direct(fetcher, "/v1/chat/completions", chat)).json()) as ChatCompletion;
+    const { message, finish_reason } = want.choices[0];
+    expect(finish_reason).toBe("tool_calls");
+    expect(message.content).toBe("Checking.");
+    expect(message.tool_calls).toMatchObject(calls);
+    expect(message.tool_calls?.[0].id).toMatch(/^call_[0-9a-f]{24}$/);
+    const res = await internal(fetcher, {
+      tenant: "acme",
+      endpoint: "chat",
+      request: chat,
+    } as InternalRequest);
+    const state = await collectFrames(res.body!, viewOf("chat", chat));
+    expect(normalize(state.response())).toEqual(normalize(want));
+  });
+
+  it("stream: each call whole in one delta, numbered; parallel_tool_calls false stops after the first", async () => {
+    for (const extra of [{}, { parallel_tool_calls: false }]) {
+      const request = { ...chat, stream: true, stream_options: { include_usage: true }, ...extra };
+      const want = await (await direct(fetcher, "/v1/chat/completions", request)).text();
+      const deltas = sseEvents(want)
+        .filter((d) => d !== "[DONE]")
+        .map((d) => JSON.parse(d).choices[0])
+        .filter(Boolean);
+      const sent = deltas.flatMap((c) => c.delta.tool_calls ?? []);
+      const n = "parallel_tool_calls" in extra ? 1 : 2;
+      expect(sent).toMatchObject(calls.slice(0, n).map((c, index) => ({ index, ...c })));
+      expect(deltas.map((c) => c.delta.content ?? "").join("")).toBe("Checking.");
+      expect(deltas.at(-1).finish_reason).toBe("tool_calls");
+      const res = await internal(fetcher, { tenant: "acme", endpoint: "chat", request } as InternalRequest);
+      const { stream } = framesToSse(res.body!, viewOf("chat", request));
+      expect(events(await new Response(stream).text())).toEqual(events(want));
+    }
+  });
+
+  it("a model whose template has no tool format refuses tools with a 400", async () => {
+    const engine = new FakeEngine();
+    Object.defineProperty(engine.tokenizer, "toolCallFormat", { value: null });
+    const plain = createServerApp(engine, { secret: SECRET });
+    const res = await direct(async (p, i) => plain.request(p, i), "/v1/chat/completions", chat);
+    expect(res.status).toBe(400);
+    const { error } = (await res.json()) as OpenAIErrorBody;
+    expect([error.param, error.code]).toEqual(["tools", "unsupported_value"]);
+    const ok = await direct(async (p, i) => plain.request(p, i), "/v1/chat/completions", {
+      ...chat,
+      tool_choice: "none",
+    });
+    expect(ok.status).toBe(200);
+  });
 });
 
 describe("refusals come as JSON errors before any frame", () => {
