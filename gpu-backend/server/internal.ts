@@ -33,7 +33,7 @@ export function tokenFrame(ev: TokenEvent): TokenFrame {
     f.logprob = frameLogprob(ev.logprob);
     f.top = (ev.topLogprobs ?? []).map(frameLogprob);
   }
-  if (ev.toolCalls) f.tool_calls = ev.toolCalls.map((t) => ({ ...t }));
+  if (ev.toolCalls) f.tool_calls = ev.toolCalls;
   return f;
 }
 

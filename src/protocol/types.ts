@@ -6,6 +6,8 @@
  * a stream of length-prefixed msgpack frames: `start`, then `token`s (with `ping`s while nothing
  * flows, e.g. a long prefill), then exactly one `end` or `error`.
  */
+
+import type { FoundToolCall } from "../openai/assistant-message.js";
 import type { OpenAIErrorBody } from "../openai/errors.js";
 import type { ChatCompletionRequest, CompletionRequest } from "../openai/schema.js";
 import type { FinishReason } from "../openai/types.js";
@@ -62,11 +64,7 @@ export interface TokenFrame {
   tool_calls?: FrameToolCall[];
 }
 
-export interface FrameToolCall {
-  id: string;
-  name: string;
-  arguments: string;
-}
+export type FrameToolCall = FoundToolCall;
 
 /** Nothing to say yet (long prefill, busy batch): keeps proxies and the edge's timers alive. */
 export interface PingFrame {
