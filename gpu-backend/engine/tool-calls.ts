@@ -77,6 +77,8 @@ export class ToolCallParser {
   /** json format: the reply turned out not to be calls; everything is content from now on. */
   private plain = false;
   private calls = 0;
+  /** Whitespace after a call, not emitted yet (see content). */
+  private space = "";
 
   constructor(
     private readonly spec: Pick<ToolCallSpec, "format" | "parallel">,
@@ -114,10 +116,19 @@ export class ToolCallParser {
     return true;
   }
 
-  /** Content after a call: whitespace between calls is dropped. */
+  /**
+   * Content. After a call, whitespace is held until text follows it: whitespace between calls or
+   * at the end is dropped, but not the spaces inside text (which may come a character at a time).
+   */
   private content(out: ToolCallOutput, s: string): void {
-    if (this.calls > 0 && s.trim() === "") return;
-    out.text += s;
+    if (this.calls === 0) {
+      out.text += s;
+      return;
+    }
+    this.space += s;
+    if (this.space.trim() === "") return;
+    out.text += this.space;
+    this.space = "";
   }
 
   private hermes(out: ToolCallOutput, end: boolean): void {
@@ -131,6 +142,7 @@ export class ToolCallParser {
           return;
         }
         this.content(out, this.buf.slice(0, at));
+        this.space = "";
         this.buf = this.buf.slice(at + OPEN.length);
         this.inCall = true;
       }

@@ -49,6 +49,9 @@ describe("tool calls in the text stream", () => {
       expect(r.text).toBe("Let me check.");
       expect(r.calls).toEqual([call(0, "get_weather", { city: "Paris" }), call(1, "get_time", {})]);
     }
+    // Text after a call keeps its spaces, even one character at a time; trailing whitespace goes.
+    const after = `${reply}\nDone, see above. \n`;
+    for (const step of [1, 4]) expect(run("hermes", after, step).text).toBe("Let me check.\nDone, see above.");
     // Text that only might start a tag is held back, then released when it does not.
     const r = run("hermes", "a <tool b", 1);
     expect(r.heldAt).toEqual([1, 2, 2, 2, 2, 2, 2, 8, 9]);
