@@ -125,10 +125,10 @@ export class ToolCallParser {
       out.text += s;
       return;
     }
-    this.space += s;
-    if (this.space.trim() === "") return;
-    out.text += this.space;
-    this.space = "";
+    const text = this.space + s;
+    const end = text.trimEnd().length;
+    out.text += text.slice(0, end);
+    this.space = text.slice(end);
   }
 
   private hermes(out: ToolCallOutput, end: boolean): void {
