@@ -51,7 +51,8 @@ describe("tool calls in the text stream", () => {
     }
     // Text after a call keeps its spaces, even one character at a time; trailing whitespace goes.
     const after = `${reply}\nDone, see above. \n`;
-    for (const step of [1, 4]) expect(run("hermes", after, step).text).toBe("Let me check.\nDone, see above.");
+    for (const step of [1, 4])
+      expect(run("hermes", after, step).text).toBe("Let me check.\nDone, see above.");
     // Text that only might start a tag is held back, then released when it does not.
     const r = run("hermes", "a <tool b", 1);
     expect(r.heldAt).toEqual([1, 2, 2, 2, 2, 2, 2, 8, 9]);
