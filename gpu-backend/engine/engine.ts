@@ -2,6 +2,7 @@ import type { ExpertProvider } from "../experts/provider.js";
 import { createStreamDecoder } from "../tokenizer/stream-decoder.js";
 import { tokenBytes, tokenText } from "../tokenizer/token-text.js";
 import { JsonConstraint } from "./json-constraint.js";
+import { SchemaState } from "./json-schema-grammar.js";
 import type { KvDtype } from "./kv-cache.js";
 import { type MoeTransformer, PREFILL_CHUNK } from "./model.js";
 import { PrefixCache } from "./prefix-cache.js";
@@ -236,13 +237,15 @@ export class MoeEngine implements Engine {
     })();
   }
 
-  /** The token mask of JSON mode or of a forced tool call, if either was asked for. */
+  /** The token mask of JSON mode, structured outputs or a forced tool call, if one was asked for. */
   private constraintFor(params: SamplingParams): JsonConstraint | undefined {
     if (params.forcedCall) {
       const format = params.tools?.format ?? "json";
       const grammar = forcedCallGrammar(format, params.forcedCall.names);
       return new JsonConstraint(this.tokenizer, this.vocabSize, grammar);
     }
+    if (params.jsonSchema)
+      return new JsonConstraint(this.tokenizer, this.vocabSize, SchemaState.start(params.jsonSchema));
     return params.jsonObject ? new JsonConstraint(this.tokenizer, this.vocabSize) : undefined;
   }
 

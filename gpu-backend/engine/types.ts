@@ -1,4 +1,5 @@
 /** What the HTTP server needs from an engine: tokenize, template, generate a token stream. */
+import type { SchemaNode } from "../../src/openai/json-schema.js";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool" | "developer";
@@ -54,6 +55,8 @@ export interface SamplingParams {
   logitBias?: ReadonlyMap<number, number>;
   /** JSON mode: the output is one JSON object (tokens masked to keep it so; EOS only once it closes). */
   jsonObject?: boolean;
+  /** Structured outputs: the output is one JSON text valid under this compiled schema (masked so). */
+  jsonSchema?: SchemaNode;
   /** Tool calls are parsed out of the text (TokenEvent.toolCalls). */
   tools?: ToolCallSpec;
   /**

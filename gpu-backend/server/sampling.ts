@@ -1,6 +1,6 @@
 /** OpenAI request fields -> the engine's SamplingParams, with the context-length check. */
 import { badRequest } from "../../src/openai/errors.js";
-import { stopList } from "../../src/openai/schema.js";
+import { responseSchema, stopList } from "../../src/openai/schema.js";
 import type { SamplingParams } from "../engine/types.js";
 
 export interface SamplingFields {
@@ -59,6 +59,8 @@ export function toSamplingParams(
   if (req.ignore_eos) params.ignoreEos = true;
   if ((req.response_format as { type?: unknown } | null | undefined)?.type === "json_object")
     params.jsonObject = true;
+  const schema = responseSchema(req.response_format);
+  if (schema) params.jsonSchema = schema;
   if (req.logit_bias && Object.keys(req.logit_bias).length > 0) {
     const bias = new Map<number, number>();
     for (const [key, value] of Object.entries(req.logit_bias)) {

@@ -5,6 +5,7 @@
  */
 import { type ZodError, z } from "zod";
 import { type ApiError, badRequest } from "./errors.js";
+import { compileJsonSchema, SchemaError, type SchemaNode } from "./json-schema.js";
 
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
 
@@ -250,10 +251,7 @@ function checkTools(req: ChatCompletionRequest): void {
   }
 }
 
-/**
- * Chat features that would otherwise be silently ignored, which is worse than a refusal: output is
- * constrained to a JSON object (json_object) but not to a schema.
- */
+/** response_format: json_object needs the word "json" in the messages; json_schema a schema we enforce. */
 function rejectUnsupportedChat(req: ChatCompletionRequest): void {
   const format = req.response_format;
   if (format != null) {
@@ -267,14 +265,53 @@ function rejectUnsupportedChat(req: ChatCompletionRequest): void {
           "invalid_value",
         );
       }
+    } else if (type === "json_schema") {
+      responseSchema(format);
     } else if (type !== "text") {
       throw badRequest(
-        `'response_format' of type ${JSON.stringify(type ?? null)} is not supported: use "json_object" (any JSON object) or "text".`,
+        `'response_format' of type ${JSON.stringify(type ?? null)} is not supported: use "json_schema", "json_object" or "text".`,
         "response_format",
         "unsupported_value",
       );
     }
   }
+}
+
+/**
+ * The compiled schema of `response_format: {"type": "json_schema", "json_schema": {"name", "schema",
+ * "strict"?}}`; null for any other format. Throws ApiError(400) for a malformed or unsupported one.
+ */
+export function responseSchema(format: unknown): SchemaNode | null {
+  if (!isRecord(format) || format.type !== "json_schema") return null;
+  const spec = format.json_schema;
+  if (!isRecord(spec)) {
+    throw badRequest(
+      "Missing required parameter: 'response_format.json_schema'.",
+      "response_format.json_schema",
+      "missing_required_parameter",
+    );
+  }
+  if (typeof spec.name !== "string" || !/^[a-zA-Z0-9_-]{1,64}$/.test(spec.name)) {
+    throw badRequest(
+      "Invalid 'response_format.json_schema.name': 1 to 64 of a-z, A-Z, 0-9, underscores and dashes.",
+      "response_format.json_schema.name",
+      "invalid_value",
+    );
+  }
+  try {
+    return compileJsonSchema(spec.schema ?? { type: "object" });
+  } catch (e) {
+    if (!(e instanceof SchemaError)) throw e;
+    throw badRequest(
+      `Invalid schema for response_format '${spec.name}': ${e.message}.`,
+      "response_format.json_schema.schema",
+      "invalid_value",
+    );
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /** logit_bias entries at most (as OpenAI caps it). */

@@ -62,17 +62,22 @@ describe("chat request schema", () => {
     expect(rejection(null).status).toBe(400);
   });
 
-  it("takes JSON mode (json_object, with 'json' in the messages) and refuses schemas", () => {
+  it("takes JSON mode (json_object, with 'json' in the messages) and json_schema; refuses other formats", () => {
     const json = { ...ok, messages: [{ role: "user", content: "Answer in JSON." }] };
     expect(parseChatCompletionRequest({ ...json, response_format: { type: "json_object" } })).toBeTruthy();
     const noWord = rejection({ ...ok, response_format: { type: "json_object" } });
     expect([noWord.status, noWord.param]).toEqual([400, "messages"]);
     expect(noWord.message).toMatch(/must contain the word 'json'/);
-    for (const format of [
-      { type: "json_schema", json_schema: { name: "x", schema: {} } },
-      "json",
-      { type: "xml" },
-    ]) {
+    const schema = { type: "object", properties: { a: { type: "string" } } };
+    expect(
+      parseChatCompletionRequest({
+        ...ok,
+        response_format: { type: "json_schema", json_schema: { name: "x", schema } },
+      }),
+    ).toBeTruthy();
+    const noSpec = rejection({ ...ok, response_format: { type: "json_schema" } });
+    expect([noSpec.status, noSpec.param]).toEqual([400, "response_format.json_schema"]);
+    for (const format of ["json", { type: "xml" }]) {
       const e = rejection({ ...json, response_format: format });
       expect([e.status, e.param, e.code]).toEqual([400, "response_format", "unsupported_value"]);
     }

@@ -1,0 +1,504 @@
+/**
+ * Structured outputs (`response_format: {"type": "json_schema"}`): a byte automaton that accepts
+ * exactly the JSON texts valid under a compiled schema (src/openai/json-schema.ts), for the token
+ * mask of json-constraint.ts. A state is a set of alternatives (anyOf, or a type list, may match
+ * the same bytes in several ways), each a persistent stack of frames: objects (allowed keys, each
+ * once, required ones before `}`), arrays (item counts), strings, numbers and literals. Frames are
+ * immutable, so trying a token's bytes from a state copies a few small objects at most.
+ */
+import type { SchemaNode } from "../../src/openai/json-schema.js";
+import { type ByteAutomaton, MAX_JSON_DEPTH, MAX_JSON_SPACE } from "./json-grammar.js";
+
+/** Alternatives kept at once (ambiguous unions could otherwise multiply them). */
+const MAX_ALTERNATIVES = 32;
+/** Bytes of a key not listed in `properties` (keys the schema names are matched as literals). */
+const MAX_FREE_KEY = 256;
+
+const utf8 = new TextEncoder();
+const isSpace = (b: number) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
+const isDigit = (b: number) => b >= 0x30 && b <= 0x39;
+const isHex = (b: number) => isDigit(b) || (b >= 0x61 && b <= 0x66) || (b >= 0x41 && b <= 0x46);
+
+function deref(node: SchemaNode): SchemaNode {
+  let n = node;
+  while (n.kind === "ref") {
+    if (!n.node) throw new Error("unresolved $ref");
+    n = n.node;
+  }
+  return n;
+}
+
+/** What a frame makes of a byte. */
+type Out =
+  /** Consumed; `push`: a child value began with this byte (alternatives), `next` resumes after it. */
+  | { next: Frame; push?: Frame[] }
+  /** The frame's value is complete; `pass`: the byte was not part of it (a number's end). */
+  | { done: true; pass: boolean }
+  | null;
+
+interface Frame {
+  step(b: number): Out;
+  /** Inside a free string with nothing pending: plain text may follow. */
+  readonly plainString?: boolean;
+}
+
+// ---- strings ----
+
+/** JSON string lexing after the opening quote: plain, escape, \u digits left, UTF-8 continuation. */
+class Lexer {
+  static readonly plain = new Lexer(0, 0, 0, 0);
+  private constructor(
+    readonly mode: 0 | 1 | 2 | 3,
+    private readonly left: number,
+    private readonly lo: number,
+    private readonly hi: number,
+  ) {}
+
+  /** The next state, "end" at the closing quote, or null. */
+  step(b: number): Lexer | "end" | null {
+    switch (this.mode) {
+      case 0:
+        if (b === 0x22) return "end";
+        if (b === 0x5c) return new Lexer(1, 0, 0, 0);
+        if (b < 0x20) return null;
+        if (b < 0x80) return this;
+        if (b >= 0xc2 && b <= 0xdf) return new Lexer(3, 1, 0x80, 0xbf);
+        if (b >= 0xe0 && b <= 0xef)
+          return new Lexer(3, 2, b === 0xe0 ? 0xa0 : 0x80, b === 0xed ? 0x9f : 0xbf);
+        if (b >= 0xf0 && b <= 0xf4)
+          return new Lexer(3, 3, b === 0xf0 ? 0x90 : 0x80, b === 0xf4 ? 0x8f : 0xbf);
+        return null;
+      case 1:
+        if (b === 0x75) return new Lexer(2, 4, 0, 0);
+        return [0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74].includes(b) ? Lexer.plain : null;
+      case 2:
+        if (!isHex(b)) return null;
+        return this.left === 1 ? Lexer.plain : new Lexer(2, this.left - 1, 0, 0);
+      case 3:
+        if (b < this.lo || b > this.hi) return null;
+        return this.left === 1 ? Lexer.plain : new Lexer(3, this.left - 1, 0x80, 0xbf);
+    }
+  }
+}
+
+class StringFrame implements Frame {
+  constructor(private readonly lex: Lexer) {}
+  get plainString(): boolean {
+    return this.lex.mode === 0;
+  }
+  step(b: number): Out {
+    const s = this.lex.step(b);
+    if (s === null) return null;
+    return s === "end" ? { done: true, pass: false } : { next: s === this.lex ? this : new StringFrame(s) };
+  }
+}
+
+// ---- numbers and literals ----
+
+/** Number sub-states: after -, 0, digits, ., fraction digits, e, e's sign, exponent digits. */
+enum Num {
+  Minus,
+  Zero,
+  Int,
+  Dot,
+  Frac,
+  E,
+  ESign,
+  Exp,
+}
+
+class NumberFrame implements Frame {
+  constructor(
+    private readonly integer: boolean,
+    private readonly sub: Num,
+  ) {}
+
+  static start(integer: boolean, b: number): NumberFrame | null {
+    if (b === 0x2d) return new NumberFrame(integer, Num.Minus);
+    if (b === 0x30) return new NumberFrame(integer, Num.Zero);
+    return b >= 0x31 && b <= 0x39 ? new NumberFrame(integer, Num.Int) : null;
+  }
+
+  step(b: number): Out {
+    const to = (sub: Num): Out => ({ next: sub === this.sub ? this : new NumberFrame(this.integer, sub) });
+    const digit = isDigit(b);
+    switch (this.sub) {
+      case Num.Minus:
+        if (b === 0x30) return to(Num.Zero);
+        return digit ? to(Num.Int) : null;
+      case Num.Dot:
+        return digit ? to(Num.Frac) : null;
+      case Num.E:
+        if (b === 0x2b || b === 0x2d) return to(Num.ESign);
+        return digit ? to(Num.Exp) : null;
+      case Num.ESign:
+        return digit ? to(Num.Exp) : null;
+      case Num.Int:
+      case Num.Frac:
+      case Num.Exp:
+        if (digit) return to(this.sub);
+    }
+    // Complete (0, 12, 1.5, 1e9); an integer takes no fraction or exponent.
+    if (!this.integer && b === 0x2e && (this.sub === Num.Zero || this.sub === Num.Int)) return to(Num.Dot);
+    if (!this.integer && (b === 0x65 || b === 0x45) && this.sub !== Num.Exp) return to(Num.E);
+    return { done: true, pass: true };
+  }
+}
+
+/**
+ * An integer within [lo, hi] (either side may be open): a digit is taken only if some integer in
+ * range still starts with the digits so far, and the number may end only inside the range.
+ */
+class BoundedIntFrame implements Frame {
+  private constructor(
+    private readonly lo: bigint | null,
+    private readonly hi: bigint | null,
+    private readonly neg: boolean,
+    private readonly digits: string,
+  ) {}
+
+  static start(lo: bigint | null, hi: bigint | null, b: number): BoundedIntFrame | null {
+    if (b === 0x2d) return lo === null || lo <= -1n ? new BoundedIntFrame(lo, hi, true, "") : null;
+    return isDigit(b) ? new BoundedIntFrame(lo, hi, false, "").extend(b) : null;
+  }
+
+  private inRange(v: bigint): boolean {
+    return (this.lo === null || v >= this.lo) && (this.hi === null || v <= this.hi);
+  }
+
+  /** Some integer in range is written with these digits first. */
+  private viable(neg: boolean, digits: string): boolean {
+    const d = BigInt(digits);
+    // Longer numbers with this prefix: [d * 10^j, (d + 1) * 10^j - 1] (negated for `-`); no
+    // leading zeros, so "0" and "-0" are complete.
+    const width = Math.max(String(this.lo ?? 0n).length, String(this.hi ?? 0n).length) + 1;
+    for (let j = 0; j <= (d === 0n ? 0 : width); j++) {
+      const p = 10n ** BigInt(j);
+      const a = d * p;
+      const b = j === 0 ? d : (d + 1n) * p - 1n;
+      const [x, y] = neg ? [-b, -a] : [a, b];
+      if ((this.lo === null || y >= this.lo) && (this.hi === null || x <= this.hi)) return true;
+    }
+    return false;
+  }
+
+  private extend(b: number): BoundedIntFrame | null {
+    if (this.digits === "0") return null; // JSON numbers have no leading zeros
+    const digits = this.digits + String.fromCharCode(b);
+    return this.viable(this.neg, digits) ? new BoundedIntFrame(this.lo, this.hi, this.neg, digits) : null;
+  }
+
+  step(b: number): Out {
+    if (isDigit(b)) {
+      const f = this.extend(b);
+      return f ? { next: f } : null;
+    }
+    if (this.digits === "") return null;
+    const v = BigInt(this.digits);
+    return this.inRange(this.neg ? -v : v) ? { done: true, pass: true } : null;
+  }
+}
+
+/** One of several exact JSON texts. Numbers end at the byte after them; other texts end themselves. */
+class LiteralFrame implements Frame {
+  constructor(
+    private readonly options: readonly Uint8Array[],
+    private readonly pos: number,
+  ) {}
+
+  static start(texts: string[], b: number): LiteralFrame | null {
+    const f = new LiteralFrame(
+      texts.map((t) => utf8.encode(t)),
+      0,
+    ).step(b);
+    return f && "next" in f ? (f.next as LiteralFrame) : null;
+  }
+
+  step(b: number): Out {
+    const live = this.options.filter((o) => o.length > this.pos && o[this.pos] === b);
+    if (live.length === 0) {
+      const whole = this.options.some((o) => o.length === this.pos);
+      return whole ? { done: true, pass: true } : null;
+    }
+    const pos = this.pos + 1;
+    // A text that ends in `"`, `}`, `]` or a letter (true, false, null) cannot be continued.
+    const closed = live.find((o) => o.length === pos && !isDigit(o[pos - 1]));
+    if (closed && live.length === 1) return { done: true, pass: false };
+    return { next: new LiteralFrame(live, pos) };
+  }
+}
+
+// ---- containers ----
+
+/** Frames for a value of `node` that begins with byte b (already consumed), one per way it can. */
+function startValue(node: SchemaNode, b: number, maxSpace: number): Frame[] {
+  const n = deref(node);
+  switch (n.kind) {
+    case "union":
+      return n.options.flatMap((o) => startValue(o, b, maxSpace));
+    case "any":
+      return [0x7b, 0x5b, 0x22].includes(b) || b === 0x2d || isDigit(b)
+        ? startValue(ANY_VALUE, b, maxSpace)
+        : startValue(ANY_WORD, b, maxSpace);
+    case "object":
+      return b === 0x7b ? [new ObjectFrame(n, ObjPhase.First, [], null, 0, maxSpace)] : [];
+    case "array":
+      return b === 0x5b ? [new ArrayFrame(n, 0, ArrPhase.First, 0, maxSpace)] : [];
+    case "string":
+      return b === 0x22 ? [new StringFrame(Lexer.plain)] : [];
+    case "number": {
+      const f =
+        n.lo !== null || n.hi !== null
+          ? BoundedIntFrame.start(n.lo, n.hi, b)
+          : NumberFrame.start(n.integer, b);
+      return f ? [f] : [];
+    }
+    case "literal": {
+      const f = LiteralFrame.start(n.texts, b);
+      return f ? [f] : [];
+    }
+    case "ref":
+      return [];
+  }
+}
+
+const ANY: SchemaNode = { kind: "any" };
+/** `any` as the union it stands for (objects and arrays of anything). */
+const ANY_VALUE: SchemaNode = {
+  kind: "union",
+  options: [
+    { kind: "object", props: new Map(), required: new Set(), additional: ANY },
+    { kind: "array", items: ANY, min: 0, max: Number.POSITIVE_INFINITY },
+    { kind: "string" },
+    { kind: "number", integer: false, lo: null, hi: null },
+  ],
+};
+const ANY_WORD: SchemaNode = { kind: "literal", texts: ["true", "false", "null"] };
+
+enum ObjPhase {
+  /** After `{`: a key or `}`. */
+  First,
+  /** Inside a key (literal: matching `literal`; free: lexing `free`). */
+  Key,
+  Colon,
+  Value,
+  /** After a value: `,` or `}`. */
+  After,
+  /** After `,`: a key. */
+  Next,
+}
+
+class ObjectFrame implements Frame {
+  constructor(
+    private readonly node: SchemaNode & { kind: "object" },
+    private readonly phase: ObjPhase,
+    /** Keys done (and the current one, from Colon on). */
+    private readonly seen: readonly string[],
+    private readonly key: KeyMatch | null,
+    private readonly ws: number,
+    private readonly maxSpace: number,
+  ) {}
+
+  private with(phase: ObjPhase, seen = this.seen, key: KeyMatch | null = null, ws = 0): ObjectFrame {
+    return new ObjectFrame(this.node, phase, seen, key, ws, this.maxSpace);
+  }
+
+  private complete(): boolean {
+    for (const r of this.node.required) if (!this.seen.includes(r)) return false;
+    return true;
+  }
+
+  /** Keys the schema names that are still allowed. */
+  private openKeys(): string[] {
+    return [...this.node.props.keys()].filter((k) => !this.seen.includes(k));
+  }
+
+  step(b: number): Out {
+    const p = this.phase;
+    if (isSpace(b) && p !== ObjPhase.Key) {
+      return this.ws < this.maxSpace ? { next: this.with(p, this.seen, this.key, this.ws + 1) } : null;
+    }
+    switch (p) {
+      case ObjPhase.First:
+        if (b === 0x7d) return this.complete() ? { done: true, pass: false } : null;
+        return b === 0x22 ? this.startKey() : null;
+      case ObjPhase.Next:
+        return b === 0x22 ? this.startKey() : null;
+      case ObjPhase.Key: {
+        const k = this.key!.step(b);
+        if (k === null) return null;
+        if (typeof k === "string")
+          return this.seen.includes(k) ? null : { next: this.with(ObjPhase.Colon, [...this.seen, k]) };
+        return { next: this.with(ObjPhase.Key, this.seen, k) };
+      }
+      case ObjPhase.Colon:
+        return b === 0x3a ? { next: this.with(ObjPhase.Value) } : null;
+      case ObjPhase.Value: {
+        const name = this.seen[this.seen.length - 1];
+        const schema = this.node.props.get(name) ?? this.node.additional;
+        if (!schema) return null;
+        const push = startValue(schema, b, this.maxSpace);
+        return push.length > 0 ? { next: this.with(ObjPhase.After), push } : null;
+      }
+      case ObjPhase.After:
+        if (b === 0x7d) return this.complete() ? { done: true, pass: false } : null;
+        if (b !== 0x2c) return null;
+        return this.node.additional || this.openKeys().length > 0 ? { next: this.with(ObjPhase.Next) } : null;
+    }
+  }
+
+  private startKey(): Out {
+    const names = this.openKeys();
+    const free = this.node.additional !== null;
+    if (!free && names.length === 0) return null;
+    return { next: this.with(ObjPhase.Key, this.seen, KeyMatch.start(names, free)) };
+  }
+}
+
+/**
+ * A key after its opening quote: one of the schema's names (matched as JSON-encoded literals), or
+ * when other keys are allowed, any string (lexed, then decoded).
+ */
+class KeyMatch {
+  private constructor(
+    /** Names still matching, JSON-encoded without the opening quote (with the closing one). */
+    private readonly names: readonly { name: string; bytes: Uint8Array }[],
+    private readonly pos: number,
+    /** Free key: its raw bytes so far and lexer state; null when only the names are allowed. */
+    private readonly raw: Uint8Array | null,
+    private readonly lex: Lexer,
+  ) {}
+
+  static start(names: string[], free: boolean): KeyMatch {
+    const encoded = names.map((name) => ({ name, bytes: utf8.encode(JSON.stringify(name).slice(1)) }));
+    return new KeyMatch(encoded, 0, free ? new Uint8Array(0) : null, Lexer.plain);
+  }
+
+  /** The key's name once its closing quote came, the next state, or null. */
+  step(b: number): KeyMatch | string | null {
+    if (this.raw) {
+      const s = this.lex.step(b);
+      if (s === null) return null;
+      if (s === "end") return JSON.parse(`"${new TextDecoder().decode(this.raw)}"`) as string;
+      if (this.raw.length >= MAX_FREE_KEY) return null;
+      const raw = new Uint8Array(this.raw.length + 1);
+      raw.set(this.raw);
+      raw[this.raw.length] = b;
+      return new KeyMatch([], 0, raw, s);
+    }
+    const live = this.names.filter((n) => n.bytes[this.pos] === b);
+    if (live.length === 0) return null;
+    const pos = this.pos + 1;
+    const whole = live.find((n) => n.bytes.length === pos);
+    return whole ? whole.name : new KeyMatch(live, pos, null, this.lex);
+  }
+}
+
+enum ArrPhase {
+  /** After `[`: a value or `]`. */
+  First,
+  /** After a value: `,` or `]`. */
+  After,
+  /** After `,`: a value. */
+  Next,
+}
+
+class ArrayFrame implements Frame {
+  constructor(
+    private readonly node: SchemaNode & { kind: "array" },
+    private readonly count: number,
+    private readonly phase: ArrPhase,
+    private readonly ws: number,
+    private readonly maxSpace: number,
+  ) {}
+
+  step(b: number): Out {
+    const n = this.node;
+    if (isSpace(b)) {
+      return this.ws < this.maxSpace
+        ? { next: new ArrayFrame(n, this.count, this.phase, this.ws + 1, this.maxSpace) }
+        : null;
+    }
+    if (this.phase === ArrPhase.After) {
+      if (b === 0x5d) return this.count >= n.min ? { done: true, pass: false } : null;
+      return b === 0x2c && this.count < n.max
+        ? { next: new ArrayFrame(n, this.count, ArrPhase.Next, 0, this.maxSpace) }
+        : null;
+    }
+    if (b === 0x5d && this.phase === ArrPhase.First) return n.min === 0 ? { done: true, pass: false } : null;
+    if (this.count >= n.max) return null;
+    const push = startValue(n.items, b, this.maxSpace);
+    if (push.length === 0) return null;
+    return { next: new ArrayFrame(n, this.count + 1, ArrPhase.After, 0, this.maxSpace), push };
+  }
+}
+
+/** The bottom of every stack: whitespace, then the schema's value; after it, nothing. */
+class RootFrame implements Frame {
+  constructor(
+    private readonly node: SchemaNode,
+    private readonly ws: number,
+    private readonly maxSpace: number,
+    readonly finished = false,
+  ) {}
+
+  step(b: number): Out {
+    if (this.finished) return null;
+    if (isSpace(b))
+      return this.ws < this.maxSpace ? { next: new RootFrame(this.node, this.ws + 1, this.maxSpace) } : null;
+    const push = startValue(this.node, b, this.maxSpace);
+    return push.length > 0 ? { next: new RootFrame(this.node, 0, this.maxSpace, true), push } : null;
+  }
+}
+
+interface Stack {
+  frame: Frame;
+  up: Stack | null;
+  depth: number;
+}
+
+export class SchemaState implements ByteAutomaton {
+  private constructor(private readonly stacks: readonly Stack[]) {}
+
+  /** The start state for a compiled schema (its root must be an object: see compileJsonSchema). */
+  static start(node: SchemaNode, maxSpace = MAX_JSON_SPACE): SchemaState {
+    return new SchemaState([{ frame: new RootFrame(node, 0, maxSpace), up: null, depth: 0 }]);
+  }
+
+  get done(): boolean {
+    return this.stacks.some((s) => s.up === null && (s.frame as RootFrame).finished);
+  }
+
+  get inPlainString(): boolean {
+    return this.stacks.length > 0 && this.stacks.every((s) => s.frame.plainString === true);
+  }
+
+  feed(bytes: Uint8Array): SchemaState | null {
+    let s: SchemaState | null = this;
+    for (let i = 0; i < bytes.length && s; i++) s = s.step(bytes[i]);
+    return s;
+  }
+
+  step(b: number): SchemaState | null {
+    const out: Stack[] = [];
+    for (const s of this.stacks) advance(s, b, out);
+    if (out.length === 0) return null;
+    return new SchemaState(out.length > MAX_ALTERNATIVES ? out.slice(0, MAX_ALTERNATIVES) : out);
+  }
+}
+
+function advance(s: Stack, b: number, out: Stack[]): void {
+  const r = s.frame.step(b);
+  if (r === null) return;
+  if ("next" in r) {
+    const here: Stack = { frame: r.next, up: s.up, depth: s.depth };
+    if (!r.push) out.push(here);
+    else if (s.depth + 1 <= MAX_JSON_DEPTH)
+      for (const child of r.push) out.push({ frame: child, up: here, depth: s.depth + 1 });
+    return;
+  }
+  // The frame's value is complete: its parent resumes (with this byte too, when it was not part of it).
+  if (!s.up) return;
+  if (r.pass) advance(s.up, b, out);
+  else out.push(s.up);
+}
