@@ -241,7 +241,7 @@ export class MoeEngine implements Engine {
   private constraintFor(params: SamplingParams): JsonConstraint | undefined {
     if (params.forcedCall) {
       const format = params.tools?.format ?? "json";
-      const grammar = forcedCallGrammar(format, params.forcedCall.names);
+      const grammar = forcedCallGrammar(format, params.forcedCall.functions);
       return new JsonConstraint(this.tokenizer, this.vocabSize, grammar);
     }
     if (params.jsonSchema)

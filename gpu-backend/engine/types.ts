@@ -19,6 +19,12 @@ export interface ToolCallSpec {
   parallel: boolean;
 }
 
+/** A function a forced call may name, and the compiled schema of its arguments (null: any object). */
+export interface ForcedFunction {
+  name: string;
+  parameters: SchemaNode | null;
+}
+
 /** A complete tool call found in the generated text. */
 export interface ToolCall {
   id: string;
@@ -63,7 +69,7 @@ export interface SamplingParams {
    * The reply is one call to one of these functions (tool_choice "required" or named), in the
    * template's format after ChatTemplateRequest.replyPrefix; tokens are masked to keep it so.
    */
-  forcedCall?: { names: string[] };
+  forcedCall?: { functions: ForcedFunction[] };
 }
 
 export interface TokenLogprob {

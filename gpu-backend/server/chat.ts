@@ -75,7 +75,7 @@ export function prepareChat(engine: Engine, req: ChatCompletionRequest): Prepare
   const params = toSamplingParams(req, promptIds.length, engine, topLogprobs);
   if (tools && format) {
     params.tools = { format, parallel: req.parallel_tool_calls !== false };
-    if (forced) params.forcedCall = { names: forced };
+    if (forced) params.forcedCall = { functions: forced };
   }
   return { promptIds, params, topLogprobs };
 }

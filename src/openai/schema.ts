@@ -204,13 +204,40 @@ export function toolsActive(req: ChatCompletionRequest): boolean {
   return (req.tools?.length ?? 0) > 0 && req.tool_choice !== "none";
 }
 
-/** The functions the reply must call one of (tool_choice "required" or named), or null. */
-export function forcedFunctions(req: ChatCompletionRequest): string[] | null {
+/**
+ * The functions the reply must call one of (tool_choice "required" or named), each with its
+ * compiled parameter schema (null where it does not compile: any object then); or null.
+ */
+export function forcedFunctions(
+  req: ChatCompletionRequest,
+): { name: string; parameters: SchemaNode | null }[] | null {
   if (!toolsActive(req)) return null;
   const choice = req.tool_choice;
-  if (choice === "required") return req.tools!.map((t) => t.function.name);
-  if (typeof choice === "object" && choice !== null) return [choice.function.name];
-  return null;
+  const tools = req.tools!;
+  const named = typeof choice === "object" && choice !== null ? choice.function.name : null;
+  if (choice !== "required" && named === null) return null;
+  return tools
+    .filter((t) => named === null || t.function.name === named)
+    .map((t) => ({ name: t.function.name, parameters: toolParameters(t, -1) }));
+}
+
+/**
+ * A tool's compiled parameter schema: null when it has none or it does not compile, unless the
+ * tool is `strict` (then an uncompilable schema is a 400 on tools[index]).
+ */
+function toolParameters(tool: ToolDefinition, index: number): SchemaNode | null {
+  const f = tool.function;
+  if (f.parameters === undefined) return null;
+  try {
+    return compileJsonSchema(f.parameters);
+  } catch (e) {
+    if (!(e instanceof SchemaError) || !f.strict) return null;
+    throw badRequest(
+      `Invalid schema for function '${f.name}': ${e.message}.`,
+      `tools[${index}].function.parameters`,
+      "invalid_value",
+    );
+  }
 }
 
 function checkTools(req: ChatCompletionRequest): void {
@@ -233,6 +260,7 @@ function checkTools(req: ChatCompletionRequest): void {
       );
     }
     names.add(t.function.name);
+    toolParameters(t, i); // a strict tool's schema must be one we enforce
   });
   if (typeof choice === "object" && choice !== null && !names.has(choice.function.name)) {
     throw badRequest(

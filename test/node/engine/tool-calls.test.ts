@@ -12,7 +12,8 @@ import type { ToolCall, ToolCallFormat } from "../../../gpu-backend/engine/types
 import { prepareChat } from "../../../gpu-backend/server/chat.js";
 import { TOKENIZER_SPECS } from "../../../gpu-backend/tokenizer/families.js";
 import type { LoadedTokenizer } from "../../../gpu-backend/tokenizer/load.js";
-import { parseChatCompletionRequest } from "../../../src/openai/schema.js";
+import { compileJsonSchema } from "../../../src/openai/json-schema.js";
+import { forcedFunctions, parseChatCompletionRequest } from "../../../src/openai/schema.js";
 import { chatPromptTokenBound } from "../../../src/quota/estimate.js";
 import { makeTinyModels } from "./fixtures.js";
 
@@ -109,30 +110,66 @@ describe("tool calls in the text stream", () => {
 
 describe("the grammar of a forced call", () => {
   const utf8 = new TextEncoder();
+  const weather = compileJsonSchema({
+    type: "object",
+    properties: { city: { type: "string" }, days: { type: "integer", minimum: 1 } },
+    required: ["city"],
+    additionalProperties: false,
+  });
   const status = (format: ToolCallFormat, text: string) => {
-    const s = forcedCallGrammar(format, ["get_weather", "get"]).feed(utf8.encode(text));
+    const functions = [
+      { name: "get_weather", parameters: weather },
+      { name: "get", parameters: null },
+    ];
+    const s = forcedCallGrammar(format, functions).feed(utf8.encode(text));
     return s === null ? "rejected" : s.done ? "complete" : "prefix";
   };
 
-  it("takes exactly one call to one of the names, arguments any one-line JSON object", () => {
-    expect(status("hermes", '{"name": "get_weather", "arguments": {"city": "Paris", "days": [1, 2]}}')).toBe(
+  it("takes exactly one call to one of the names, its arguments as its schema says", () => {
+    expect(status("hermes", '{"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}')).toBe(
       "complete",
     );
-    expect(status("hermes", '{"name": "get", "arguments": {}}')).toBe("complete");
-    expect(status("json", '{"name": "get", "parameters": {"a": {"b": null}}}')).toBe("complete");
+    expect(status("hermes", '{"name": "get", "arguments": {"any": [1, {"x": null}]}}')).toBe("complete");
+    expect(status("json", '{"name": "get", "parameters":{}}')).toBe("complete");
     expect(status("hermes", '{"name": "get_w')).toBe("prefix");
     expect(status("hermes", '{"name": "get", "arguments": {"s": "two  spaces\\n ok"')).toBe("prefix");
     for (const bad of [
       '{"name": "other"',
       '{"name": "get_weather", "parameters": {}}',
+      '{"name": "get_weather", "arguments": {}}', // city is required
+      '{"name": "get_weather", "arguments": {"town"', // not a parameter
+      '{"name": "get_weather", "arguments": {"city": "x", "days": 0', // days >= 1
       '{"name": "get", "arguments": []',
       '{"name": "get", "arguments":  {}',
       '{"name": "get", "arguments": {"a":  1}',
-      '{"name": "get", "arguments": {"a":\n1}',
+      '{"name": "get", "arguments": {"a":\n\n1}',
       '{"name": "get", "arguments": {}} ',
       ' {"name": "get"',
     ])
       expect(status("hermes", bad), bad).toBe("rejected");
+  });
+
+  it("a strict tool whose schema we cannot enforce is a 400; a loose one falls back to any object", () => {
+    const tool = (strict: boolean) => ({
+      type: "function",
+      function: {
+        name: "f",
+        strict,
+        parameters: { type: "object", properties: { s: { type: "string", pattern: "^a" } } },
+      },
+    });
+    const body = (strict: boolean) => ({
+      model: "m",
+      messages: [{ role: "user", content: "hi" }],
+      tools: [tool(strict)],
+      tool_choice: "required",
+    });
+    expect(() => parseChatCompletionRequest(body(true))).toThrow(
+      /Invalid schema for function 'f': .*'pattern'/,
+    );
+    expect(forcedFunctions(parseChatCompletionRequest(body(false)))).toEqual([
+      { name: "f", parameters: null },
+    ]);
   });
 });
 
@@ -154,7 +191,12 @@ describe("tool calling on the tiny models", () => {
       function: {
         name: "get_weather",
         description: "Current weather in a city",
-        parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+        parameters: {
+          type: "object",
+          properties: { city: { type: "string", enum: ["Paris", "Rome"] } },
+          required: ["city"],
+          additionalProperties: false,
+        },
       },
     },
     { type: "function", function: { name: "get_time", parameters: { type: "object", properties: {} } } },
@@ -201,6 +243,13 @@ describe("tool calling on the tiny models", () => {
       expect(typeof args === "object" && args !== null && !Array.isArray(args)).toBe(true);
       expect(named.text).toBe("");
       expect(named.result.completionTokens).toBe(named.events);
+
+      // The arguments follow the function's schema (get_weather requires a city, one of two).
+      const weather = await reply(e, {
+        tool_choice: { type: "function", function: { name: "get_weather" } },
+      });
+      expect(weather.result.finishReason).toBe("tool_calls");
+      expect(["Paris", "Rome"]).toContain((JSON.parse(weather.calls[0].arguments) as { city: unknown }).city);
 
       const required = await reply(e, { tool_choice: "required" });
       expect(required.result.finishReason).toBe("tool_calls");
