@@ -1,24 +1,26 @@
 /**
- * JSON mode: which tokens may come next so that the output stays one JSON object, ending (EOS)
- * only once it is complete. Each step masks the logits to the tokens whose bytes the JSON automaton
- * (json-grammar.ts) accepts from the current state. Trying every token would cost a vocabulary's
- * worth of automaton steps per token (200K for Llama 4), so:
- *   - inside a string, the tokens that are plain text (printable, no `"` or `\`, whole UTF-8
+ * Grammar masks (JSON mode, structured outputs, forced tool calls): which tokens may come next so
+ * that the output stays in the grammar, ending (EOS) only once it is complete. Each step masks the
+ * logits to the tokens whose bytes the automaton (json-grammar.ts and the automata built on its
+ * interface) accepts from the current state. Trying every token would cost a vocabulary's worth of
+ * automaton steps per token (200K for Llama 4), so:
+ *   - inside a free string, the tokens that are plain text (printable, no `"` or `\`, whole UTF-8
  *     characters) are allowed as a block and only the others are tried;
- *   - elsewhere, only the tokens whose first byte the state accepts are tried (a few buckets).
+ *   - tokens are tried through a byte trie (token-trie.ts): shared prefixes are stepped once and a
+ *     refused byte drops every token under it.
  */
 import { tokenBytes } from "../tokenizer/token-text.js";
 import { type ByteAutomaton, JsonState } from "./json-grammar.js";
+import { TokenTrie } from "./token-trie.js";
 import type { Tokenizer } from "./types.js";
 
 interface JsonVocab {
   bytes: Uint8Array[];
-  /** Plain-text tokens: always allowed inside a string, and they leave it a string. */
+  /** Plain-text tokens: always allowed inside a free string, and they leave it one. */
   plain: number[];
-  /** Other usable tokens, tried one by one inside strings. */
-  other: number[];
-  /** Usable tokens by first byte. */
-  byFirst: number[][];
+  /** Every usable token, and the usable ones that are not plain text. */
+  all: TokenTrie;
+  other: TokenTrie;
   eos: number[];
 }
 
@@ -46,22 +48,24 @@ function jsonVocab(tok: Tokenizer, size: number): JsonVocab {
   if (cached) return cached;
   const special = tok.specialTokenIds ?? new Set<number>();
   const eos = tok.eosTokenIds.filter((id) => id < size);
-  const v: JsonVocab = {
-    bytes: [],
-    plain: [],
-    other: [],
-    byFirst: Array.from({ length: 256 }, () => []),
-    eos,
-  };
+  const bytes: Uint8Array[] = [];
+  const plain: number[] = [];
+  const other: number[] = [];
   for (let id = 0; id < size; id++) {
     const usable =
       !special.has(id) && !eos.includes(id) && (tok.tokenBytes || tok.idToToken?.(id) !== undefined);
     const b = usable ? tokenBytes(tok, id) : new Uint8Array(0);
-    v.bytes.push(b);
+    bytes.push(b);
     if (b.length === 0) continue;
-    (isPlain(b) ? v.plain : v.other).push(id);
-    v.byFirst[b[0]].push(id);
+    (isPlain(b) ? plain : other).push(id);
   }
+  const v: JsonVocab = {
+    bytes,
+    plain,
+    all: new TokenTrie(bytes, [...plain, ...other]),
+    other: new TokenTrie(bytes, other),
+    eos,
+  };
   bySize.set(size, v);
   return v;
 }
@@ -93,16 +97,13 @@ export class JsonConstraint {
       out[id] = logits[id];
       allowed++;
     };
-    const tryAll = (ids: number[]) => {
-      for (const id of ids) if (s.feed(v.bytes[id])) allow(id);
-    };
     if (s.done) {
       for (const id of v.eos) allow(id);
     } else if (s.inPlainString) {
       for (const id of v.plain) allow(id);
-      tryAll(v.other);
+      v.other.walk(s, allow);
     } else {
-      for (let b = 0; b < 256; b++) if (v.byFirst[b].length > 0 && s.step(b)) tryAll(v.byFirst[b]);
+      v.all.walk(s, allow);
     }
     // A vocabulary without some byte could strand the automaton: end rather than emit an error.
     if (allowed === 0) for (const id of v.eos) allow(id);
