@@ -6,7 +6,7 @@ import { SchemaState } from "./json-schema-grammar.js";
 import type { KvDtype } from "./kv-cache.js";
 import { type MoeTransformer, PREFILL_CHUNK } from "./model.js";
 import { PrefixCache } from "./prefix-cache.js";
-import { Sampler } from "./sampler.js";
+import { logSumExp, Sampler, topIndices } from "./sampler.js";
 import { AdmissionError, type ScheduledSequence, Scheduler, type SchedulerLimits } from "./scheduler.js";
 import { StopStringFilter } from "./stop-strings.js";
 import { forcedCallGrammar } from "./tool-call-grammar.js";
@@ -137,8 +137,10 @@ export class MoeEngine implements Engine {
         );
       }
     }
-    if (!Number.isInteger(params.maxTokens) || params.maxTokens < 1) {
-      throw new EngineError("max_tokens must be a positive integer", 400, "invalid_value");
+    // 0 only to score the prompt (prompt logprobs), as OpenAI allows with echo.
+    const least = params.promptLogprobs !== undefined ? 0 : 1;
+    if (!Number.isInteger(params.maxTokens) || params.maxTokens < least) {
+      throw new EngineError(`max_tokens must be an integer of at least ${least}`, 400, "invalid_value");
     }
     const total = promptIds.length + params.maxTokens;
     if (total > this.contextLength) {
@@ -175,6 +177,7 @@ export class MoeEngine implements Engine {
     const channel = new Channel<TokenEvent>();
     let completion = 0;
     let finishReason: GenerationResult["finishReason"] = "length";
+    const promptLogprobs: NonNullable<GenerationResult["promptLogprobs"]> = [];
     const seq: ScheduledSequence = {
       prompt: promptIds,
       maxTotal: promptIds.length + params.maxTokens,
@@ -182,6 +185,7 @@ export class MoeEngine implements Engine {
       signal,
       cachedTokens: 0,
       onLogits: (logits) => {
+        if (params.maxTokens === 0) return null;
         const s = sampler.sample(logits);
         sampler.accept(s.tokenId);
         completion++;
@@ -211,6 +215,21 @@ export class MoeEngine implements Engine {
         channel.push(event);
         return finishReason !== "length" || last ? null : s.tokenId;
       },
+      onPromptLogits:
+        params.promptLogprobs === undefined
+          ? undefined
+          : (rows, pos0) => {
+              const k = params.promptLogprobs!;
+              rows.forEach((row, i) => {
+                const next = pos0 + i + 1; // the prompt token this row scores
+                if (next >= promptIds.length) return;
+                const lse = logSumExp(row);
+                promptLogprobs.push({
+                  logprob: this.logprobEntry(promptIds[next], row[promptIds[next]] - lse),
+                  top: topIndices(row, k).map((t) => this.logprobEntry(t, row[t] - lse)),
+                });
+              });
+            },
       paused: () => channel.backlog >= MAX_UNREAD_EVENTS,
       onEnd: (error) => channel.end(signal?.aborted ? undefined : error),
     };
@@ -233,6 +252,7 @@ export class MoeEngine implements Engine {
         completionTokens: completion,
         cachedTokens: seq.cachedTokens,
         paging: diffStats(before, experts.stats()),
+        ...(params.promptLogprobs !== undefined ? { promptLogprobs } : {}),
       };
     })();
   }

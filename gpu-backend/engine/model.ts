@@ -105,6 +105,8 @@ export interface BatchItem {
   tokens: number[];
   cache: KvCache;
   wantLogits: boolean;
+  /** Logits of every token of the item, not only the last (prompt logprobs). */
+  allLogits?: boolean;
 }
 
 /** Where one sequence's tokens sit in a batched step. */
@@ -214,7 +216,8 @@ export class MoeTransformer {
    * One step over several sequences at once (continuous batching): their tokens share every
    * dense matmul and each routed expert runs once over all tokens that picked it. Each item's
    * tokens are placed at positions cache.length.. of its own cache. Returns, in item order, the
-   * logits of the last token of every item with wantLogits. At most PREFILL_CHUNK tokens in all.
+   * logits of the last token of every item with wantLogits (of every token, for items with
+   * allLogits). At most PREFILL_CHUNK tokens in all.
    */
   async forwardBatch(items: BatchItem[]): Promise<Float32Array[]> {
     const c = this.config;
@@ -247,7 +250,11 @@ export class MoeTransformer {
     }
     for (const seg of segs) seg.cache.length = seg.pos0 + seg.len;
     // Final norm + LM head only for the rows whose logits are wanted, batched into one matmul.
-    const want = items.flatMap((it, i) => (it.wantLogits ? [segs[i].start + segs[i].len - 1] : []));
+    const want = items.flatMap((it, i) => {
+      const { start, len } = segs[i];
+      if (it.allLogits) return Array.from({ length: len }, (_, k) => start + k);
+      return it.wantLogits ? [start + len - 1] : [];
+    });
     if (want.length === 0) return [];
     this.readNext([this.lmHead]);
     for (const [j, row] of want.entries()) s.gathered.set(s.x.subarray(row * H, (row + 1) * H), j * H);

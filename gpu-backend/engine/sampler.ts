@@ -136,7 +136,7 @@ export function argmax(x: Float32Array): number {
   return best;
 }
 
-function logSumExp(x: Float32Array): number {
+export function logSumExp(x: Float32Array): number {
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < x.length; i++) if (x[i] > max) max = x[i];
   let s = 0;

@@ -11,6 +11,11 @@ export interface ScheduledSequence {
   readonly signal?: AbortSignal;
   /** Called with the logits after the prompt (and after each fed token); returns the next token, or null when done. */
   onLogits(logits: Float32Array): number | null;
+  /**
+   * Prompt logprobs: called with the logits of every prompt token (rows[k] after the token at
+   * position pos0 + k), chunk by chunk. Such a sequence computes its whole prompt (no prefix cache).
+   */
+  onPromptLogits?(rows: Float32Array[], pos0: number): void;
   /** True while the reader is behind (too many unread events): skip its decode steps. */
   paused(): boolean;
   /** Called once when the sequence leaves (done, aborted or failed). */
@@ -141,11 +146,20 @@ export class Scheduler {
         this.lastBatchSequences = batch.length;
         let j = 0;
         for (const b of batch) {
-          if (!b.item.wantLogits) continue;
           const r = b.r;
+          let last: Float32Array;
+          if (b.item.allLogits) {
+            const n = b.item.tokens.length;
+            const rows = logits.slice(j, j + n);
+            j += n;
+            r.seq.onPromptLogits?.(rows, r.prefilled - n);
+            if (!b.item.wantLogits) continue;
+            last = rows[n - 1];
+          } else if (b.item.wantLogits) last = logits[j++];
+          else continue;
           if (r.prefilled === r.seq.prompt.length && r.next === null)
             this.prefixCache?.store(r.seq.prompt, r.cache);
-          const next = r.seq.signal?.aborted ? null : r.seq.onLogits(logits[j++]);
+          const next = r.seq.signal?.aborted ? null : r.seq.onLogits(last);
           if (next === null || r.cache.length >= r.seq.maxTotal) this.finish(r);
           else r.next = next;
         }
@@ -176,7 +190,7 @@ export class Scheduler {
         r.seq.onEnd(err instanceof Error ? err : new Error(String(err)));
         continue;
       }
-      if (this.prefixCache) {
+      if (this.prefixCache && !r.seq.onPromptLogits) {
         r.prefilled = this.prefixCache.restore(r.seq.prompt, r.cache);
         r.seq.cachedTokens = r.prefilled;
       }
@@ -232,7 +246,11 @@ export class Scheduler {
       const tokens = r.seq.prompt.slice(r.prefilled, r.prefilled + take);
       r.prefilled += take;
       budget -= take;
-      out.push({ r, item: { tokens, cache: r.cache, wantLogits: r.prefilled === r.seq.prompt.length } });
+      const wantLogits = r.prefilled === r.seq.prompt.length;
+      out.push({
+        r,
+        item: { tokens, cache: r.cache, wantLogits, allLogits: r.seq.onPromptLogits !== undefined },
+      });
     }
     // Chunks whose K/V were written advance the cache even when they yield no logits.
     return out;

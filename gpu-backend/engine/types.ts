@@ -63,6 +63,12 @@ export interface SamplingParams {
   jsonObject?: boolean;
   /** Structured outputs: the output is one JSON text valid under this compiled schema (masked so). */
   jsonSchema?: SchemaNode;
+  /**
+   * Prompt logprobs (legacy completions with echo): every prompt token after the first gets its
+   * logprob and this many alternatives (GenerationResult.promptLogprobs); the prompt is then
+   * computed whole, without the prefix cache.
+   */
+  promptLogprobs?: number;
   /** Tool calls are parsed out of the text (TokenEvent.toolCalls). */
   tools?: ToolCallSpec;
   /**
@@ -99,6 +105,8 @@ export interface GenerationResult {
   completionTokens: number;
   /** Prompt tokens whose KV came from a cache. */
   cachedTokens: number;
+  /** With params.promptLogprobs: prompt tokens 1.. (the first has none), in order. */
+  promptLogprobs?: { logprob: TokenLogprob; top: TokenLogprob[] }[];
   /** Expert paging summary for this request (filled once the expert store exists). */
   paging?: Record<string, number>;
 }

@@ -2,6 +2,7 @@
 import type { Context } from "hono";
 import { assistantDelta, assistantMessage } from "../../src/openai/assistant-message.js";
 import { badRequest, modelNotFound } from "../../src/openai/errors.js";
+import { joinLegacyLogprobs } from "../../src/openai/legacy-logprobs.js";
 import {
   type ChatCompletionRequest,
   type CompletionRequest,
@@ -15,7 +16,15 @@ import type { ChatCompletion, ChatCompletionChunk } from "../../src/openai/types
 import { forcedCallPrefix } from "../engine/tool-call-grammar.js";
 import type { ChatMessage, Engine, SamplingParams } from "../engine/types.js";
 import type { ServerEnv } from "./context.js";
-import { chatLogprob, completionId, legacyLogprobs, nowSeconds, usageOf } from "./format.js";
+import {
+  chatLogprob,
+  completionId,
+  legacyLogprobs,
+  nowSeconds,
+  promptLogprobs,
+  promptText,
+  usageOf,
+} from "./format.js";
 import { parseJsonBody } from "./json.js";
 import { begin, collect, type RequestScope, type RunContext, streamGeneration } from "./run.js";
 import { toSamplingParams } from "./sampling.js";
@@ -30,6 +39,8 @@ export interface Prepared {
   params: SamplingParams;
   /** null = no logprobs; otherwise alternatives per token. */
   topLogprobs: number | null;
+  /** Legacy completions with echo: the prompt's text, sent before the completion; else null. */
+  echo: string | null;
 }
 
 /** Arguments as the templates want them: the JSON value (Llama 4's renders it with tojson). */
@@ -77,7 +88,7 @@ export function prepareChat(engine: Engine, req: ChatCompletionRequest): Prepare
     params.tools = { format, parallel: req.parallel_tool_calls !== false };
     if (forced) params.forcedCall = { functions: forced };
   }
-  return { promptIds, params, topLogprobs };
+  return { promptIds, params, topLogprobs, echo: null };
 }
 
 export function prepareCompletion(engine: Engine, req: CompletionRequest): Prepared {
@@ -93,7 +104,14 @@ export function prepareCompletion(engine: Engine, req: CompletionRequest): Prepa
   }
   const topLogprobs = req.logprobs ?? null;
   const params = toSamplingParams(req, promptIds.length, engine, topLogprobs);
-  return { promptIds, params, topLogprobs };
+  // Echo with logprobs scores the prompt too (non-stream answers carry it; OpenAI's do, lm-eval reads it).
+  if (req.echo && topLogprobs !== null && !req.stream) params.promptLogprobs = topLogprobs;
+  const echo = !req.echo
+    ? null
+    : typeof req.prompt === "string"
+      ? req.prompt
+      : promptText(engine.tokenizer, promptIds);
+  return { promptIds, params, topLogprobs, echo };
 }
 
 export async function chatCompletions(
@@ -182,16 +200,18 @@ export async function completions(
 ): Promise<Response> {
   const engine = ctx.engine;
   const req: CompletionRequest = parseCompletionRequest(parseJsonBody(c.get("rawBody")));
-  const { promptIds, params, topLogprobs } = prepareCompletion(engine, req);
+  const prepared = prepareCompletion(engine, req);
+  const { promptIds, params, topLogprobs } = prepared;
   const g = begin(c, ctx, scope, promptIds, params);
   const id = completionId("cmpl");
   const created = nowSeconds();
   const model = engine.modelId;
-  // (echo comes with a text prompt only: parseCompletionRequest refuses it with token ids)
-  const echo = req.echo === true && typeof req.prompt === "string" ? req.prompt : "";
+  const echo = prepared.echo ?? "";
 
   if (!req.stream) {
     const { events, text, result } = await collect(g);
+    const scored =
+      result.promptLogprobs && promptLogprobs(engine.tokenizer, promptIds, result.promptLogprobs);
     return c.json({
       id,
       object: "text_completion",
@@ -201,7 +221,10 @@ export async function completions(
         {
           index: 0,
           text: echo + text,
-          logprobs: topLogprobs === null ? null : legacyLogprobs(events, echo.length),
+          logprobs:
+            topLogprobs === null
+              ? null
+              : joinLegacyLogprobs(scored ?? null, legacyLogprobs(events, echo.length)),
           finish_reason: result.finishReason,
         },
       ],

@@ -1,7 +1,9 @@
 /** Engine events -> OpenAI response objects (chat and legacy completions). */
 
-import type { LogprobContent, TopLogprob, Usage } from "../../src/openai/types.js";
-import type { FinishReason, GenerationResult, TokenEvent, TokenLogprob } from "../engine/types.js";
+import type { LegacyLogprobs, LogprobContent, TopLogprob, Usage } from "../../src/openai/types.js";
+import type { FinishReason, GenerationResult, TokenEvent, Tokenizer, TokenLogprob } from "../engine/types.js";
+import { createStreamDecoder } from "../tokenizer/stream-decoder.js";
+import { tokenBytes, tokenText } from "../tokenizer/token-text.js";
 
 export function completionId(prefix: "chatcmpl" | "cmpl"): string {
   return `${prefix}-${crypto.randomUUID().replaceAll("-", "")}`;
@@ -30,11 +32,33 @@ export function chatLogprob(ev: TokenEvent): LogprobContent | null {
   return { ...top(ev.logprob), top_logprobs: (ev.topLogprobs ?? []).map(top) };
 }
 
-export interface LegacyLogprobs {
-  tokens: string[];
-  token_logprobs: number[];
-  top_logprobs: Record<string, number>[];
-  text_offset: number[];
+/**
+ * The prompt's part of legacy logprobs (echo): every prompt token, the first without a logprob (as
+ * OpenAI answers), offsets advancing by each token's text.
+ */
+export function promptLogprobs(
+  tok: Tokenizer,
+  ids: number[],
+  scored: NonNullable<GenerationResult["promptLogprobs"]>,
+): LegacyLogprobs {
+  const decoder = createStreamDecoder(tok);
+  const out: LegacyLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  let offset = 0;
+  ids.forEach((id, i) => {
+    const s = i === 0 ? null : scored[i - 1];
+    out.tokens.push(tokenText(tokenBytes(tok, id)));
+    out.token_logprobs.push(s ? s.logprob.logprob : null);
+    out.top_logprobs.push(s ? Object.fromEntries(s.top.map((t) => [t.token, t.logprob])) : null);
+    out.text_offset.push(offset);
+    offset += decoder.push(id).length;
+  });
+  return out;
+}
+
+/** The text of prompt token ids, as generated text would read (what echo returns for an id prompt). */
+export function promptText(tok: Tokenizer, ids: number[]): string {
+  const decoder = createStreamDecoder(tok);
+  return ids.map((id) => decoder.push(id)).join("") + decoder.flush();
 }
 
 /**
@@ -57,4 +81,4 @@ export function legacyLogprobs(events: TokenEvent[], startOffset = 0): LegacyLog
   return out;
 }
 
-export type { FinishReason };
+export type { FinishReason, LegacyLogprobs };

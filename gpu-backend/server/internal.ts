@@ -21,6 +21,7 @@ import type { TokenEvent, TokenLogprob } from "../engine/types.js";
 import { prepareChat, prepareCompletion } from "./chat.js";
 import type { ServerEnv } from "./context.js";
 import { toApiError } from "./errors.js";
+import { promptLogprobs } from "./format.js";
 import { begin, PacedWriter, type RunContext } from "./run.js";
 
 function frameLogprob(t: TokenLogprob): FrameLogprob {
@@ -86,6 +87,7 @@ export async function internalGenerate(
         v: PROTOCOL_VERSION,
         model: ctx.engine.modelId,
         prompt_tokens: prepared.promptIds.length,
+        ...(prepared.echo !== null ? { echo: prepared.echo } : {}),
       });
       for (;;) {
         const r = await g.gen.next();
@@ -100,6 +102,15 @@ export async function internalGenerate(
               completion_tokens: res.completionTokens,
               cached_tokens: res.cachedTokens,
             },
+            ...(res.promptLogprobs
+              ? {
+                  prompt_logprobs: promptLogprobs(
+                    ctx.engine.tokenizer,
+                    prepared.promptIds,
+                    res.promptLogprobs,
+                  ),
+                }
+              : {}),
             ...(res.paging ? { paging: res.paging } : {}),
           });
           await g.done("ok", 200, res);

@@ -85,6 +85,8 @@ export const chatCompletionRequestSchema = z.looseObject({
 const tokenIds = z.array(z.number().int().min(0)).min(1);
 const completionFields = {
   ...samplingFields,
+  /** 0 only with echo: the prompt scored, nothing generated (how lm-eval asks for loglikelihoods). */
+  max_tokens: z.number().int().min(0).nullable().optional(),
   logprobs: z.number().int().min(0).max(5).nullable().optional(),
   echo: z.boolean().nullable().optional(),
 };
@@ -162,8 +164,12 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
   const parsed = parseWith(completionRequestSchema, body);
   rejectUnsupported(parsed);
   const req: CompletionRequest = { ...parsed, prompt: singlePrompt(parsed.prompt) };
-  if (typeof req.prompt !== "string" && req.echo) {
-    throw badRequest("'echo' is not supported with a token-id prompt.", "echo", "unsupported_value");
+  if (req.max_tokens === 0 && !req.echo) {
+    throw badRequest(
+      "'max_tokens' may be 0 only with 'echo' (to score the prompt).",
+      "max_tokens",
+      "below_min_value",
+    );
   }
   return req;
 }

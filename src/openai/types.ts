@@ -1,4 +1,5 @@
 /** OpenAI response shapes (the subset we produce), shared by backend (producer) and edge (reader). */
+// (and the one helper that joins two of them)
 
 export interface Usage {
   prompt_tokens: number;
@@ -18,6 +19,15 @@ export interface LogprobContent extends TopLogprob {
 }
 
 export type FinishReason = "stop" | "length" | "tool_calls";
+
+/** Legacy completions logprobs; with echo the prompt's tokens come first, the very first scored null. */
+export interface LegacyLogprobs {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  text_offset: number[];
+}
+
 export type FinishReasonOut = FinishReason | null;
 
 export interface ToolCallOut {

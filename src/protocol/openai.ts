@@ -6,10 +6,12 @@
  */
 import { assistantDelta, assistantMessage } from "../openai/assistant-message.js";
 import type { OpenAIErrorBody } from "../openai/errors.js";
+import { joinLegacyLogprobs } from "../openai/legacy-logprobs.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
   FinishReason,
+  LegacyLogprobs,
   LogprobContent,
   TopLogprob,
   Usage,
@@ -26,15 +28,8 @@ export interface OpenAIView {
   includeUsage: boolean;
   /** The client asked for logprobs (chat: logprobs true; completions: logprobs set). */
   logprobs: boolean;
-  /** Legacy completions with echo: the prompt text, sent first. */
+  /** Legacy completions with echo: the prompt text, sent first (the start frame's, when it has one). */
   echo?: string;
-}
-
-export interface LegacyLogprobs {
-  tokens: string[];
-  token_logprobs: number[];
-  top_logprobs: Record<string, number>[];
-  text_offset: number[];
 }
 
 export interface TextCompletion {
@@ -114,9 +109,13 @@ export class FramesToOpenAI {
   private readonly tokens: TokenFrame[] = [];
   /** Legacy streaming offsets advance by the text deltas actually sent. */
   private offset: number;
+  /** Legacy completions: the echoed prompt, and its logprobs (echo with logprobs, non-stream). */
+  private echo: string;
+  private promptLogprobs: LegacyLogprobs | null = null;
 
   constructor(readonly view: OpenAIView) {
-    this.offset = view.echo?.length ?? 0;
+    this.echo = view.echo ?? "";
+    this.offset = this.echo.length;
   }
 
   get done(): boolean {
@@ -162,8 +161,12 @@ export class FramesToOpenAI {
               { index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null },
             ]),
           ];
-        return this.view.echo
-          ? [this.textChunk([{ index: 0, text: this.view.echo, logprobs: null, finish_reason: null }])]
+        if (frame.echo !== undefined) {
+          this.echo = frame.echo;
+          this.offset = frame.echo.length;
+        }
+        return this.echo
+          ? [this.textChunk([{ index: 0, text: this.echo, logprobs: null, finish_reason: null }])]
           : [];
       case "ping":
         return [];
@@ -239,6 +242,7 @@ export class FramesToOpenAI {
     this.finishReason = frame.finish_reason;
     this.usage = usageFromFrame(frame.usage);
     this.paging = frame.paging ?? null;
+    this.promptLogprobs = frame.prompt_logprobs ?? null;
   }
 
   /** The non-stream answer; only after the end frame. */
@@ -265,7 +269,7 @@ export class FramesToOpenAI {
         usage: this.usage,
       };
     }
-    const echo = v.echo ?? "";
+    const echo = this.echo;
     return {
       id: v.id,
       object: "text_completion",
@@ -275,7 +279,9 @@ export class FramesToOpenAI {
         {
           index: 0,
           text: echo + this.text,
-          logprobs: v.logprobs ? legacyLogprobs(this.tokens, echo.length) : null,
+          logprobs: v.logprobs
+            ? joinLegacyLogprobs(this.promptLogprobs, legacyLogprobs(this.tokens, echo.length))
+            : null,
           finish_reason: this.finishReason,
         },
       ],

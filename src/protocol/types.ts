@@ -10,7 +10,7 @@
 import type { FoundToolCall } from "../openai/assistant-message.js";
 import type { OpenAIErrorBody } from "../openai/errors.js";
 import type { ChatCompletionRequest, CompletionRequest } from "../openai/schema.js";
-import type { FinishReason } from "../openai/types.js";
+import type { FinishReason, LegacyLogprobs } from "../openai/types.js";
 
 export const PROTOCOL_VERSION = 1 as const;
 export const INTERNAL_GENERATE_PATH = "/internal/v1/generate";
@@ -50,6 +50,8 @@ export interface StartFrame {
   v: typeof PROTOCOL_VERSION;
   model: string;
   prompt_tokens: number;
+  /** Legacy completions with echo: the prompt's text (the edge only has token ids for an id prompt). */
+  echo?: string;
 }
 
 /** One generated token. `text` is its text delta ("" while bytes or a possible stop string are held back). */
@@ -82,6 +84,8 @@ export interface EndFrame {
   t: "end";
   finish_reason: FinishReason;
   usage: FrameUsage;
+  /** Legacy completions with echo and logprobs (non-stream): the prompt tokens' logprobs. */
+  prompt_logprobs?: LegacyLogprobs;
   /** Expert paging for this request (hits, misses, bytes_read, stall_ms, ...). */
   paging?: Record<string, number>;
 }

@@ -178,6 +178,31 @@ describe("openai client through edge and backend", () => {
     expect(parsed).toBeGreaterThan(0);
   });
 
+  it("loglikelihood as lm-eval asks it: token ids, echo, logprobs, max_tokens 0", async () => {
+    const tok = await loadTokenizer(modelDir);
+    const context = tok.encode("The capital of France is", false);
+    const continuation = tok.encode(" Paris", false);
+    const res = await client.completions.create(
+      {
+        model: stack.modelId,
+        prompt: [...context, ...continuation],
+        max_tokens: 0,
+        echo: true,
+        logprobs: 1,
+        temperature: 0,
+      },
+      BYPASS,
+    );
+    const lp = res.choices[0].logprobs!;
+    const n = context.length + continuation.length;
+    expect(lp.tokens).toHaveLength(n);
+    expect(lp.token_logprobs![0]).toBeNull();
+    const scored = lp.token_logprobs!.slice(context.length) as number[];
+    expect(scored.every((x) => x <= 0)).toBe(true);
+    expect(res.choices[0].text).toBe(tok.decode([...context, ...continuation]));
+    expect(res.usage).toMatchObject({ prompt_tokens: n, completion_tokens: 0 });
+  });
+
   it("stream without include_usage: no usage chunk reaches the client", async () => {
     const stream = await client.chat.completions.create(
       { model: stack.modelId, messages, max_tokens: 6, temperature: 0, stream: true },

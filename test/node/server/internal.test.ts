@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServerApp, type ServerOptions } from "../../../gpu-backend/server/app.js";
 import type { OpenAIErrorBody } from "../../../src/openai/errors.js";
-import type { ChatCompletion } from "../../../src/openai/types.js";
+import type { ChatCompletion, LegacyLogprobs } from "../../../src/openai/types.js";
 import { encodeRequest, readFrames } from "../../../src/protocol/codec.js";
 import { collectFrames } from "../../../src/protocol/collect.js";
 import type { OpenAIView } from "../../../src/protocol/openai.js";
@@ -73,7 +73,7 @@ function viewOf(endpoint: "chat" | "completion", request: Record<string, unknown
     model: String(request.model),
     includeUsage: so?.include_usage === true,
     logprobs: endpoint === "chat" ? request.logprobs === true : request.logprobs != null,
-    echo: request.echo === true ? String(request.prompt) : undefined,
+    echo: request.echo === true && typeof request.prompt === "string" ? request.prompt : undefined,
   };
 }
 
@@ -319,6 +319,57 @@ describe("on the real tiny model", () => {
       // The first request's long prefill (no cache) sent pings before its first token.
       const firstToken = first.findIndex((f) => f.t === "token");
       expect(first.slice(0, firstToken).some((f) => f.t === "ping")).toBe(true);
+      expect(idle(s.engine)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("echo + logprobs + max_tokens 0 scores the prompt (lm-eval's loglikelihood call), through frames too", async () => {
+    const s = await startServer(model.dir, {}, { secret: SECRET });
+    try {
+      const text = "Paris is the capital of France.";
+      const ids = s.engine.tokenizer.encode(text, false);
+      for (const prompt of [ids, text]) {
+        const request = { model: "tiny", prompt, max_tokens: 0, echo: true, logprobs: 2, temperature: 0 };
+        const want = (await (await direct(fetcherOf(s), "/v1/completions", request)).json()) as {
+          choices: { text: string; finish_reason: string; logprobs: LegacyLogprobs }[];
+          usage: { prompt_tokens: number; completion_tokens: number };
+        };
+        const { text: echoed, finish_reason, logprobs } = want.choices[0];
+        const n = want.usage.prompt_tokens;
+        expect([finish_reason, want.usage.completion_tokens]).toEqual(["length", 0]);
+        expect(echoed).toBe(text);
+        expect(logprobs.tokens).toHaveLength(n);
+        expect([logprobs.token_logprobs[0], logprobs.top_logprobs[0]]).toEqual([null, null]);
+        for (let i = 1; i < n; i++) {
+          expect(logprobs.token_logprobs[i]).toBeLessThanOrEqual(0);
+          expect(Object.keys(logprobs.top_logprobs[i]!).length).toBeGreaterThanOrEqual(1);
+        }
+        expect(logprobs.text_offset[0]).toBe(0);
+        expect(logprobs.text_offset.at(-1)).toBeLessThan(text.length);
+        const res = await internal(fetcherOf(s), {
+          tenant: "acme",
+          endpoint: "completion",
+          request,
+        } as InternalRequest);
+        const state = await collectFrames(res.body!, viewOf("completion", request));
+        expect(normalize(state.response())).toEqual(normalize(want));
+      }
+      // With a generated continuation the completion's logprobs follow the prompt's.
+      const request = {
+        model: "tiny",
+        prompt: ids,
+        max_tokens: 3,
+        echo: true,
+        logprobs: 0,
+        temperature: 0,
+        ignore_eos: true,
+      };
+      const want = (await (await direct(fetcherOf(s), "/v1/completions", request)).json()) as {
+        choices: { logprobs: LegacyLogprobs }[];
+      };
+      expect(want.choices[0].logprobs.tokens).toHaveLength(ids.length + 3);
       expect(idle(s.engine)).toBe(true);
     } finally {
       await s.close();

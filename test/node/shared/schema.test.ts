@@ -150,7 +150,11 @@ describe("chat request schema", () => {
     expect(refusal([[]])[1]).toBe("prompt[0]");
     expect(refusal([1, "a"])[1]).toBe("prompt");
     expect(refusal([-1])[1]).toBe("prompt[0]");
-    expect(refusal([1, 2], { echo: true })).toEqual([400, "echo", "unsupported_value"]);
+    expect(comp([1, 2], { echo: true })).toEqual([1, 2]);
+    // max_tokens 0 scores the prompt: only with echo (and never on chat).
+    expect(comp([1, 2], { echo: true, max_tokens: 0, logprobs: 1 })).toEqual([1, 2]);
+    expect(refusal([1, 2], { max_tokens: 0 })).toEqual([400, "max_tokens", "below_min_value"]);
+    expect(rejection({ ...ok, max_tokens: 0 }).param).toBe("max_tokens");
     expect(comp("hi", { echo: true })).toBe("hi");
   });
 
