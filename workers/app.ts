@@ -12,6 +12,7 @@
  */
 import { Hono } from "hono";
 import { cors } from "hono/cors";
+import { methodNotAllowed } from "../src/openai/errors.js";
 import { createAdminApp } from "./admin/routes.js";
 import { chatStages, type PipelineDeps } from "./chat/pipeline.js";
 import type { AppEnv } from "./env.js";
@@ -65,6 +66,18 @@ export function createApp(deps: AppDeps = {}): Hono<AppEnv> {
   for (const stage of chatStages(deps)) app.post("/v1/chat/completions", stage.handler);
   // The legacy completions endpoint runs the same stages with its own validation.
   for (const stage of chatStages(deps, "completion")) app.post("/v1/completions", stage.handler);
+  // The API's own routes with another method: 405 naming the allowed one, not "unknown route".
+  for (const [path, allow] of [
+    ["/v1/chat/completions", "POST"],
+    ["/v1/completions", "POST"],
+    ["/v1/models", "GET"],
+    ["/v1/models/:model{.+}", "GET"],
+    ["/v1/usage", "GET"],
+  ] as const) {
+    app.all(path, (c) => {
+      throw methodNotAllowed(c.req.method, new URL(c.req.url).pathname, allow);
+    });
+  }
   app.route("/admin", createAdminApp());
   return app;
 }

@@ -81,6 +81,19 @@ export const modelNotFound = (model: string) =>
 export const notFound = (message = "Not found.") =>
   new ApiError(404, message, "not_found_error", "not_found");
 
+/** A known route called with a method it does not take (405, with the Allow header). */
+export const methodNotAllowed = (method: string, path: string, allow: string) =>
+  new ApiError(
+    405,
+    `${method} is not allowed on ${path}; use ${allow}.`,
+    "invalid_request_error",
+    "method_not_allowed",
+    null,
+    {
+      allow,
+    },
+  );
+
 export const payloadTooLarge = (limit: number) =>
   new ApiError(
     413,

@@ -135,6 +135,22 @@ describe("other routes", () => {
     expect(((await res.json()) as { error: { type: string } }).error.type).toBe("not_found_error");
   });
 
+  it("a known route with another method is a 405 naming the allowed one", async () => {
+    for (const [method, path, allow] of [
+      ["GET", "/v1/chat/completions", "POST"],
+      ["PUT", "/v1/completions", "POST"],
+      ["POST", "/v1/models", "GET"],
+      ["DELETE", "/v1/models/some/model", "GET"],
+    ]) {
+      const res = await request(backend.app, path, { method });
+      expect(res.status, `${method} ${path}`).toBe(405);
+      expect(res.headers.get("allow")).toBe(allow);
+      const { error } = (await res.json()) as { error: { code: string; message: string } };
+      expect(error.code).toBe("method_not_allowed");
+      expect(error.message).toContain(allow);
+    }
+  });
+
   it("echoes a sane client request id", async () => {
     const res = await request(backend.app, "/health", { headers: { "x-request-id": "abc-123" } });
     expect(res.headers.get("x-request-id")).toBe("abc-123");
