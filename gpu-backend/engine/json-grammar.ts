@@ -93,9 +93,28 @@ export class JsonState implements ByteAutomaton {
     return new JsonState(Mode.Start, null);
   }
 
+  /** A JSON value of any kind, not only an object (for the parts of a schema that allow anything). */
+  static value(): JsonState {
+    return new JsonState(Mode.Value, null);
+  }
+
   /** The top-level object is closed: only the end of the text may follow. */
   get done(): boolean {
     return this.mode === Mode.Done;
+  }
+
+  /** From value(): the value is whole (a container closed, or a string or literal ended). */
+  get complete(): boolean {
+    return this.mode === Mode.Done || (this.mode === Mode.AfterValue && this.stack === null);
+  }
+
+  /** From value(): a number that is whole here, and that the next byte (not part of it) ends. */
+  get numberMayEnd(): boolean {
+    return (
+      this.mode === Mode.Number &&
+      this.stack === null &&
+      [Num.Zero, Num.Int, Num.Frac, Num.Exp].includes(this.aux)
+    );
   }
 
   /** Inside a string with nothing pending: any printable character other than `"` and `\` may follow. */

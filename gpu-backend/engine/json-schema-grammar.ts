@@ -7,7 +7,7 @@
  * immutable, so trying a token's bytes from a state copies a few small objects at most.
  */
 import type { SchemaNode } from "../../src/openai/json-schema.js";
-import { type ByteAutomaton, MAX_JSON_DEPTH, MAX_JSON_SPACE } from "./json-grammar.js";
+import { type ByteAutomaton, JsonState, MAX_JSON_DEPTH, MAX_JSON_SPACE } from "./json-grammar.js";
 
 /** Alternatives kept at once (ambiguous unions could otherwise multiply them). */
 const MAX_ALTERNATIVES = 32;
@@ -236,10 +236,10 @@ function startValue(node: SchemaNode, b: number, maxSpace: number): Frame[] {
   switch (n.kind) {
     case "union":
       return n.options.flatMap((o) => startValue(o, b, maxSpace));
-    case "any":
-      return [0x7b, 0x5b, 0x22].includes(b) || b === 0x2d || isDigit(b)
-        ? startValue(ANY_VALUE, b, maxSpace)
-        : startValue(ANY_WORD, b, maxSpace);
+    case "any": {
+      const f = AnyFrame.start(b, maxSpace);
+      return f ? [f] : [];
+    }
     case "object":
       return b === 0x7b ? [new ObjectFrame(n, ObjPhase.First, [], null, 0, maxSpace)] : [];
     case "array":
@@ -262,18 +262,35 @@ function startValue(node: SchemaNode, b: number, maxSpace: number): Frame[] {
   }
 }
 
-const ANY: SchemaNode = { kind: "any" };
-/** `any` as the union it stands for (objects and arrays of anything). */
-const ANY_VALUE: SchemaNode = {
-  kind: "union",
-  options: [
-    { kind: "object", props: new Map(), required: new Set(), additional: ANY },
-    { kind: "array", items: ANY, min: 0, max: Number.POSITIVE_INFINITY },
-    { kind: "string" },
-    { kind: "number", integer: false, lo: null, hi: null },
-  ],
-};
-const ANY_WORD: SchemaNode = { kind: "literal", texts: ["true", "false", "null"] };
+/**
+ * A value the schema leaves open: JSON mode's own automaton (json-grammar.ts), much cheaper to
+ * step than the frames above, with the same cap on whitespace in a row.
+ */
+class AnyFrame implements Frame {
+  private constructor(
+    private readonly js: JsonState,
+    private readonly ws: number,
+    private readonly maxSpace: number,
+  ) {}
+
+  static start(b: number, maxSpace: number): AnyFrame | null {
+    const js = JsonState.value().step(b);
+    return js ? new AnyFrame(js, 0, maxSpace) : null;
+  }
+
+  get plainString(): boolean {
+    return this.js.inPlainString;
+  }
+
+  step(b: number): Out {
+    const space = isSpace(b) && !this.js.inPlainString;
+    if (space && this.ws >= this.maxSpace) return null;
+    const js = this.js.step(b);
+    if (!js) return this.js.numberMayEnd ? { done: true, pass: true } : null;
+    if (js.complete) return { done: true, pass: false };
+    return { next: new AnyFrame(js, space ? this.ws + 1 : 0, this.maxSpace) };
+  }
+}
 
 enum ObjPhase {
   /** After `{`: a key or `}`. */
