@@ -69,6 +69,7 @@ const BOUNDS = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"] as
 const TYPES = new Set(["object", "array", "string", "number", "integer", "boolean", "null"]);
 /** Nodes one schema may compile to (a bound on the work a request can ask of the mask). */
 const MAX_NODES = 2000;
+const MAX_ENUM = 1000;
 
 type Json = Record<string, unknown>;
 
@@ -158,6 +159,7 @@ export function compileJsonSchema(root: unknown): SchemaNode {
     if (s.enum !== undefined) {
       if (!Array.isArray(s.enum) || s.enum.length === 0)
         throw new SchemaError(`${at}: 'enum' must be a non-empty list`);
+      if (s.enum.length > MAX_ENUM) throw new SchemaError(`${at}: 'enum' has more than ${MAX_ENUM} values`);
       return { kind: "literal", texts: [...new Set(s.enum.map((v) => JSON.stringify(v)))] };
     }
     let types: string[];

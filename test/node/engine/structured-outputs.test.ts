@@ -82,6 +82,12 @@ describe("schema compiler", () => {
     ];
     for (const [schema, message] of refused) expect(() => compileJsonSchema(schema)).toThrow(message);
     expect(() => compileJsonSchema({ type: "object", properties: { a: { enum: [] } } })).toThrow(SchemaError);
+    const huge = Array.from({ length: 1001 }, (_, i) => i);
+    expect(() => compileJsonSchema({ type: "object", properties: { a: { enum: huge } } })).toThrow(
+      /more than 1000/,
+    );
+    const wide = Object.fromEntries(Array.from({ length: 2001 }, (_, i) => [`p${i}`, { type: "string" }]));
+    expect(() => compileJsonSchema({ type: "object", properties: wide })).toThrow(/too large/);
     for (const ok of [WEATHER, TREE, OPEN, { type: "object" }]) expect(compileJsonSchema(ok)).toBeTruthy();
   });
 
