@@ -95,59 +95,9 @@ class StringFrame implements Frame {
 
 // ---- numbers and literals ----
 
-/** Number sub-states: after -, 0, digits, ., fraction digits, e, e's sign, exponent digits. */
-enum Num {
-  Minus,
-  Zero,
-  Int,
-  Dot,
-  Frac,
-  E,
-  ESign,
-  Exp,
-}
-
-class NumberFrame implements Frame {
-  constructor(
-    private readonly integer: boolean,
-    private readonly sub: Num,
-  ) {}
-
-  static start(integer: boolean, b: number): NumberFrame | null {
-    if (b === 0x2d) return new NumberFrame(integer, Num.Minus);
-    if (b === 0x30) return new NumberFrame(integer, Num.Zero);
-    return b >= 0x31 && b <= 0x39 ? new NumberFrame(integer, Num.Int) : null;
-  }
-
-  step(b: number): Out {
-    const to = (sub: Num): Out => ({ next: sub === this.sub ? this : new NumberFrame(this.integer, sub) });
-    const digit = isDigit(b);
-    switch (this.sub) {
-      case Num.Minus:
-        if (b === 0x30) return to(Num.Zero);
-        return digit ? to(Num.Int) : null;
-      case Num.Dot:
-        return digit ? to(Num.Frac) : null;
-      case Num.E:
-        if (b === 0x2b || b === 0x2d) return to(Num.ESign);
-        return digit ? to(Num.Exp) : null;
-      case Num.ESign:
-        return digit ? to(Num.Exp) : null;
-      case Num.Int:
-      case Num.Frac:
-      case Num.Exp:
-        if (digit) return to(this.sub);
-    }
-    // Complete (0, 12, 1.5, 1e9); an integer takes no fraction or exponent.
-    if (!this.integer && b === 0x2e && (this.sub === Num.Zero || this.sub === Num.Int)) return to(Num.Dot);
-    if (!this.integer && (b === 0x65 || b === 0x45) && this.sub !== Num.Exp) return to(Num.E);
-    return { done: true, pass: true };
-  }
-}
-
 /**
- * An integer within [lo, hi] (either side may be open): a digit is taken only if some integer in
- * range still starts with the digits so far, and the number may end only inside the range.
+ * An integer within [lo, hi] (either side or both may be open): a digit is taken only if some
+ * integer in range still starts with the digits so far, and the number may end only inside it.
  */
 class BoundedIntFrame implements Frame {
   private constructor(
@@ -247,10 +197,13 @@ function startValue(node: SchemaNode, b: number, maxSpace: number): Frame[] {
     case "string":
       return b === 0x22 ? [new StringFrame(Lexer.plain)] : [];
     case "number": {
-      const f =
-        n.lo !== null || n.hi !== null
-          ? BoundedIntFrame.start(n.lo, n.hi, b)
-          : NumberFrame.start(n.integer, b);
+      // Integers (bounded or not) digit by digit; other numbers on JSON mode's automaton.
+      const number = b === 0x2d || isDigit(b);
+      const f = n.integer
+        ? BoundedIntFrame.start(n.lo, n.hi, b)
+        : number
+          ? AnyFrame.start(b, maxSpace)
+          : null;
       return f ? [f] : [];
     }
     case "literal": {
