@@ -100,6 +100,12 @@ describe("frames -> OpenAI equals the backend's own OpenAI endpoints", () => {
       "completion",
       { ...comp, echo: true, logprobs: 1, max_tokens: 7 },
     ],
+    // The edge has only the ids: the echoed text comes in the start frame.
+    [
+      "completion, stream, echo of a token-id prompt",
+      "completion",
+      { ...comp, prompt: [104, 233, 108], echo: true, stream: true },
+    ],
   ];
   for (const [name, endpoint, request] of cases) {
     it(name, async () => {
