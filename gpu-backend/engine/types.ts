@@ -39,6 +39,8 @@ export interface ChatTemplateRequest {
   tools?: unknown[];
   /** Text the assistant's reply starts with (appended after the generation prompt). */
   replyPrefix?: string;
+  /** Further template variables (chat_template_kwargs, e.g. Qwen3's enable_thinking). */
+  variables?: Record<string, unknown>;
 }
 
 export interface SamplingParams {

@@ -78,10 +78,10 @@ export function prepareChat(engine: Engine, req: ChatCompletionRequest): Prepare
     );
   }
   const forced = forcedFunctions(req);
-  const promptIds = engine.tokenizer.applyChatTemplate(
-    messages,
-    tools ? { tools: req.tools!, replyPrefix: forced && format ? forcedCallPrefix(format) : "" } : undefined,
-  );
+  const promptIds = engine.tokenizer.applyChatTemplate(messages, {
+    ...(tools ? { tools: req.tools!, replyPrefix: forced && format ? forcedCallPrefix(format) : "" } : {}),
+    ...(req.chat_template_kwargs ? { variables: req.chat_template_kwargs } : {}),
+  });
   const topLogprobs = req.logprobs ? (req.top_logprobs ?? 0) : null;
   const params = toSamplingParams(req, promptIds.length, engine, topLogprobs);
   if (tools && format) {

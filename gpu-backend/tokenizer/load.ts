@@ -21,6 +21,8 @@ export interface ChatTemplateOptions {
   extra?: Record<string, unknown>;
   /** Appended to the rendered text: the start of the assistant's reply. */
   replyPrefix?: string;
+  /** Template variables from the request (chat_template_kwargs); `extra` wins over them. */
+  variables?: Record<string, unknown>;
 }
 
 /** A message as templates see it (role kept open: templates also know "ipython" etc.). */
@@ -163,7 +165,8 @@ class HfBackedTokenizer implements LoadedTokenizer {
 
   applyChatTemplate(messages: ChatMessage[], opts?: ChatTemplateOptions): number[] {
     // The template already spells out bos; tokenizing must not add it again (as transformers does).
-    return this.encode(this.renderChat(messages, opts) + (opts?.replyPrefix ?? ""), false);
+    const rendered = this.renderChat(messages, { ...opts, extra: { ...opts?.variables, ...opts?.extra } });
+    return this.encode(rendered + (opts?.replyPrefix ?? ""), false);
   }
 
   /**

@@ -77,6 +77,8 @@ export const chatCompletionRequestSchema = z.looseObject({
   max_completion_tokens: z.number().int().min(1).nullable().optional(),
   logprobs: z.boolean().nullable().optional(),
   top_logprobs: z.number().int().min(0).max(20).nullable().optional(),
+  /** Extension (vLLM, SGLang): variables for the chat template, e.g. Qwen3's {"enable_thinking": false}. */
+  chat_template_kwargs: z.record(z.string(), z.unknown()).nullable().optional(),
   tools: z.array(toolSchema).max(128).nullable().optional(),
   tool_choice: toolChoiceSchema.nullable().optional(),
   parallel_tool_calls: z.boolean().nullable().optional(),
@@ -152,6 +154,7 @@ export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest
   const req = parseWith(chatCompletionRequestSchema, body);
   rejectUnsupported(req);
   checkMessages(req);
+  checkTemplateKwargs(req);
   checkTools(req);
   rejectUnsupportedChat(req);
   if (req.top_logprobs != null && req.top_logprobs > 0 && !req.logprobs) {
@@ -243,6 +246,29 @@ function toolParameters(tool: ToolDefinition, index: number): SchemaNode | null 
       `tools[${index}].function.parameters`,
       "invalid_value",
     );
+  }
+}
+
+/** Template variables the server sets itself. */
+const RESERVED_TEMPLATE_VARIABLES = [
+  "messages",
+  "tools",
+  "add_generation_prompt",
+  "bos_token",
+  "eos_token",
+  "pad_token",
+  "unk_token",
+];
+
+function checkTemplateKwargs(req: ChatCompletionRequest): void {
+  for (const key of Object.keys(req.chat_template_kwargs ?? {})) {
+    if (RESERVED_TEMPLATE_VARIABLES.includes(key)) {
+      throw badRequest(
+        `Invalid 'chat_template_kwargs': '${key}' is set by the server.`,
+        `chat_template_kwargs.${key}`,
+        "invalid_value",
+      );
+    }
   }
 }
 

@@ -44,5 +44,7 @@ export function chatPromptTokenBound(req: ChatCompletionRequest): number {
     for (const t of req.tools) texts.push(JSON.stringify(t), JSON.stringify(t, null, 4));
     extra += TEMPLATE_TOKENS_TOOLS;
   }
+  // Template variables may be written into the prompt.
+  if (req.chat_template_kwargs) texts.push(JSON.stringify(req.chat_template_kwargs));
   return estimatePromptTokens(texts, req.messages.length) + extra;
 }

@@ -227,6 +227,25 @@ describe("tool calling on the tiny models", () => {
     return { text, calls, result: r.value, events, prompt: tok.decode(prepared.promptIds) };
   }
 
+  it("chat_template_kwargs reach the template (Qwen3's enable_thinking: false closes the think block)", async () => {
+    const e = engines.qwen3moe;
+    const off = await reply(e, {
+      tools: undefined,
+      max_tokens: 2,
+      chat_template_kwargs: { enable_thinking: false },
+    });
+    expect(off.prompt.endsWith("<|im_start|>assistant\n<think>\n\n</think>\n\n")).toBe(true);
+    const on = await reply(e, { tools: undefined, max_tokens: 2 });
+    expect(on.prompt.endsWith("<|im_start|>assistant\n")).toBe(true);
+    expect(() =>
+      parseChatCompletionRequest({
+        model: e.modelId,
+        messages: [{ role: "user", content: "hi" }],
+        chat_template_kwargs: { messages: [] },
+      }),
+    ).toThrow(/'messages' is set by the server/);
+  });
+
   for (const family of ["llama4", "qwen3moe"]) {
     it(`${family}: the template shows the tools; a named or required choice gives one call`, async () => {
       const e = engines[family];
