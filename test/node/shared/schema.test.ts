@@ -154,6 +154,12 @@ describe("chat request schema", () => {
     // max_tokens 0 scores the prompt: only with echo (and never on chat).
     expect(comp([1, 2], { echo: true, max_tokens: 0, logprobs: 1 })).toEqual([1, 2]);
     expect(refusal([1, 2], { max_tokens: 0 })).toEqual([400, "max_tokens", "below_min_value"]);
+    const badSchema = { type: "json_schema", json_schema: { name: "x", schema: { type: "array" } } };
+    expect(refusal("hi", { response_format: badSchema })).toEqual([
+      400,
+      "response_format.json_schema.schema",
+      "invalid_value",
+    ]);
     expect(rejection({ ...ok, max_tokens: 0 }).param).toBe("max_tokens");
     expect(comp("hi", { echo: true })).toBe("hi");
   });
