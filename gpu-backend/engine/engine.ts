@@ -6,6 +6,7 @@ import { SchemaState } from "./json-schema-grammar.js";
 import type { KvDtype } from "./kv-cache.js";
 import { type MoeTransformer, PREFILL_CHUNK } from "./model.js";
 import { PrefixCache } from "./prefix-cache.js";
+import { ReasoningSplitter } from "./reasoning.js";
 import { logSumExp, Sampler, topIndices } from "./sampler.js";
 import { AdmissionError, type ScheduledSequence, Scheduler, type SchedulerLimits } from "./scheduler.js";
 import { StopStringFilter } from "./stop-strings.js";
@@ -172,6 +173,7 @@ export class MoeEngine implements Engine {
       : params.tools
         ? new ToolCallParser(params.tools)
         : null;
+    const thinking = params.reasoning ? new ReasoningSplitter() : null;
     const eos = new Set(params.ignoreEos ? [] : this.tokenizer.eosTokenIds);
     const before = this.experts.stats();
     const channel = new Channel<TokenEvent>();
@@ -199,6 +201,12 @@ export class MoeEngine implements Engine {
           if (stops.stopped) finishReason = "stop";
           else if (last) text += stops.push(decoder.flush()) + stops.flush();
         }
+        let reasoning = "";
+        if (thinking) {
+          const split = thinking.take(text, finishReason === "stop" || last);
+          reasoning = split.reasoning;
+          text = split.content;
+        }
         let calls: ToolCall[] = [];
         if (tools) {
           const out = tools.take(text, finishReason === "stop" || last);
@@ -207,6 +215,7 @@ export class MoeEngine implements Engine {
           if (tools.called && (finishReason === "stop" || tools.stopped)) finishReason = "tool_calls";
         }
         const event: TokenEvent = { tokenId: s.tokenId, text };
+        if (reasoning !== "") event.reasoning = reasoning;
         if (calls.length > 0) event.toolCalls = calls;
         if (s.logprob !== undefined) {
           event.logprob = this.logprobEntry(s.tokenId, s.logprob);

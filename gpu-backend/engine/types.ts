@@ -71,6 +71,8 @@ export interface SamplingParams {
    * computed whole, without the prefix cache.
    */
   promptLogprobs?: number;
+  /** A reply opening with `<think>` reasons until `</think>` (TokenEvent.reasoning; see reasoning.ts). */
+  reasoning?: boolean;
   /** Tool calls are parsed out of the text (TokenEvent.toolCalls). */
   tools?: ToolCallSpec;
   /**
@@ -95,6 +97,8 @@ export interface TokenEvent {
   text: string;
   logprob?: TokenLogprob;
   topLogprobs?: TokenLogprob[];
+  /** Reasoning text delta (params.reasoning): not part of `text`. */
+  reasoning?: string;
   /** Tool calls completed by this token (params.tools). */
   toolCalls?: ToolCall[];
 }
@@ -123,6 +127,8 @@ export interface Tokenizer {
   readonly specialTokenIds?: ReadonlySet<number>;
   /** Render the chat template (with the generation prompt) and tokenize it. */
   applyChatTemplate(messages: ChatMessage[], opts?: ChatTemplateRequest): number[];
+  /** The chat template's source (reasoning.ts asks whether it renders thinking). */
+  readonly chatTemplate?: string | null;
   /** How the chat template asks for tool calls; null or absent: it has no tool support. */
   readonly toolCallFormat?: ToolCallFormat | null;
   readonly eosTokenIds: number[];

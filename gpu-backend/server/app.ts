@@ -33,6 +33,8 @@ export interface ServerOptions extends AuthOptions {
   tenantMaxInflight?: number;
   /** Serve the OpenAI endpoints under /v1 (default true). */
   openaiEndpoints?: boolean;
+  /** Thinking templates: replies' `<think>` part answered as reasoning_content (default false). */
+  reasoningParser?: boolean;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -77,7 +79,15 @@ export function createServerApp(engine: Engine | Promise<Engine>, opts: ServerOp
   const metrics = new ServerMetrics(() => introspect(ready));
   const keepAliveMs = opts.keepAliveMs ?? KEEPALIVE_MS;
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const runContext = (): RunContext => ({ engine: current(), metrics, tenants, active, keepAliveMs });
+  const reasoningParser = opts.reasoningParser ?? false;
+  const runContext = (): RunContext => ({
+    engine: current(),
+    metrics,
+    tenants,
+    active,
+    keepAliveMs,
+    reasoningParser,
+  });
 
   const app = new Hono<ServerEnv>();
   app.onError((err, c) => {

@@ -13,6 +13,7 @@ import {
   toolsActive,
 } from "../../src/openai/schema.js";
 import type { ChatCompletion, ChatCompletionChunk } from "../../src/openai/types.js";
+import { templateThinks } from "../engine/reasoning.js";
 import { forcedCallPrefix } from "../engine/tool-call-grammar.js";
 import type { ChatMessage, Engine, SamplingParams } from "../engine/types.js";
 import type { ServerEnv } from "./context.js";
@@ -65,7 +66,7 @@ function templateMessage(m: ChatCompletionRequest["messages"][number]): ChatMess
   return out;
 }
 
-export function prepareChat(engine: Engine, req: ChatCompletionRequest): Prepared {
+export function prepareChat(engine: Engine, req: ChatCompletionRequest, reasoningParser = false): Prepared {
   checkModel(engine, req.model);
   const messages = req.messages.map(templateMessage);
   const tools = toolsActive(req);
@@ -84,6 +85,7 @@ export function prepareChat(engine: Engine, req: ChatCompletionRequest): Prepare
   });
   const topLogprobs = req.logprobs ? (req.top_logprobs ?? 0) : null;
   const params = toSamplingParams(req, promptIds.length, engine, topLogprobs);
+  if (reasoningParser && templateThinks(engine.tokenizer.chatTemplate)) params.reasoning = true;
   if (tools && format) {
     params.tools = { format, parallel: req.parallel_tool_calls !== false };
     if (forced) params.forcedCall = { functions: forced };
@@ -121,7 +123,7 @@ export async function chatCompletions(
 ): Promise<Response> {
   const engine = ctx.engine;
   const req: ChatCompletionRequest = parseChatCompletionRequest(parseJsonBody(c.get("rawBody")));
-  const { promptIds, params, topLogprobs } = prepareChat(engine, req);
+  const { promptIds, params, topLogprobs } = prepareChat(engine, req, ctx.reasoningParser);
   const g = begin(c, ctx, scope, promptIds, params);
   const id = completionId("chatcmpl");
   const created = nowSeconds();
@@ -131,6 +133,7 @@ export async function chatCompletions(
     const { events, text, result } = await collect(g);
     const lps = topLogprobs === null ? null : { content: events.map(chatLogprob).filter((x) => x !== null) };
     const calls = events.flatMap((e) => e.toolCalls ?? []);
+    const reasoning = events.map((e) => e.reasoning ?? "").join("");
     const body: ChatCompletion = {
       id,
       object: "chat.completion",
@@ -139,7 +142,7 @@ export async function chatCompletions(
       choices: [
         {
           index: 0,
-          message: assistantMessage(text, calls),
+          message: assistantMessage(text, calls, reasoning),
           logprobs: lps,
           finish_reason: result.finishReason,
         },
@@ -171,11 +174,12 @@ export async function chatCompletions(
         const calls = ev.toolCalls ?? [];
         const firstIndex = callsSent;
         callsSent += calls.length;
-        if (ev.text === "" && lp === null && calls.length === 0) return null;
+        const reasoning = ev.reasoning ?? "";
+        if (ev.text === "" && lp === null && calls.length === 0 && reasoning === "") return null;
         return chunk([
           {
             index: 0,
-            delta: assistantDelta(ev.text, calls, firstIndex),
+            delta: assistantDelta(ev.text, calls, firstIndex, reasoning),
             logprobs: lp ? { content: [lp] } : null,
             finish_reason: null,
           },

@@ -35,6 +35,7 @@ export function tokenFrame(ev: TokenEvent): TokenFrame {
     f.top = (ev.topLogprobs ?? []).map(frameLogprob);
   }
   if (ev.toolCalls) f.tool_calls = ev.toolCalls;
+  if (ev.reasoning) f.reasoning = ev.reasoning;
   return f;
 }
 
@@ -61,7 +62,7 @@ export async function internalGenerate(
     );
   const prepared =
     req.endpoint === "chat"
-      ? prepareChat(ctx.engine, parseChatCompletionRequest(req.request))
+      ? prepareChat(ctx.engine, parseChatCompletionRequest(req.request), ctx.reasoningParser)
       : prepareCompletion(ctx.engine, parseCompletionRequest(req.request));
   const g = begin(
     c,

@@ -30,7 +30,8 @@ The inference backend (OpenAI-compatible HTTP, signed requests from the edge).
   --kv-dtype f16|f32   KV cache element type (default f16: half the memory and KV reads)
   --tenant-max-inflight N  per-tenant stream cap when the edge passes none (default: none)
   --max-body-bytes B   largest request body accepted, e.g. 4MiB (default 4MiB; beyond it 413)
-  --no-openai          switch off the OpenAI endpoints (/v1/*): only the edge's frame protocol`;
+  --no-openai          switch off the OpenAI endpoints (/v1/*): only the edge's frame protocol
+  --reasoning-parser   thinking templates (Qwen3): a reply's <think>...</think> becomes reasoning_content`;
 
 /** "512MiB", "1GB", "1048576" -> bytes. */
 function parseBytes(flag: string, text: string): number {
@@ -82,6 +83,7 @@ function main(): void {
       "tenant-max-inflight": { type: "string" },
       "max-body-bytes": { type: "string" },
       "no-openai": { type: "boolean", default: false },
+      "reasoning-parser": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -128,6 +130,7 @@ function main(): void {
         ? parseBytes("--max-body-bytes", values["max-body-bytes"])
         : undefined,
     openaiEndpoints: !values["no-openai"],
+    reasoningParser: values["reasoning-parser"],
   });
   const server = serve({ fetch: app.fetch, hostname: values.host, port }, (info) => {
     console.log(`backend: listening on http://${values.host}:${info.port} (loading ${values.model})`);

@@ -29,6 +29,8 @@ export interface RunContext {
   tenants: TenantInflight;
   active: ActiveCounter;
   keepAliveMs: number;
+  /** Split thinking templates' `<think>` part into reasoning_content (ServerOptions.reasoningParser). */
+  reasoningParser?: boolean;
 }
 
 /** Who the request is for and under which cap (from the signed request). */

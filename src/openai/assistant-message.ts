@@ -21,24 +21,34 @@ type Delta = ChatCompletionChunk["choices"][number]["delta"];
  * The delta of one token: its text, and the calls it completed (numbered from `firstIndex`, the
  * calls sent before). A token that only completed calls sends no content field.
  */
-export function assistantDelta(text: string, calls: readonly FoundToolCall[], firstIndex: number): Delta {
+export function assistantDelta(
+  text: string,
+  calls: readonly FoundToolCall[],
+  firstIndex: number,
+  reasoning = "",
+): Delta {
   const delta: Delta = {};
-  if (text !== "" || calls.length === 0) delta.content = text;
+  if (reasoning !== "") delta.reasoning_content = reasoning;
+  if (text !== "" || (calls.length === 0 && reasoning === "")) delta.content = text;
   if (calls.length > 0)
     delta.tool_calls = calls.map((c, i) => ({ index: firstIndex + i, ...toolCallOut(c) }));
   return delta;
 }
 
-/** The whole message: content is null when the reply was only calls (as OpenAI answers). */
+/**
+ * The whole message: content is null when the reply was only calls (as OpenAI answers); the
+ * reasoning (if any) as reasoning_content.
+ */
 export function assistantMessage(
   text: string,
   calls: readonly FoundToolCall[],
+  reasoning = "",
 ): ChatCompletion["choices"][number]["message"] {
-  if (calls.length === 0) return { role: "assistant", content: text, refusal: null };
   return {
     role: "assistant",
-    content: text === "" ? null : text,
+    content: calls.length > 0 && text === "" ? null : text,
     refusal: null,
-    tool_calls: calls.map(toolCallOut),
+    ...(reasoning !== "" ? { reasoning_content: reasoning } : {}),
+    ...(calls.length > 0 ? { tool_calls: calls.map(toolCallOut) } : {}),
   };
 }

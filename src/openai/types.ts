@@ -49,7 +49,7 @@ export interface ChatCompletionChunk {
   system_fingerprint?: string | null;
   choices: Array<{
     index: number;
-    delta: { role?: "assistant"; content?: string; tool_calls?: ToolCallDelta[] };
+    delta: { role?: "assistant"; content?: string; reasoning_content?: string; tool_calls?: ToolCallDelta[] };
     logprobs: { content: LogprobContent[] } | null;
     finish_reason: FinishReasonOut;
   }>;
@@ -64,7 +64,14 @@ export interface ChatCompletion {
   system_fingerprint?: string | null;
   choices: Array<{
     index: number;
-    message: { role: "assistant"; content: string | null; refusal: null; tool_calls?: ToolCallOut[] };
+    message: {
+      role: "assistant";
+      content: string | null;
+      refusal: null;
+      /** Extension (DeepSeek, vLLM): the thinking part of a reply (backend's --reasoning-parser). */
+      reasoning_content?: string;
+      tool_calls?: ToolCallOut[];
+    };
     logprobs: { content: LogprobContent[] } | null;
     finish_reason: FinishReason;
   }>;

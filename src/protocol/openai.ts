@@ -94,8 +94,9 @@ export class FramesToOpenAI {
   text = "";
   readonly deltas: string[] = [];
   finishReason: FinishReason | null = null;
-  /** Tool calls so far (chat with tools). */
+  /** Tool calls so far (chat with tools), and the reasoning text (backend's --reasoning-parser). */
   readonly toolCalls: FrameToolCall[] = [];
+  reasoning = "";
   usage: Usage | null = null;
   paging: Record<string, number> | null = null;
   error: { status: number; body: OpenAIErrorBody } | null = null;
@@ -181,15 +182,17 @@ export class FramesToOpenAI {
         if (chat) {
           const lp = chatLogprob(frame);
           const calls = frame.tool_calls ?? [];
+          const reasoning = frame.reasoning ?? "";
           const firstIndex = this.toolCalls.length;
           this.toolCalls.push(...calls);
-          if (frame.text === "" && lp === null && calls.length === 0) return [];
+          this.reasoning += reasoning;
+          if (frame.text === "" && lp === null && calls.length === 0 && reasoning === "") return [];
           if (frame.text !== "") this.contentChunks++;
           return [
             this.chatChunk([
               {
                 index: 0,
-                delta: assistantDelta(frame.text, calls, firstIndex),
+                delta: assistantDelta(frame.text, calls, firstIndex, reasoning),
                 logprobs: lp ? { content: [lp] } : null,
                 finish_reason: null,
               },
@@ -259,7 +262,7 @@ export class FramesToOpenAI {
         choices: [
           {
             index: 0,
-            message: assistantMessage(this.text, this.toolCalls),
+            message: assistantMessage(this.text, this.toolCalls, this.reasoning),
             logprobs: v.logprobs
               ? { content: this.tokens.map(chatLogprob).filter((x): x is LogprobContent => x !== null) }
               : null,

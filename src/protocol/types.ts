@@ -62,6 +62,8 @@ export interface TokenFrame {
   /** Present when logprobs were asked for. */
   logprob?: FrameLogprob;
   top?: FrameLogprob[];
+  /** Reasoning text delta (backend's --reasoning-parser): not part of `text`. */
+  reasoning?: string;
   /** Tool calls this token completed (chat with tools); `arguments` is JSON text. */
   tool_calls?: FrameToolCall[];
 }

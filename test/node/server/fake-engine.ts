@@ -2,6 +2,7 @@
  * A test double for the Engine interface, used ONLY by the server's HTTP tests (they check HTTP
  * behaviour, not model output). Tokens are characters; the reply is derived from the prompt.
  */
+import { ReasoningSplitter } from "../../../gpu-backend/engine/reasoning.js";
 import { ToolCallParser } from "../../../gpu-backend/engine/tool-calls.js";
 import type {
   ChatMessage,
@@ -20,6 +21,8 @@ export class CharTokenizer implements Tokenizer {
   readonly eosTokenIds = [EOS];
   /** Tool calls are written `<tool_call>{...}</tool_call>` (the real parser finds them: params.tools). */
   readonly toolCallFormat = "hermes" as const;
+  /** A thinking template, as Qwen3's (replies may open with <think>: params.reasoning). */
+  readonly chatTemplate = "{{ messages }} <think>";
   encode(text: string, addSpecialTokens = false): number[] {
     const ids = Array.from(text, (ch) => ch.codePointAt(0)!);
     return addSpecialTokens ? [1, ...ids] : ids;
@@ -65,6 +68,15 @@ export class FakeEngine implements Engine {
     let completion = 0;
     let finishReason: GenerationResult["finishReason"] = "length";
     const tools = params.tools ? new ToolCallParser(params.tools) : null;
+    const thinking = params.reasoning ? new ReasoningSplitter() : null;
+    // The engine's own order: reasoning split first, tool calls from the content.
+    const split = (ev: TokenEvent, text: string, last: boolean) => {
+      const r = thinking?.take(text, last) ?? { reasoning: "", content: text };
+      const out = tools?.take(r.content, last) ?? { text: r.content, calls: [] };
+      ev.text = out.text;
+      if (r.reasoning !== "") ev.reasoning = r.reasoning;
+      if (out.calls.length > 0) ev.toolCalls = out.calls;
+    };
     for (const ch of reply) {
       if (signal?.aborted) {
         this.aborted++;
@@ -89,11 +101,7 @@ export class FakeEngine implements Engine {
         );
       }
       const last = completion >= params.maxTokens;
-      if (tools) {
-        const out = tools.take(ch, last);
-        ev.text = out.text;
-        if (out.calls.length > 0) ev.toolCalls = out.calls;
-      }
+      split(ev, ch, last);
       yield ev;
       if (last || tools?.stopped) break;
     }
@@ -101,10 +109,9 @@ export class FakeEngine implements Engine {
       finishReason = "tool_calls";
     } else if (completion < params.maxTokens && !signal?.aborted) {
       completion++; // the EOS token counts as generated
+      const ev: TokenEvent = { tokenId: EOS, text: "" };
+      split(ev, "", true);
       finishReason = tools?.called ? "tool_calls" : "stop";
-      const out = tools?.take("", true);
-      const ev: TokenEvent = { tokenId: EOS, text: out?.text ?? "" };
-      if (out?.calls.length) ev.toolCalls = out.calls;
       yield ev;
     }
     return { finishReason, promptTokens: promptIds.length, completionTokens: completion, cachedTokens: 0 };

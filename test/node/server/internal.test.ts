@@ -202,6 +202,55 @@ describe("tool calls: frames -> OpenAI equals the backend's own endpoints", () =
   });
 });
 
+describe("reasoning (--reasoning-parser): frames -> OpenAI equals the backend's own endpoints", () => {
+  const reply =
+    '<think>\nThe user wants the weather.\n</think>\n\nChecking.<tool_call>{"name": "f", "arguments": {}}</tool_call>';
+  const app = createServerApp(new FakeEngine({ reply }), { secret: SECRET, reasoningParser: true });
+  const fetcher: Fetcher = async (path, init) => app.request(path, init);
+  const chat = {
+    model: "fake-model",
+    messages: [{ role: "user", content: "weather?" }],
+    tools: [{ type: "function", function: { name: "f" } }],
+  };
+
+  it("non-stream: reasoning_content, content and the call apart", async () => {
+    const want = (await (await direct(fetcher, "/v1/chat/completions", chat)).json()) as ChatCompletion;
+    expect(want.choices[0].message).toMatchObject({
+      reasoning_content: "\nThe user wants the weather.\n",
+      content: "Checking.",
+      tool_calls: [{ function: { name: "f", arguments: "{}" } }],
+    });
+    const res = await internal(fetcher, {
+      tenant: "acme",
+      endpoint: "chat",
+      request: chat,
+    } as InternalRequest);
+    const state = await collectFrames(res.body!, viewOf("chat", chat));
+    expect(normalize(state.response())).toEqual(normalize(want));
+  });
+
+  it("stream: reasoning_content deltas first, then content; the same through frames", async () => {
+    const request = { ...chat, stream: true };
+    const want = await (await direct(fetcher, "/v1/chat/completions", request)).text();
+    const deltas = sseEvents(want)
+      .filter((d) => d !== "[DONE]")
+      .map((d) => JSON.parse(d).choices[0].delta);
+    expect(deltas.map((d) => d.reasoning_content ?? "").join("")).toBe("\nThe user wants the weather.\n");
+    expect(deltas.map((d) => d.content ?? "").join("")).toBe("Checking.");
+    const res = await internal(fetcher, { tenant: "acme", endpoint: "chat", request } as InternalRequest);
+    const { stream } = framesToSse(res.body!, viewOf("chat", request));
+    expect(events(await new Response(stream).text())).toEqual(events(want));
+  });
+
+  it("off by default: the think block stays in the content", async () => {
+    const plain = createServerApp(new FakeEngine({ reply: "<think>x</think>\n\ny" }), { secret: SECRET });
+    const res = await direct(async (p, i) => plain.request(p, i), "/v1/chat/completions", chat);
+    const body = (await res.json()) as ChatCompletion;
+    expect(body.choices[0].message.content).toBe("<think>x</think>\n\ny");
+    expect(body.choices[0].message.reasoning_content).toBeUndefined();
+  });
+});
+
 describe("refusals come as JSON errors before any frame", () => {
   const setup = (opts: ServerOptions = { secret: SECRET }, engine = new FakeEngine()) => {
     const app = createServerApp(engine, opts);
