@@ -14,6 +14,8 @@ export interface CompletionOutcome {
   upstreamStatus: number;
   /** Content deltas as streamed (their concatenation is `text`), for the prompt cache replay. */
   deltas?: string[];
+  /** The answer also held what a cache entry does not keep (reasoning, tool calls): not replayable. */
+  notReplayable?: boolean;
   /** Chunks carrying content that reached the client (streams). */
   deliveredChunks?: number;
   /**

@@ -81,7 +81,7 @@ export function promptCacheLookup(): MiddlewareHandler<AppEnv> {
       );
       const model = req.model;
       c.get("completionHooks").push(async (o) => {
-        if (o.status !== "ok" || !o.usage || !o.finishReason) return;
+        if (o.status !== "ok" || !o.usage || !o.finishReason || o.notReplayable) return;
         const entry: CacheEntry = {
           v: 1,
           kind: view.kind,

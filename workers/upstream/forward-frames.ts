@@ -43,6 +43,7 @@ function outcomeOf(
     text: state.text,
     upstreamStatus,
     deltas: [...state.deltas],
+    notReplayable: state.reasoning !== "" || state.toolCalls.length > 0,
     deliveredChunks: state.contentChunks,
     partialUsage: state.usage ? null : state.deliveredUsage(),
   };

@@ -1,5 +1,6 @@
 /** Prompt cache in the chain: MISS then HIT with the same content, per-tenant isolation, BYPASS rules, quota/usage rules. */
 import { beforeEach, describe, expect, it } from "vitest";
+import { end, framesResponse, start } from "../frames.js";
 import { clearOfMinuteEdge, framesAnswer, harness, sseEvents, streamedText } from "./util.js";
 
 const det = (extra: Record<string, unknown> = {}) => ({
@@ -109,6 +110,25 @@ describe("prompt cache", () => {
       cached_tokens: 3 * 13,
       total_tokens: 13,
     });
+  });
+
+  it("does not store answers with parts an entry cannot replay (reasoning)", async () => {
+    let n = 0;
+    const h = harness(() => {
+      n++;
+      return framesResponse([
+        start(9),
+        { t: "token", id: 1, text: "", reasoning: "thinking" },
+        { t: "token", id: 2, text: "answer" },
+        end({ prompt_tokens: 9, completion_tokens: 2 }),
+      ]);
+    });
+    const { key } = await h.tenant();
+    const first = (await (await h.chat(key, det())).json()) as { choices: { message: unknown }[] };
+    expect(first.choices[0].message).toMatchObject({ content: "answer", reasoning_content: "thinking" });
+    await h.settled();
+    expect((await h.chat(key, det())).headers.get("x-prompt-cache")).toBe("MISS");
+    expect(n).toBe(2);
   });
 
   it("does not store failed or unfinished answers", async () => {
