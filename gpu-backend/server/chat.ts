@@ -27,7 +27,7 @@ import {
   usageOf,
 } from "./format.js";
 import { parseJsonBody } from "./json.js";
-import { begin, collect, type RequestScope, type RunContext, streamGeneration } from "./run.js";
+import { beginChoices, collectChoices, type RequestScope, type RunContext, streamChoices } from "./run.js";
 import { toSamplingParams } from "./sampling.js";
 
 function checkModel(engine: Engine, model: string): void {
@@ -116,6 +116,10 @@ export function prepareCompletion(engine: Engine, req: CompletionRequest): Prepa
   return { promptIds, params, topLogprobs, echo };
 }
 
+/** How many choices a request asks for (n, default 1). */
+const choicesOf = (req: { n?: number | null }) => req.n ?? 1;
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
 export async function chatCompletions(
   c: Context<ServerEnv>,
   ctx: RunContext,
@@ -124,30 +128,31 @@ export async function chatCompletions(
   const engine = ctx.engine;
   const req: ChatCompletionRequest = parseChatCompletionRequest(parseJsonBody(c.get("rawBody")));
   const { promptIds, params, topLogprobs } = prepareChat(engine, req, ctx.reasoningParser);
-  const g = begin(c, ctx, scope, promptIds, params);
+  const n = choicesOf(req);
+  const gens = beginChoices(c, ctx, scope, promptIds, params, n);
   const id = completionId("chatcmpl");
   const created = nowSeconds();
   const model = engine.modelId;
 
   if (!req.stream) {
-    const { events, text, result } = await collect(g);
-    const lps = topLogprobs === null ? null : { content: events.map(chatLogprob).filter((x) => x !== null) };
-    const calls = events.flatMap((e) => e.toolCalls ?? []);
-    const reasoning = events.map((e) => e.reasoning ?? "").join("");
+    const collected = await collectChoices(gens);
     const body: ChatCompletion = {
       id,
       object: "chat.completion",
       created,
       model,
-      choices: [
-        {
-          index: 0,
-          message: assistantMessage(text, calls, reasoning),
-          logprobs: lps,
-          finish_reason: result.finishReason,
-        },
-      ],
-      usage: usageOf(result),
+      choices: collected.map(({ events, text, result }, index) => ({
+        index,
+        message: assistantMessage(
+          text,
+          events.flatMap((e) => e.toolCalls ?? []),
+          events.map((e) => e.reasoning ?? "").join(""),
+        ),
+        logprobs:
+          topLogprobs === null ? null : { content: events.map(chatLogprob).filter((x) => x !== null) },
+        finish_reason: result.finishReason,
+      })),
+      usage: usageOf(collected.map((x) => x.result)),
     };
     return c.json(body);
   }
@@ -161,37 +166,35 @@ export async function chatCompletions(
     choices,
     ...(includeUsage ? { usage: null } : {}),
   });
-  let callsSent = 0;
-  return streamGeneration(
+  const callsSent = range(n).map(() => 0);
+  return streamChoices(
     c,
-    g,
+    gens,
     {
-      start: () => [
-        chunk([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]),
-      ],
-      token: (ev) => {
+      start: () =>
+        range(n).map((index) =>
+          chunk([{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]),
+        ),
+      token: (index, ev) => {
         const lp = chatLogprob(ev);
         const calls = ev.toolCalls ?? [];
-        const firstIndex = callsSent;
-        callsSent += calls.length;
+        const firstIndex = callsSent[index];
+        callsSent[index] += calls.length;
         const reasoning = ev.reasoning ?? "";
         if (ev.text === "" && lp === null && calls.length === 0 && reasoning === "") return null;
         return chunk([
           {
-            index: 0,
+            index,
             delta: assistantDelta(ev.text, calls, firstIndex, reasoning),
             logprobs: lp ? { content: [lp] } : null,
             finish_reason: null,
           },
         ]);
       },
-      finish: (result) => {
-        const out: unknown[] = [
-          chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason }]),
-        ];
-        if (includeUsage) out.push({ ...chunk([]), usage: usageOf(result) });
-        return out;
-      },
+      finish: (index, result) => [
+        chunk([{ index, delta: {}, logprobs: null, finish_reason: result.finishReason }]),
+      ],
+      end: (results) => (includeUsage ? [{ ...chunk([]), usage: usageOf(results) }] : []),
     },
     ctx.keepAliveMs,
   );
@@ -206,33 +209,33 @@ export async function completions(
   const req: CompletionRequest = parseCompletionRequest(parseJsonBody(c.get("rawBody")));
   const prepared = prepareCompletion(engine, req);
   const { promptIds, params, topLogprobs } = prepared;
-  const g = begin(c, ctx, scope, promptIds, params);
+  const n = choicesOf(req);
+  const gens = beginChoices(c, ctx, scope, promptIds, params, n);
   const id = completionId("cmpl");
   const created = nowSeconds();
   const model = engine.modelId;
   const echo = prepared.echo ?? "";
 
   if (!req.stream) {
-    const { events, text, result } = await collect(g);
-    const scored =
-      result.promptLogprobs && promptLogprobs(engine.tokenizer, promptIds, result.promptLogprobs);
+    const collected = await collectChoices(gens);
+    // (the first choice scored the prompt; every choice echoes it)
+    const first = collected[0].result;
+    const scored = first.promptLogprobs
+      ? promptLogprobs(engine.tokenizer, promptIds, first.promptLogprobs)
+      : null;
     return c.json({
       id,
       object: "text_completion",
       created,
       model,
-      choices: [
-        {
-          index: 0,
-          text: echo + text,
-          logprobs:
-            topLogprobs === null
-              ? null
-              : joinLegacyLogprobs(scored ?? null, legacyLogprobs(events, echo.length)),
-          finish_reason: result.finishReason,
-        },
-      ],
-      usage: usageOf(result),
+      choices: collected.map(({ events, text, result }, index) => ({
+        index,
+        text: echo + text,
+        logprobs:
+          topLogprobs === null ? null : joinLegacyLogprobs(scored, legacyLogprobs(events, echo.length)),
+        finish_reason: result.finishReason,
+      })),
+      usage: usageOf(collected.map((x) => x.result)),
     });
   }
 
@@ -245,25 +248,25 @@ export async function completions(
     choices,
     ...(includeUsage ? { usage: null } : {}),
   });
-  let offset = echo.length;
-  return streamGeneration(
+  const offsets = range(n).map(() => echo.length);
+  return streamChoices(
     c,
-    g,
+    gens,
     {
-      start: () => (echo ? [chunk([{ index: 0, text: echo, logprobs: null, finish_reason: null }])] : []),
-      token: (ev) => {
-        const lp = topLogprobs === null ? null : legacyLogprobs([ev], offset);
-        offset += ev.text.length;
+      start: () =>
+        echo
+          ? range(n).map((index) => chunk([{ index, text: echo, logprobs: null, finish_reason: null }]))
+          : [],
+      token: (index, ev) => {
+        const lp = topLogprobs === null ? null : legacyLogprobs([ev], offsets[index]);
+        offsets[index] += ev.text.length;
         if (ev.text === "" && lp === null) return null;
-        return chunk([{ index: 0, text: ev.text, logprobs: lp, finish_reason: null }]);
+        return chunk([{ index, text: ev.text, logprobs: lp, finish_reason: null }]);
       },
-      finish: (result) => {
-        const out: unknown[] = [
-          chunk([{ index: 0, text: "", logprobs: null, finish_reason: result.finishReason }]),
-        ];
-        if (includeUsage) out.push({ ...chunk([]), usage: usageOf(result) });
-        return out;
-      },
+      finish: (index, result) => [
+        chunk([{ index, text: "", logprobs: null, finish_reason: result.finishReason }]),
+      ],
+      end: (results) => (includeUsage ? [{ ...chunk([]), usage: usageOf(results) }] : []),
     },
     ctx.keepAliveMs,
   );

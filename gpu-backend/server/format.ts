@@ -13,12 +13,18 @@ export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-export function usageOf(result: GenerationResult): Usage {
+/**
+ * Usage of a request's choices: the prompt once (and its cached tokens as the first choice found
+ * them), the completion tokens of all.
+ */
+export function usageOf(results: GenerationResult[]): Usage {
+  const prompt = results[0].promptTokens;
+  const completion = results.reduce((a, r) => a + r.completionTokens, 0);
   return {
-    prompt_tokens: result.promptTokens,
-    completion_tokens: result.completionTokens,
-    total_tokens: result.promptTokens + result.completionTokens,
-    prompt_tokens_details: { cached_tokens: result.cachedTokens },
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: results[0].cachedTokens },
   };
 }
 

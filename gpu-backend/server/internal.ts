@@ -17,12 +17,12 @@ import {
   PROTOCOL_VERSION,
   type TokenFrame,
 } from "../../src/protocol/types.js";
-import type { TokenEvent, TokenLogprob } from "../engine/types.js";
+import type { GenerationResult, TokenEvent, TokenLogprob } from "../engine/types.js";
 import { prepareChat, prepareCompletion } from "./chat.js";
 import type { ServerEnv } from "./context.js";
 import { toApiError } from "./errors.js";
-import { promptLogprobs } from "./format.js";
-import { begin, PacedWriter, type RunContext } from "./run.js";
+import { promptLogprobs, usageOf } from "./format.js";
+import { beginChoices, PacedWriter, type RunContext } from "./run.js";
 
 function frameLogprob(t: TokenLogprob): FrameLogprob {
   return { id: t.tokenId, token: t.token, logprob: t.logprob, bytes: Array.from(t.bytes) };
@@ -64,7 +64,8 @@ export async function internalGenerate(
     req.endpoint === "chat"
       ? prepareChat(ctx.engine, parseChatCompletionRequest(req.request), ctx.reasoningParser)
       : prepareCompletion(ctx.engine, parseCompletionRequest(req.request));
-  const g = begin(
+  const n = (req.request.n ?? 1) as number;
+  const gens = beginChoices(
     c,
     ctx,
     {
@@ -74,14 +75,19 @@ export async function internalGenerate(
     },
     prepared.promptIds,
     prepared.params,
+    n,
   );
+  const aborted = () => gens.some((g) => g.abort.signal.aborted);
   c.header("content-type", FRAMES_CONTENT_TYPE);
   c.header("cache-control", "no-cache");
   return stream(c, async (s) => {
-    s.onAbort(() => g.abort.abort());
+    s.onAbort(() => {
+      for (const g of gens) g.abort.abort();
+    });
     const out = new PacedWriter((b) => s.write(b));
     const send = (f: Frame) => out.send(encodeFrame(f));
     out.keepAlive(ctx.keepAliveMs, () => encodeFrame({ t: "ping" }));
+    const results: GenerationResult[] = [];
     try {
       await send({
         t: "start",
@@ -90,45 +96,54 @@ export async function internalGenerate(
         prompt_tokens: prepared.promptIds.length,
         ...(prepared.echo !== null ? { echo: prepared.echo } : {}),
       });
-      for (;;) {
-        const r = await g.gen.next();
-        if (r.done) {
-          if (g.abort.signal.aborted) return;
-          const res = r.value;
-          await send({
-            t: "end",
-            finish_reason: res.finishReason,
-            usage: {
-              prompt_tokens: res.promptTokens,
-              completion_tokens: res.completionTokens,
-              cached_tokens: res.cachedTokens,
-            },
-            ...(res.promptLogprobs
-              ? {
-                  prompt_logprobs: promptLogprobs(
-                    ctx.engine.tokenizer,
-                    prepared.promptIds,
-                    res.promptLogprobs,
-                  ),
-                }
-              : {}),
-            ...(res.paging ? { paging: res.paging } : {}),
-          });
-          await g.done("ok", 200, res);
-          return;
+      // The choices advance in turn, as the backend's own streams do (run.ts streamChoices).
+      const active = gens.map((_, i) => i);
+      while (active.length > 0) {
+        for (const i of [...active]) {
+          const g = gens[i];
+          const r = await g.gen.next();
+          if (r.done) {
+            if (aborted()) return;
+            results[i] = r.value;
+            active.splice(active.indexOf(i), 1);
+            // n > 1: each choice ends with its own frame; a single one ends with the end frame.
+            if (n > 1) await send({ t: "finish", c: i, finish_reason: r.value.finishReason });
+            await g.done("ok", 200, r.value);
+            continue;
+          }
+          g.observer.token();
+          const f = tokenFrame(r.value);
+          if (n > 1) f.c = i;
+          await send(f);
         }
-        g.observer.token();
-        await send(tokenFrame(r.value));
       }
+      const first = results[0];
+      const usage = usageOf(results);
+      await send({
+        t: "end",
+        finish_reason: first.finishReason,
+        usage: {
+          prompt_tokens: usage.prompt_tokens,
+          completion_tokens: usage.completion_tokens,
+          cached_tokens: first.cachedTokens,
+        },
+        ...(first.promptLogprobs
+          ? {
+              prompt_logprobs: promptLogprobs(ctx.engine.tokenizer, prepared.promptIds, first.promptLogprobs),
+            }
+          : {}),
+        ...(first.paging ? { paging: first.paging } : {}),
+      });
     } catch (err) {
-      if (g.abort.signal.aborted) return;
+      if (aborted()) return;
+      for (const g of gens) g.abort.abort();
       const api = toApiError(err);
       if (api.status >= 500) console.error("generation failed mid-stream:", err);
-      await g.done("error", api.status);
+      for (const g of gens) await g.done("error", api.status);
       await send({ t: "error", status: api.status, error: api.toBody().error }).catch(() => {});
     } finally {
       out.stop();
-      await g.done("aborted", 499);
+      for (const g of gens) await g.done("aborted", 499);
     }
   });
 }

@@ -97,6 +97,46 @@ export function begin(
   };
 }
 
+/**
+ * Admit the n choices of one request (n > 1: each its own sequence, seeded seed + i when the
+ * request set a seed; only the first scores the prompt). All or none: a refusal of one ends the
+ * ones already admitted.
+ */
+export function beginChoices(
+  c: Context<ServerEnv>,
+  ctx: RunContext,
+  scope: RequestScope,
+  promptIds: number[],
+  params: SamplingParams,
+  n: number,
+): Generation[] {
+  const gens: Generation[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const p: SamplingParams = i === 0 ? params : { ...params, promptLogprobs: undefined };
+      if (i > 0 && params.seed !== undefined) p.seed = params.seed + i;
+      gens.push(begin(c, ctx, scope, promptIds, p));
+    }
+  } catch (err) {
+    for (const g of gens) {
+      g.abort.abort();
+      void g.done("aborted", 499);
+    }
+    throw err;
+  }
+  return gens;
+}
+
+/** Every choice collected; one failing ends the others and rethrows. */
+export async function collectChoices(gens: Generation[]): Promise<Awaited<ReturnType<typeof collect>>[]> {
+  try {
+    return await Promise.all(gens.map(collect));
+  } catch (err) {
+    for (const g of gens) g.abort.abort();
+    throw err;
+  }
+}
+
 export async function collect(
   g: Generation,
 ): Promise<{ events: TokenEvent[]; text: string; result: GenerationResult }> {
@@ -154,51 +194,70 @@ export class PacedWriter {
 }
 
 export interface StreamHandlers {
-  /** Objects to send before the first token (e.g. the role chunk). */
+  /** Objects to send before the first token (e.g. the role chunk of each choice). */
   start(): unknown[];
-  /** Object for one token, or null to send nothing (e.g. empty held-back text). */
-  token(ev: TokenEvent): unknown | null;
-  /** Objects after the last token: the finish chunk, then the usage chunk if asked for. */
-  finish(result: GenerationResult): unknown[];
+  /** Object for one token of choice i, or null to send nothing (e.g. empty held-back text). */
+  token(i: number, ev: TokenEvent): unknown | null;
+  /** Objects when choice i is done (its finish chunk). */
+  finish(i: number, result: GenerationResult): unknown[];
+  /** Objects after every choice is done (the usage chunk, if asked for). */
+  end(results: GenerationResult[]): unknown[];
 }
 
-export function streamGeneration(
+/**
+ * Streams the choices of one request. They advance in turn, one event each (they decode in the
+ * same batch steps anyway), so the order of chunks depends only on the generations.
+ */
+export function streamChoices(
   c: Context<ServerEnv>,
-  g: Generation,
+  gens: Generation[],
   h: StreamHandlers,
   keepAliveMs: number,
 ): Response {
   return streamSSE(c, async (stream) => {
-    stream.onAbort(() => g.abort.abort());
+    const abortAll = () => {
+      for (const g of gens) g.abort.abort();
+    };
+    stream.onAbort(abortAll);
+    const aborted = () => gens.some((g) => g.abort.signal.aborted);
     const out = new PacedWriter((s) => stream.write(s));
     const send = (obj: unknown) => out.send(`data: ${JSON.stringify(obj)}\n\n`);
     // Comment lines keep proxies from timing out during a long prefill; clients skip them.
     out.keepAlive(keepAliveMs, () => ": keep-alive\n\n");
+    const results: GenerationResult[] = [];
     try {
       for (const obj of h.start()) await send(obj);
-      for (;;) {
-        const r = await g.gen.next();
-        if (r.done) {
-          if (g.abort.signal.aborted) return; // nobody is listening
-          for (const obj of h.finish(r.value)) await send(obj);
-          await out.send(`data: ${SSE_DONE}\n\n`);
-          await g.done("ok", 200, r.value);
-          return;
+      const active = gens.map((_, i) => i);
+      while (active.length > 0) {
+        for (const i of [...active]) {
+          const g = gens[i];
+          const r = await g.gen.next();
+          if (r.done) {
+            if (aborted()) return; // nobody is listening
+            results[i] = r.value;
+            active.splice(active.indexOf(i), 1);
+            for (const obj of h.finish(i, r.value)) await send(obj);
+            await g.done("ok", 200, r.value);
+            continue;
+          }
+          g.observer.token();
+          const obj = h.token(i, r.value);
+          if (obj !== null) await send(obj);
         }
-        g.observer.token();
-        const obj = h.token(r.value);
-        if (obj !== null) await send(obj);
       }
+      for (const obj of h.end(results)) await send(obj);
+      await out.send(`data: ${SSE_DONE}\n\n`);
     } catch (err) {
-      if (g.abort.signal.aborted) return;
+      if (aborted()) return;
+      abortAll();
       const api = toApiError(err);
       if (api.status >= 500) console.error("generation failed mid-stream:", err);
-      await g.done("error", api.status);
+      for (const g of gens) await g.done("error", api.status);
       // An error after the stream began is a final event, then the stream closes (no [DONE]).
       await out.send(`data: ${JSON.stringify(api.toBody())}\n\n`).catch(() => {});
     } finally {
       out.stop();
-      await g.done("aborted", 499);
+      for (const g of gens) await g.done("aborted", 499);
     }
   });
 }

@@ -149,7 +149,7 @@ function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
   return result.data;
 }
 
-/** Validate and check the parts we do not support (n > 1). Throws ApiError(400). */
+/** Validate and check what we cannot do. Throws ApiError(400). */
 export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
   const req = parseWith(chatCompletionRequestSchema, body);
   rejectUnsupported(req);
@@ -178,7 +178,7 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
   return req;
 }
 
-/** The one prompt of a request: a text or token ids (a batch of several is refused, as n > 1 is). */
+/** The one prompt of a request: a text or token ids (a batch of several prompts is refused). */
 function singlePrompt(p: string | number[] | string[] | number[][]): string | number[] {
   if (typeof p === "string") return p;
   if (p.length === 0) throw badRequest("'prompt' must not be an empty list.", "prompt", "empty_array");
@@ -375,12 +375,15 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** Choices per request at most (each is a sequence of its own in the batch). */
+export const MAX_CHOICES = 16;
+
 /** logit_bias entries at most (as OpenAI caps it). */
 const MAX_LOGIT_BIAS_ENTRIES = 300;
 
 function rejectUnsupported(req: { n?: number | null; logit_bias?: Record<string, number> | null }): void {
-  if (req.n != null && req.n > 1) {
-    throw badRequest("Only n = 1 is supported.", "n", "unsupported_value");
+  if (req.n != null && req.n > MAX_CHOICES) {
+    throw badRequest(`Invalid 'n': at most ${MAX_CHOICES} choices per request.`, "n", "above_max_value");
   }
   checkLogitBias(req.logit_bias);
 }

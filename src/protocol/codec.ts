@@ -60,7 +60,7 @@ function checkFrame(value: unknown): Frame {
   if (typeof value !== "object" || value === null || typeof (value as { t?: unknown }).t !== "string")
     throw new ProtocolError("a frame must be a map with a type 't'");
   const t = (value as { t: string }).t;
-  if (t !== "start" && t !== "token" && t !== "ping" && t !== "end" && t !== "error")
+  if (t !== "start" && t !== "token" && t !== "ping" && t !== "finish" && t !== "end" && t !== "error")
     throw new ProtocolError(`unknown frame type '${t}'`);
   return value as Frame;
 }

@@ -30,6 +30,8 @@ export interface OpenAIView {
   logprobs: boolean;
   /** Legacy completions with echo: the prompt text, sent first (the start frame's, when it has one). */
   echo?: string;
+  /** Choices (the request's n); default 1. */
+  n?: number;
 }
 
 export interface TextCompletion {
@@ -86,17 +88,24 @@ function legacyLogprobs(frames: TokenFrame[], startOffset: number): LegacyLogpro
   return out;
 }
 
-/**
- * Feed frames in order. `chunks()` gives the stream chunks each frame becomes; after `end`,
- * `response()` gives the non-stream answer. State (text, usage, ...) is readable at any time.
- */
-export class FramesToOpenAI {
+/** What one choice has received. */
+class Choice {
   text = "";
   readonly deltas: string[] = [];
-  finishReason: FinishReason | null = null;
-  /** Tool calls so far (chat with tools), and the reasoning text (backend's --reasoning-parser). */
+  readonly tokens: TokenFrame[] = [];
   readonly toolCalls: FrameToolCall[] = [];
   reasoning = "";
+  finishReason: FinishReason | null = null;
+  /** Legacy streaming offsets advance by the text deltas actually sent. */
+  offset = 0;
+}
+
+/**
+ * Feed frames in order. `chunks()` gives the stream chunks each frame becomes; after `end`,
+ * `response()` gives the non-stream answer. State (text, usage, ...) is readable at any time; the
+ * per-answer fields (text, deltas, finish reason, ...) are the first choice's.
+ */
+export class FramesToOpenAI {
   usage: Usage | null = null;
   paging: Record<string, number> | null = null;
   error: { status: number; body: OpenAIErrorBody } | null = null;
@@ -107,20 +116,46 @@ export class FramesToOpenAI {
   /** Token frames received: one per generated token, so exact even when the stream breaks. */
   completionTokens = 0;
   private started = false;
-  private readonly tokens: TokenFrame[] = [];
-  /** Legacy streaming offsets advance by the text deltas actually sent. */
-  private offset: number;
+  private ended = false;
+  private readonly choices: Choice[];
   /** Legacy completions: the echoed prompt, and its logprobs (echo with logprobs, non-stream). */
   private echo: string;
   private promptLogprobs: LegacyLogprobs | null = null;
 
   constructor(readonly view: OpenAIView) {
     this.echo = view.echo ?? "";
-    this.offset = this.echo.length;
+    this.choices = Array.from({ length: Math.max(1, view.n ?? 1) }, () => new Choice());
+    for (const c of this.choices) c.offset = this.echo.length;
+  }
+
+  get text(): string {
+    return this.choices[0].text;
+  }
+  get deltas(): readonly string[] {
+    return this.choices[0].deltas;
+  }
+  get finishReason(): FinishReason | null {
+    return this.choices[0].finishReason;
+  }
+  get toolCalls(): readonly FrameToolCall[] {
+    return this.choices[0].toolCalls;
+  }
+  get reasoning(): string {
+    return this.choices[0].reasoning;
+  }
+  /** Some choice holds what a text-only replay cannot give back (reasoning, tool calls). */
+  get hasExtras(): boolean {
+    return this.choices.some((c) => c.reasoning !== "" || c.toolCalls.length > 0);
   }
 
   get done(): boolean {
-    return this.finishReason !== null || this.error !== null;
+    return this.ended || this.error !== null;
+  }
+
+  private choice(index: number | undefined): Choice {
+    const c = this.choices[index ?? 0];
+    if (!c) throw new ProtocolError(`choice ${index} of ${this.choices.length}`);
+    return c;
   }
 
   private chatChunk(choices: ChatCompletionChunk["choices"]): ChatCompletionChunk {
@@ -147,6 +182,13 @@ export class FramesToOpenAI {
     };
   }
 
+  /** The chunk that ends choice `index` in a stream. */
+  private finishChunk(index: number, reason: FinishReason): unknown {
+    return this.view.endpoint === "chat"
+      ? this.chatChunk([{ index, delta: {}, logprobs: null, finish_reason: reason }])
+      : this.textChunk([{ index, text: "", logprobs: null, finish_reason: reason }]);
+  }
+
   /** The chunks (JSON-ready objects) this frame becomes in a stream; ping frames become none. */
   chunks(frame: Frame): unknown[] {
     if (this.done) throw new ProtocolError(`frame '${frame.t}' after the end of the stream`);
@@ -157,41 +199,46 @@ export class FramesToOpenAI {
         this.started = true;
         this.promptTokens = frame.prompt_tokens;
         if (chat)
-          return [
+          return this.choices.map((_, index) =>
             this.chatChunk([
-              { index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null },
+              { index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null },
             ]),
-          ];
+          );
         if (frame.echo !== undefined) {
           this.echo = frame.echo;
-          this.offset = frame.echo.length;
+          for (const c of this.choices) c.offset = frame.echo.length;
         }
         return this.echo
-          ? [this.textChunk([{ index: 0, text: this.echo, logprobs: null, finish_reason: null }])]
+          ? this.choices.map((_, index) =>
+              this.textChunk([{ index, text: this.echo, logprobs: null, finish_reason: null }]),
+            )
           : [];
       case "ping":
         return [];
       case "token": {
         this.requireStart(frame.t);
-        this.tokens.push(frame);
+        const index = frame.c ?? 0;
+        const c = this.choice(index);
+        if (c.finishReason !== null) throw new ProtocolError(`a token for choice ${index} after its finish`);
+        c.tokens.push(frame);
         this.completionTokens++;
         if (frame.text !== "") {
-          this.text += frame.text;
-          this.deltas.push(frame.text);
+          c.text += frame.text;
+          c.deltas.push(frame.text);
         }
         if (chat) {
           const lp = chatLogprob(frame);
           const calls = frame.tool_calls ?? [];
           const reasoning = frame.reasoning ?? "";
-          const firstIndex = this.toolCalls.length;
-          this.toolCalls.push(...calls);
-          this.reasoning += reasoning;
+          const firstIndex = c.toolCalls.length;
+          c.toolCalls.push(...calls);
+          c.reasoning += reasoning;
           if (frame.text === "" && lp === null && calls.length === 0 && reasoning === "") return [];
           if (frame.text !== "") this.contentChunks++;
           return [
             this.chatChunk([
               {
-                index: 0,
+                index,
                 delta: assistantDelta(frame.text, calls, firstIndex, reasoning),
                 logprobs: lp ? { content: [lp] } : null,
                 finish_reason: null,
@@ -199,19 +246,30 @@ export class FramesToOpenAI {
             ]),
           ];
         }
-        const lp = this.view.logprobs ? legacyLogprobs([frame], this.offset) : null;
-        this.offset += frame.text.length;
+        const lp = this.view.logprobs ? legacyLogprobs([frame], c.offset) : null;
+        c.offset += frame.text.length;
         if (frame.text === "" && lp === null) return [];
         if (frame.text !== "") this.contentChunks++;
-        return [this.textChunk([{ index: 0, text: frame.text, logprobs: lp, finish_reason: null }])];
+        return [this.textChunk([{ index, text: frame.text, logprobs: lp, finish_reason: null }])];
+      }
+      case "finish": {
+        this.requireStart(frame.t);
+        const c = this.choice(frame.c);
+        if (c.finishReason !== null) throw new ProtocolError(`choice ${frame.c} finished twice`);
+        c.finishReason = frame.finish_reason;
+        return [this.finishChunk(frame.c, frame.finish_reason)];
       }
       case "end": {
         this.requireStart(frame.t);
         this.end(frame);
         const usage = this.usage!;
-        const out: unknown[] = chat
-          ? [this.chatChunk([{ index: 0, delta: {}, logprobs: null, finish_reason: frame.finish_reason }])]
-          : [this.textChunk([{ index: 0, text: "", logprobs: null, finish_reason: frame.finish_reason }])];
+        // Choices without a finish frame of their own (a single choice never has one) end here.
+        const out: unknown[] = [];
+        this.choices.forEach((c, index) => {
+          if (c.finishReason !== null) return;
+          c.finishReason = frame.finish_reason;
+          out.push(this.finishChunk(index, frame.finish_reason));
+        });
         if (this.view.includeUsage)
           out.push(chat ? { ...this.chatChunk([]), usage } : { ...this.textChunk([]), usage });
         return out;
@@ -242,7 +300,7 @@ export class FramesToOpenAI {
   }
 
   private end(frame: EndFrame): void {
-    this.finishReason = frame.finish_reason;
+    this.ended = true;
     this.usage = usageFromFrame(frame.usage);
     this.paging = frame.paging ?? null;
     this.promptLogprobs = frame.prompt_logprobs ?? null;
@@ -250,8 +308,7 @@ export class FramesToOpenAI {
 
   /** The non-stream answer; only after the end frame. */
   response(): ChatCompletion | TextCompletion {
-    if (this.finishReason === null || this.usage === null)
-      throw new ProtocolError("the stream has no end frame");
+    if (!this.ended || this.usage === null) throw new ProtocolError("the stream has no end frame");
     const v = this.view;
     if (v.endpoint === "chat") {
       return {
@@ -259,16 +316,14 @@ export class FramesToOpenAI {
         object: "chat.completion",
         created: v.created,
         model: v.model,
-        choices: [
-          {
-            index: 0,
-            message: assistantMessage(this.text, this.toolCalls, this.reasoning),
-            logprobs: v.logprobs
-              ? { content: this.tokens.map(chatLogprob).filter((x): x is LogprobContent => x !== null) }
-              : null,
-            finish_reason: this.finishReason,
-          },
-        ],
+        choices: this.choices.map((c, index) => ({
+          index,
+          message: assistantMessage(c.text, c.toolCalls, c.reasoning),
+          logprobs: v.logprobs
+            ? { content: c.tokens.map(chatLogprob).filter((x): x is LogprobContent => x !== null) }
+            : null,
+          finish_reason: c.finishReason!,
+        })),
         usage: this.usage,
       };
     }
@@ -278,16 +333,14 @@ export class FramesToOpenAI {
       object: "text_completion",
       created: v.created,
       model: v.model,
-      choices: [
-        {
-          index: 0,
-          text: echo + this.text,
-          logprobs: v.logprobs
-            ? joinLegacyLogprobs(this.promptLogprobs, legacyLogprobs(this.tokens, echo.length))
-            : null,
-          finish_reason: this.finishReason,
-        },
-      ],
+      choices: this.choices.map((c, index) => ({
+        index,
+        text: echo + c.text,
+        logprobs: v.logprobs
+          ? joinLegacyLogprobs(this.promptLogprobs, legacyLogprobs(c.tokens, echo.length))
+          : null,
+        finish_reason: c.finishReason!,
+      })),
       usage: this.usage,
     };
   }

@@ -57,6 +57,8 @@ export interface StartFrame {
 /** One generated token. `text` is its text delta ("" while bytes or a possible stop string are held back). */
 export interface TokenFrame {
   t: "token";
+  /** Choice index (n > 1); absent: 0. */
+  c?: number;
   id: number;
   text: string;
   /** Present when logprobs were asked for. */
@@ -82,6 +84,13 @@ export interface FrameUsage {
   cached_tokens: number;
 }
 
+/** n > 1: choice `c` is done (the others may go on); the end frame follows once all are. */
+export interface FinishFrame {
+  t: "finish";
+  c: number;
+  finish_reason: FinishReason;
+}
+
 export interface EndFrame {
   t: "end";
   finish_reason: FinishReason;
@@ -99,4 +108,4 @@ export interface ErrorFrame {
   error: OpenAIErrorBody["error"];
 }
 
-export type Frame = StartFrame | TokenFrame | PingFrame | EndFrame | ErrorFrame;
+export type Frame = StartFrame | TokenFrame | PingFrame | FinishFrame | EndFrame | ErrorFrame;

@@ -203,6 +203,16 @@ describe("openai client through edge and backend", () => {
     expect(res.usage).toMatchObject({ prompt_tokens: n, completion_tokens: 0 });
   });
 
+  it("n = 2: two choices, in stream (the SDK's helper) and not", async () => {
+    const body = { model: stack.modelId, messages, n: 2, max_tokens: 5, temperature: 1, seed: 7 };
+    const res = await client.chat.completions.create(body, BYPASS);
+    expect(res.choices.map((c) => c.index)).toEqual([0, 1]);
+    const streamed = await client.chat.completions.stream(body, BYPASS).finalChatCompletion();
+    expect(streamed.choices.map((c) => c.message.content)).toEqual(res.choices.map((c) => c.message.content));
+    expect(streamed.usage).toBeUndefined(); // (not asked for)
+    expect(res.usage?.completion_tokens).toBeLessThanOrEqual(10);
+  });
+
   it("stream without include_usage: no usage chunk reaches the client", async () => {
     const stream = await client.chat.completions.create(
       { model: stack.modelId, messages, max_tokens: 6, temperature: 0, stream: true },

@@ -87,7 +87,7 @@ describe("bad requests are answered at the edge", () => {
     });
   });
 
-  it("other invalid bodies: missing messages, bad role, n > 1, non-object, too large", async () => {
+  it("other invalid bodies: missing messages, bad role, n > 16, non-object, too large", async () => {
     await expectError(await post(backend.app, key, { model: "test-model" }), 400, {
       type: "invalid_request_error",
       code: "missing_required_parameter",
@@ -98,9 +98,9 @@ describe("bad requests are answered at the edge", () => {
       400,
       { type: "invalid_request_error", code: "invalid_value", param: "messages[0].role" },
     );
-    await expectError(await post(backend.app, key, chatBody({ n: 3 })), 400, {
+    await expectError(await post(backend.app, key, chatBody({ n: 17 })), 400, {
       type: "invalid_request_error",
-      code: "unsupported_value",
+      code: "above_max_value",
       param: "n",
     });
     await expectError(await post(backend.app, key, "[1,2]"), 400, {

@@ -175,7 +175,8 @@ export function quotaReservation(): MiddlewareHandler<AppEnv> {
       limits.tokensPerMonth !== undefined;
     if (tokenLimited && requested === null) replaceRequest(c, view, { max_tokens: maxTokens });
     const promptEstimate = promptTokenBound(req);
-    const tokens = promptEstimate + maxTokens;
+    // Each of the n choices may use max_tokens; the prompt is counted once.
+    const tokens = promptEstimate + (req.n ?? 1) * maxTokens;
     const stream = req.stream === true;
     const id = c.get("requestId");
     const stub = quotaStub(c, tenant.id);

@@ -43,7 +43,7 @@ function outcomeOf(
     text: state.text,
     upstreamStatus,
     deltas: [...state.deltas],
-    notReplayable: state.reasoning !== "" || state.toolCalls.length > 0,
+    notReplayable: state.hasExtras,
     deliveredChunks: state.contentChunks,
     partialUsage: state.usage ? null : state.deliveredUsage(),
   };
@@ -75,6 +75,7 @@ function viewOf(internal: InternalRequest): OpenAIView {
       internal.endpoint === "chat"
         ? internal.request.logprobs === true
         : internal.request.logprobs !== null && internal.request.logprobs !== undefined,
+    n: req.n ?? 1,
     echo:
       internal.endpoint === "completion" &&
       internal.request.echo === true &&
@@ -137,7 +138,7 @@ export function forwardFrames(fetchImpl?: FetchLike): MiddlewareHandler<AppEnv> 
         runHooks(c, failedOutcome(stream, upstreamStatus));
         throw upstreamError("The inference backend failed during the request.", "upstream_stream_error");
       }
-      if (!state.finishReason) {
+      if (state.usage === null) {
         runHooks(c, failedOutcome(stream, upstreamStatus));
         const e = state.error?.body.error;
         if (state.error && e) throw new ApiError(state.error.status, e.message, e.type, e.code, e.param);

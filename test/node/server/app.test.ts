@@ -270,7 +270,7 @@ describe("chat completions", () => {
     const { call, engine } = setup();
     const cases: [unknown, number, string | null][] = [
       ["{not json", 400, "invalid_json"],
-      [chat({ n: 2 }), 400, "unsupported_value"],
+      [chat({ n: 17 }), 400, "above_max_value"],
       [chat({ model: "nope" }), 404, "model_not_found"],
       [{ model: "fake-model", messages: "hi" }, 400, "invalid_type"],
       [chat({ max_tokens: -3 }), 400, "below_min_value"],

@@ -74,6 +74,7 @@ function viewOf(endpoint: "chat" | "completion", request: Record<string, unknown
     includeUsage: so?.include_usage === true,
     logprobs: endpoint === "chat" ? request.logprobs === true : request.logprobs != null,
     echo: request.echo === true && typeof request.prompt === "string" ? request.prompt : undefined,
+    n: (request.n as number | undefined) ?? 1,
   };
 }
 
@@ -99,6 +100,25 @@ describe("frames -> OpenAI equals the backend's own OpenAI endpoints", () => {
       "completion, non-stream, echo, logprobs",
       "completion",
       { ...comp, echo: true, logprobs: 1, max_tokens: 7 },
+    ],
+    [
+      "chat, n = 3, stream, usage, logprobs",
+      "chat",
+      {
+        ...chat,
+        n: 3,
+        stream: true,
+        stream_options: { include_usage: true },
+        logprobs: true,
+        top_logprobs: 1,
+      },
+    ],
+    ["chat, n = 2, non-stream", "chat", { ...chat, n: 2, max_tokens: 4 }],
+    ["completion, n = 2, stream, echo", "completion", { ...comp, n: 2, stream: true, echo: true }],
+    [
+      "completion, n = 2, non-stream, echo, logprobs",
+      "completion",
+      { ...comp, n: 2, echo: true, logprobs: 1 },
     ],
     // The edge has only the ids: the echoed text comes in the start frame.
     [

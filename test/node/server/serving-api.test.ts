@@ -202,7 +202,51 @@ it("per-tenant in-flight caps from the signed request: 429 with Retry-After, oth
   }
 });
 
-it("oversized bodies get 413, absurd max_tokens and n > 1 get 400, all as OpenAI errors", async () => {
+it("n choices: each as a request of its own with seed + i would give, usage counting the prompt once", async () => {
+  const s = await startServer(model.dir, {}, { allowUnsigned: true });
+  try {
+    type Reply = {
+      choices: { index: number; message: { content: string }; finish_reason: string }[];
+      usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+    };
+    const sampled = { temperature: 1, seed: 41, max_tokens: 6 };
+    const three = (await (await post(s, chat("tell me more", { ...sampled, n: 3 }))).json()) as Reply;
+    expect(three.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    let completion = 0;
+    for (const [i, choice] of three.choices.entries()) {
+      const alone = (await (
+        await post(s, chat("tell me more", { ...sampled, seed: 41 + i }))
+      ).json()) as Reply;
+      expect(choice.message.content).toBe(alone.choices[0].message.content);
+      expect(three.usage.prompt_tokens).toBe(alone.usage.prompt_tokens);
+      completion += alone.usage.completion_tokens;
+    }
+    expect(three.usage.completion_tokens).toBe(completion);
+    expect(three.usage.total_tokens).toBe(three.usage.prompt_tokens + completion);
+    expect(new Set(three.choices.map((c) => c.message.content)).size).toBeGreaterThan(1);
+    expect(idle(s.engine)).toBe(true);
+    // A client leaving an n = 3 stream frees all three sequences.
+    const ac = new AbortController();
+    const long = await post(s, chat("long", { n: 3, max_tokens: 2000, stream: true }), {}, ac.signal);
+    await long.body!.getReader().read();
+    expect(s.engine.scheduler.stats().running).toBe(3);
+    ac.abort();
+    await until(() => idle(s.engine), 3000, "the three sequences freed");
+    // Beyond what the scheduler holds, the request is refused whole (nothing left running).
+    const small = await startServer(model.dir, { engine: { scheduler: { maxRunning: 1, maxQueued: 1 } } });
+    try {
+      const refused = await post(small, chat("too many", { n: 3 }));
+      expect(refused.status).toBe(503);
+      expect(idle(small.engine)).toBe(true);
+    } finally {
+      await small.close();
+    }
+  } finally {
+    await s.close();
+  }
+});
+
+it("oversized bodies get 413, absurd max_tokens and n > 16 get 400, all as OpenAI errors", async () => {
   const s = await startServer(model.dir, {}, { allowUnsigned: true, maxBodyBytes: 10_000 });
   try {
     const big = await post(s, chat("x".repeat(20_000)));
@@ -214,7 +258,7 @@ it("oversized bodies get 413, absurd max_tokens and n > 1 get 400, all as OpenAI
       code: "context_length_exceeded",
       param: "max_tokens",
     });
-    const n = await post(s, chat("hi", { n: 2 }));
+    const n = await post(s, chat("hi", { n: 17 }));
     expect(n.status).toBe(400);
     const temp = await post(s, chat("hi", { temperature: 7 }));
     expect(temp.status).toBe(400);

@@ -54,8 +54,12 @@ describe("chat request schema", () => {
     expect(rejection({ model: "m", messages: [] }).code).toBe("empty_array");
   });
 
-  it("rejects n > 1, out-of-range sampling values and non-object bodies", () => {
-    expect(rejection({ ...ok, n: 2 }).code).toBe("unsupported_value");
+  it("rejects n > 16, out-of-range sampling values and non-object bodies", () => {
+    expect(parseChatCompletionRequest({ ...ok, n: 16 }).n).toBe(16);
+    expect([rejection({ ...ok, n: 17 }).code, rejection({ ...ok, n: 0 }).param]).toEqual([
+      "above_max_value",
+      "n",
+    ]);
     expect(rejection({ ...ok, temperature: 3 }).param).toBe("temperature");
     expect(rejection({ ...ok, top_logprobs: 2 }).param).toBe("top_logprobs");
     expect(rejection([ok]).status).toBe(400);

@@ -75,6 +75,16 @@ describe("/v1/completions", () => {
     const ids = await send([[11, 12, 13, 14, 15]]);
     expect(ids.status).toBe(200);
     expect(h.calls[0].body).toMatchObject({ prompt: [11, 12, 13, 14, 15] });
+    // n choices may each use max_tokens: 5 ids + 2 x 5 do not fit 10 tokens a minute.
+    const two = await h.send("/v1/completions", {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "test-model", prompt: [11, 12, 13, 14, 15], max_tokens: 5, n: 2 }),
+    });
+    expect(two.status).toBe(400);
+    expect(((await two.json()) as { error: { message: string } }).error.message).toMatch(
+      /needs up to 15 tokens/,
+    );
     const text = await send("hello");
     expect(text.status).toBe(400);
     const err = ((await text.json()) as { error: { code: string; message: string } }).error;
