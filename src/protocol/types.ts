@@ -4,7 +4,10 @@
  * backend call: HMAC over method, path, body hash, timestamp, nonce, tenant), and the backend
  * answers either a JSON OpenAI error (status 4xx/5xx, before anything was generated) or 200 with
  * a stream of length-prefixed msgpack frames: `start`, then `token`s (with `ping`s while nothing
- * flows, e.g. a long prefill), then exactly one `end` or `error`.
+ * flows, e.g. a long prefill), then exactly one `end` or `error`. With n > 1 choices, token frames
+ * name their choice and each choice ends with a `finish` frame before the `end`. Fields added since
+ * the first edition (tool calls, reasoning, echo, prompt logprobs, choices) are optional, so an
+ * answer without them reads as before.
  */
 
 import type { FoundToolCall } from "../openai/assistant-message.js";
