@@ -179,8 +179,13 @@ export class Scheduler {
   }
 
   private admit(): void {
+    const deferred: Running[] = [];
     while (this.running.length < this.limits.maxRunning && this.waiting.length > 0) {
       const r = this.waiting.splice(this.nextWaiting(), 1)[0];
+      if (this.twinPrefilling(r)) {
+        deferred.push(r);
+        continue;
+      }
       // Room for the whole prompt now: growing chunk by chunk would copy every layer's K/V (and
       // fault its pages in) again at each doubling, on the time to first token.
       try {
@@ -196,6 +201,26 @@ export class Scheduler {
       }
       this.running.push(r);
     }
+    this.waiting.unshift(...deferred);
+  }
+
+  /**
+   * A running sequence is still prefilling the same first prompt block (the n choices of one
+   * request, a burst behind one system prompt): waiting until it is done lets the prefix cache
+   * give this one the shared blocks instead of computing them twice. Bounded by that prefill.
+   */
+  private twinPrefilling(r: Running): boolean {
+    const cache = this.prefixCache;
+    if (!cache || r.seq.onPromptLogits) return false;
+    const bt = cache.blockTokens;
+    const p = r.seq.prompt;
+    if (p.length <= bt) return false;
+    return this.running.some((o) => {
+      const q = o.seq.prompt;
+      if (o.next !== null || o.prefilled >= q.length || q.length <= bt) return false;
+      for (let i = 0; i < bt; i++) if (p[i] !== q[i]) return false;
+      return true;
+    });
   }
 
   /**

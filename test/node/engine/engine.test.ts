@@ -142,6 +142,24 @@ describe("scheduler", () => {
     expect(again.ids).toEqual(expectA.ids);
   });
 
+  it("prompts started together behind the same first block share it: the later ones wait for its prefill", async () => {
+    const e = engines.qwen3moe;
+    const system = Array.from({ length: 40 }, (_, i) => (i * 37 + 11) % 450);
+    const prompts3 = [
+      [...system, 7, 8, 9],
+      [...system, 7, 8, 9],
+      [...system, 100, 101],
+    ];
+    const noCache = new MoeEngine("x", e.model, e.tokenizer, e.experts, { prefixCacheBytes: 0 });
+    const expected = await Promise.all(prompts3.map((p) => collect(noCache.generate(p, greedy))));
+    const cached = new MoeEngine("y", e.model, e.tokenizer, e.experts, { prefixBlockTokens: 16 });
+    const got = await Promise.all(prompts3.map((p) => collect(cached.generate(p, greedy))));
+    expect(got.map((g) => g.cachedTokens)).toEqual([0, 32, 32]);
+    expect(got.map((g) => g.ids)).toEqual(expected.map((x) => x.ids));
+    // Without the prefix cache there is nothing to wait for: all three prefill at once.
+    expect(expected.map((x) => x.cachedTokens)).toEqual([0, 0, 0]);
+  });
+
   it("keeps KV in f16 by default: half the bytes, logits within f16 rounding of an f32 cache", async () => {
     const e = engines.llama4;
     const m = e.model;
