@@ -169,7 +169,7 @@ export class MoeEngine implements Engine {
     const stops = new StopStringFilter(params.stop);
     // A forced call is parsed as a reply made of one JSON call object, whatever the template's format.
     const tools = params.forcedCall
-      ? new ToolCallParser({ format: "json", parallel: false })
+      ? new ToolCallParser({ format: "json", parallel: false, forced: true })
       : params.tools
         ? new ToolCallParser(params.tools)
         : null;
@@ -212,7 +212,8 @@ export class MoeEngine implements Engine {
           const out = tools.take(text, finishReason === "stop" || last);
           text = out.text;
           calls = out.calls;
-          if (tools.called && (finishReason === "stop" || tools.stopped)) finishReason = "tool_calls";
+          if (tools.called && !tools.cut && (finishReason === "stop" || tools.stopped))
+            finishReason = "tool_calls";
         }
         const event: TokenEvent = { tokenId: s.tokenId, text };
         if (reasoning !== "") event.reasoning = reasoning;

@@ -81,7 +81,14 @@ export class ToolCallParser {
   private space = "";
 
   constructor(
-    private readonly spec: Pick<ToolCallSpec, "format" | "parallel">,
+    private readonly spec: Pick<ToolCallSpec, "format" | "parallel"> & {
+      /**
+       * The reply is known to be one call (a forced call, written under its grammar): cut short
+       * (max_tokens), it is still answered as that call, with the arguments it got to (the finish
+       * reason, length, says it was cut).
+       */
+      forced?: boolean;
+    },
     private readonly newId: () => string = newCallId,
   ) {}
 
@@ -89,6 +96,9 @@ export class ToolCallParser {
   get called(): boolean {
     return this.calls > 0;
   }
+
+  /** The call emitted was cut short (forced, max_tokens): the reply did not end with it. */
+  cut = false;
 
   /** No more calls may come (parallel_tool_calls false and one was made): end the generation. */
   get stopped(): boolean {
@@ -113,6 +123,21 @@ export class ToolCallParser {
     if (!call) return false;
     out.calls.push(call);
     this.calls++;
+    return true;
+  }
+
+  /**
+   * A forced call cut short: its name (once written whole), and its arguments as far as they got
+   * (not valid JSON then; "" when the cut came before them).
+   */
+  private emitCut(out: ToolCallOutput, text: string): boolean {
+    const name = /^\{"name": "([^"]+)"/.exec(text);
+    if (!name) return false;
+    const args = /^, "(?:arguments|parameters)":\s*([\s\S]*)$/.exec(text.slice(name[0].length));
+    out.calls.push({ id: this.newId(), name: name[1], arguments: args ? args[1] : "" });
+    this.calls++;
+    this.cut = true;
+    this.buf = "";
     return true;
   }
 
@@ -168,6 +193,7 @@ export class ToolCallParser {
       if (this.buf[lead] !== "{") break;
       const close = objectEnd(this.buf.slice(lead));
       if (close < 0 && !end) return;
+      if (close < 0 && this.spec.forced && this.emitCut(out, this.buf.slice(lead))) return;
       const obj = close < 0 ? this.buf.slice(lead) : this.buf.slice(lead, lead + close);
       if (close < 0 || !this.emitCall(out, obj)) break;
       this.inCall = true;

@@ -90,6 +90,20 @@ describe("tool calls in the text stream", () => {
     expect(run("json", '{"name": "a", "para', 4)).toMatchObject({ text: '{"name": "a", "para', calls: [] });
   });
 
+  it("a forced call cut short is still the call, with the arguments it got to", () => {
+    let n = 0;
+    const p = new ToolCallParser({ format: "json", parallel: false, forced: true }, () => `call_${n++}`);
+    expect(p.take('{"name": "get_weather", "arguments": {"city": "Pa', false)).toEqual({
+      text: "",
+      calls: [],
+    });
+    const cut = { id: "call_0", name: "get_weather", arguments: '{"city": "Par' };
+    expect(p.take("r", true)).toEqual({ text: "", calls: [cut] });
+    expect(p.cut).toBe(true);
+    // A reply that is not one (a free reply) stays content, as written.
+    expect(run("json", '{"name": "get_weather", "arguments": {"ci', 3)).toMatchObject({ calls: [] });
+  });
+
   it("parallel_tool_calls false: the first call ends the reply", () => {
     const reply =
       '<tool_call>{"name": "a", "arguments": {}}</tool_call><tool_call>{"name": "b", "arguments": {}}';
@@ -263,6 +277,14 @@ describe("tool calling on the tiny models", () => {
       expect(named.text).toBe("");
       expect(named.result.completionTokens).toBe(named.events);
 
+      // Cut short by max_tokens: still the call (arguments as far as they got), finish_reason length.
+      const cutShort = await reply(e, {
+        tool_choice: { type: "function", function: { name: "get_weather" } },
+        max_tokens: 25,
+      });
+      expect(cutShort.result.finishReason).toBe("length");
+      expect(cutShort.calls.map((c) => c.name)).toEqual(["get_weather"]);
+      expect(cutShort.text).toBe("");
       // The arguments follow the function's schema (get_weather requires a city, one of two).
       const weather = await reply(e, {
         tool_choice: { type: "function", function: { name: "get_weather" } },
