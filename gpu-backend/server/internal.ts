@@ -17,12 +17,12 @@ import {
   PROTOCOL_VERSION,
   type TokenFrame,
 } from "../../src/protocol/types.js";
-import type { GenerationResult, TokenEvent, TokenLogprob } from "../engine/types.js";
+import type { TokenEvent, TokenLogprob } from "../engine/types.js";
 import { prepareChat, prepareCompletion } from "./chat.js";
 import type { ServerEnv } from "./context.js";
 import { toApiError } from "./errors.js";
 import { promptLogprobs, usageOf } from "./format.js";
-import { beginChoices, PacedWriter, type RunContext } from "./run.js";
+import { beginChoices, driveChoices, PacedWriter, type RunContext } from "./run.js";
 
 function frameLogprob(t: TokenLogprob): FrameLogprob {
   return { id: t.tokenId, token: t.token, logprob: t.logprob, bytes: Array.from(t.bytes) };
@@ -87,7 +87,6 @@ export async function internalGenerate(
     const out = new PacedWriter((b) => s.write(b));
     const send = (f: Frame) => out.send(encodeFrame(f));
     out.keepAlive(ctx.keepAliveMs, () => encodeFrame({ t: "ping" }));
-    const results: GenerationResult[] = [];
     try {
       await send({
         t: "start",
@@ -96,27 +95,19 @@ export async function internalGenerate(
         prompt_tokens: prepared.promptIds.length,
         ...(prepared.echo !== null ? { echo: prepared.echo } : {}),
       });
-      // The choices advance in turn, as the backend's own streams do (run.ts streamChoices).
-      const active = gens.map((_, i) => i);
-      while (active.length > 0) {
-        for (const i of [...active]) {
-          const g = gens[i];
-          const r = await g.gen.next();
-          if (r.done) {
-            if (aborted()) return;
-            results[i] = r.value;
-            active.splice(active.indexOf(i), 1);
-            // n > 1: each choice ends with its own frame; a single one ends with the end frame.
-            if (n > 1) await send({ t: "finish", c: i, finish_reason: r.value.finishReason });
-            await g.done("ok", 200, r.value);
-            continue;
-          }
-          g.observer.token();
-          const f = tokenFrame(r.value);
+      const results = await driveChoices(
+        gens,
+        async (i, ev) => {
+          const f = tokenFrame(ev);
           if (n > 1) f.c = i;
           await send(f);
-        }
-      }
+        },
+        async (i, result) => {
+          // n > 1: each choice ends with its own frame; a single one ends with the end frame.
+          if (n > 1) await send({ t: "finish", c: i, finish_reason: result.finishReason });
+        },
+      );
+      if (!results) return;
       const first = results[0];
       const usage = usageOf(results);
       await send({

@@ -193,6 +193,37 @@ export class PacedWriter {
   }
 }
 
+/**
+ * Runs the choices of one request in turn, one event each (they decode in the same batch steps
+ * anyway), so the order of what is sent depends only on the generations. Returns the results,
+ * or null when the client left.
+ */
+export async function driveChoices(
+  gens: Generation[],
+  onToken: (i: number, ev: TokenEvent) => Promise<void>,
+  onFinish: (i: number, result: GenerationResult) => Promise<void>,
+): Promise<GenerationResult[] | null> {
+  const results: GenerationResult[] = [];
+  const active = gens.map((_, i) => i);
+  while (active.length > 0) {
+    for (const i of [...active]) {
+      const g = gens[i];
+      const r = await g.gen.next();
+      if (r.done) {
+        if (gens.some((x) => x.abort.signal.aborted)) return null;
+        results[i] = r.value;
+        active.splice(active.indexOf(i), 1);
+        await onFinish(i, r.value);
+        await g.done("ok", 200, r.value);
+        continue;
+      }
+      g.observer.token();
+      await onToken(i, r.value);
+    }
+  }
+  return results;
+}
+
 export interface StreamHandlers {
   /** Objects to send before the first token (e.g. the role chunk of each choice). */
   start(): unknown[];
@@ -204,10 +235,7 @@ export interface StreamHandlers {
   end(results: GenerationResult[]): unknown[];
 }
 
-/**
- * Streams the choices of one request. They advance in turn, one event each (they decode in the
- * same batch steps anyway), so the order of chunks depends only on the generations.
- */
+/** Streams the choices of one request as SSE (driveChoices). */
 export function streamChoices(
   c: Context<ServerEnv>,
   gens: Generation[],
@@ -224,27 +252,19 @@ export function streamChoices(
     const send = (obj: unknown) => out.send(`data: ${JSON.stringify(obj)}\n\n`);
     // Comment lines keep proxies from timing out during a long prefill; clients skip them.
     out.keepAlive(keepAliveMs, () => ": keep-alive\n\n");
-    const results: GenerationResult[] = [];
     try {
       for (const obj of h.start()) await send(obj);
-      const active = gens.map((_, i) => i);
-      while (active.length > 0) {
-        for (const i of [...active]) {
-          const g = gens[i];
-          const r = await g.gen.next();
-          if (r.done) {
-            if (aborted()) return; // nobody is listening
-            results[i] = r.value;
-            active.splice(active.indexOf(i), 1);
-            for (const obj of h.finish(i, r.value)) await send(obj);
-            await g.done("ok", 200, r.value);
-            continue;
-          }
-          g.observer.token();
-          const obj = h.token(i, r.value);
+      const results = await driveChoices(
+        gens,
+        async (i, ev) => {
+          const obj = h.token(i, ev);
           if (obj !== null) await send(obj);
-        }
-      }
+        },
+        async (i, result) => {
+          for (const obj of h.finish(i, result)) await send(obj);
+        },
+      );
+      if (!results) return; // nobody is listening
       for (const obj of h.end(results)) await send(obj);
       await out.send(`data: ${SSE_DONE}\n\n`);
     } catch (err) {

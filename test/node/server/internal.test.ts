@@ -78,6 +78,16 @@ function viewOf(endpoint: "chat" | "completion", request: Record<string, unknown
   };
 }
 
+/** The non-stream answer the edge builds from the frames of this request. */
+async function answerFromFrames(
+  fetcher: Fetcher,
+  endpoint: "chat" | "completion",
+  request: Record<string, unknown>,
+) {
+  const res = await internal(fetcher, { tenant: "acme", endpoint, request } as InternalRequest);
+  return (await collectFrames(res.body!, viewOf(endpoint, request))).response();
+}
+
 describe("frames -> OpenAI equals the backend's own OpenAI endpoints", () => {
   const app = createServerApp(new FakeEngine(), { secret: SECRET });
   const fetcher: Fetcher = async (path, init) => app.request(path, init);
@@ -178,13 +188,7 @@ describe("tool calls: frames -> OpenAI equals the backend's own endpoints", () =
     expect(message.content).toBe("Checking.");
     expect(message.tool_calls).toMatchObject(calls);
     expect(message.tool_calls?.[0].id).toMatch(/^call_[0-9a-f]{24}$/);
-    const res = await internal(fetcher, {
-      tenant: "acme",
-      endpoint: "chat",
-      request: chat,
-    } as InternalRequest);
-    const state = await collectFrames(res.body!, viewOf("chat", chat));
-    expect(normalize(state.response())).toEqual(normalize(want));
+    expect(normalize(await answerFromFrames(fetcher, "chat", chat))).toEqual(normalize(want));
   });
 
   it("stream: each call whole in one delta, numbered; parallel_tool_calls false stops after the first", async () => {
@@ -240,13 +244,7 @@ describe("reasoning (--reasoning-parser): frames -> OpenAI equals the backend's 
       content: "Checking.",
       tool_calls: [{ function: { name: "f", arguments: "{}" } }],
     });
-    const res = await internal(fetcher, {
-      tenant: "acme",
-      endpoint: "chat",
-      request: chat,
-    } as InternalRequest);
-    const state = await collectFrames(res.body!, viewOf("chat", chat));
-    expect(normalize(state.response())).toEqual(normalize(want));
+    expect(normalize(await answerFromFrames(fetcher, "chat", chat))).toEqual(normalize(want));
   });
 
   it("stream: reasoning_content deltas first, then content; the same through frames", async () => {
