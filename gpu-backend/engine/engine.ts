@@ -201,15 +201,16 @@ export class MoeEngine implements Engine {
           if (stops.stopped) finishReason = "stop";
           else if (last) text += stops.push(decoder.flush()) + stops.flush();
         }
+        const ended = finishReason === "stop" || last;
         let reasoning = "";
         if (thinking) {
-          const split = thinking.take(text, finishReason === "stop" || last);
+          const split = thinking.take(text, ended);
           reasoning = split.reasoning;
           text = split.content;
         }
         let calls: ToolCall[] = [];
         if (tools) {
-          const out = tools.take(text, finishReason === "stop" || last);
+          const out = tools.take(text, ended);
           text = out.text;
           calls = out.calls;
           if (tools.called && !tools.cut && (finishReason === "stop" || tools.stopped))

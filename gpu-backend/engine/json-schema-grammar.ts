@@ -17,7 +17,6 @@ const MAX_FREE_KEY = 256;
 const utf8 = new TextEncoder();
 const isSpace = (b: number) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 const isDigit = (b: number) => b >= 0x30 && b <= 0x39;
-const isHex = (b: number) => isDigit(b) || (b >= 0x61 && b <= 0x66) || (b >= 0x41 && b <= 0x46);
 
 function deref(node: SchemaNode): SchemaNode {
   let n = node;
@@ -41,59 +40,6 @@ interface Frame {
   /** Inside a free string with nothing pending: plain text may follow. */
   readonly plainString?: boolean;
 }
-
-// ---- strings ----
-
-/** JSON string lexing after the opening quote: plain, escape, \u digits left, UTF-8 continuation. */
-class Lexer {
-  static readonly plain = new Lexer(0, 0, 0, 0);
-  private constructor(
-    readonly mode: 0 | 1 | 2 | 3,
-    private readonly left: number,
-    private readonly lo: number,
-    private readonly hi: number,
-  ) {}
-
-  /** The next state, "end" at the closing quote, or null. */
-  step(b: number): Lexer | "end" | null {
-    switch (this.mode) {
-      case 0:
-        if (b === 0x22) return "end";
-        if (b === 0x5c) return new Lexer(1, 0, 0, 0);
-        if (b < 0x20) return null;
-        if (b < 0x80) return this;
-        if (b >= 0xc2 && b <= 0xdf) return new Lexer(3, 1, 0x80, 0xbf);
-        if (b >= 0xe0 && b <= 0xef)
-          return new Lexer(3, 2, b === 0xe0 ? 0xa0 : 0x80, b === 0xed ? 0x9f : 0xbf);
-        if (b >= 0xf0 && b <= 0xf4)
-          return new Lexer(3, 3, b === 0xf0 ? 0x90 : 0x80, b === 0xf4 ? 0x8f : 0xbf);
-        return null;
-      case 1:
-        if (b === 0x75) return new Lexer(2, 4, 0, 0);
-        return [0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74].includes(b) ? Lexer.plain : null;
-      case 2:
-        if (!isHex(b)) return null;
-        return this.left === 1 ? Lexer.plain : new Lexer(2, this.left - 1, 0, 0);
-      case 3:
-        if (b < this.lo || b > this.hi) return null;
-        return this.left === 1 ? Lexer.plain : new Lexer(3, this.left - 1, 0x80, 0xbf);
-    }
-  }
-}
-
-class StringFrame implements Frame {
-  constructor(private readonly lex: Lexer) {}
-  get plainString(): boolean {
-    return this.lex.mode === 0;
-  }
-  step(b: number): Out {
-    const s = this.lex.step(b);
-    if (s === null) return null;
-    return s === "end" ? { done: true, pass: false } : { next: s === this.lex ? this : new StringFrame(s) };
-  }
-}
-
-// ---- numbers and literals ----
 
 /**
  * An integer within [lo, hi] (either side or both may be open): a digit is taken only if some
@@ -195,7 +141,8 @@ function startValue(node: SchemaNode, b: number, maxSpace: number): Frame[] {
     case "array":
       return b === 0x5b ? [new ArrayFrame(n, 0, ArrPhase.First, 0, maxSpace)] : [];
     case "string":
-      return b === 0x22 ? [new StringFrame(Lexer.plain)] : [];
+      // (a string any: JSON mode's automaton lexes it, UTF-8 checks included)
+      return b === 0x22 ? [AnyFrame.start(b, maxSpace)!] : [];
     case "number": {
       // Integers (bounded or not) digit by digit; other numbers on JSON mode's automaton.
       const number = b === 0x2d || isDigit(b);
@@ -334,33 +281,38 @@ class KeyMatch {
     /** Names still matching, JSON-encoded without the opening quote (with the closing one). */
     private readonly names: readonly { name: string; bytes: Uint8Array }[],
     private readonly pos: number,
-    /** Free key: its raw bytes so far and lexer state; null when only the names are allowed. */
+    /**
+     * Free key: its raw bytes so far, lexed by JSON mode's automaton (started on the opening
+     * quote); null when only the names are allowed.
+     */
     private readonly raw: Uint8Array | null,
-    private readonly lex: Lexer,
+    private readonly js: JsonState | null,
   ) {}
 
   static start(names: string[], free: boolean): KeyMatch {
     const encoded = names.map((name) => ({ name, bytes: utf8.encode(JSON.stringify(name).slice(1)) }));
-    return new KeyMatch(encoded, 0, free ? new Uint8Array(0) : null, Lexer.plain);
+    return free
+      ? new KeyMatch([], 0, new Uint8Array(0), JsonState.value().step(0x22))
+      : new KeyMatch(encoded, 0, null, null);
   }
 
   /** The key's name once its closing quote came, the next state, or null. */
   step(b: number): KeyMatch | string | null {
-    if (this.raw) {
-      const s = this.lex.step(b);
-      if (s === null) return null;
-      if (s === "end") return JSON.parse(`"${new TextDecoder().decode(this.raw)}"`) as string;
+    if (this.raw && this.js) {
+      const js = this.js.step(b);
+      if (js === null) return null;
+      if (js.complete) return JSON.parse(`"${new TextDecoder().decode(this.raw)}"`) as string;
       if (this.raw.length >= MAX_FREE_KEY) return null;
       const raw = new Uint8Array(this.raw.length + 1);
       raw.set(this.raw);
       raw[this.raw.length] = b;
-      return new KeyMatch([], 0, raw, s);
+      return new KeyMatch([], 0, raw, js);
     }
     const live = this.names.filter((n) => n.bytes[this.pos] === b);
     if (live.length === 0) return null;
     const pos = this.pos + 1;
     const whole = live.find((n) => n.bytes.length === pos);
-    return whole ? whole.name : new KeyMatch(live, pos, null, this.lex);
+    return whole ? whole.name : new KeyMatch(live, pos, null, null);
   }
 }
 

@@ -4,6 +4,7 @@
  * answer) and the rest is the content, which is what tool calls are parsed from. A reply that does
  * not open with `<think>` is all content. Text that might be the start of a tag is held back.
  */
+import { partialTagAt } from "./held-text.js";
 
 const OPEN = "<think>";
 const CLOSE = "</think>";
@@ -11,12 +12,6 @@ const CLOSE = "</think>";
 export interface ReasoningOutput {
   reasoning: string;
   content: string;
-}
-
-/** Length of the longest suffix of `s` that is a proper prefix of `tag`. */
-function partialTag(s: string, tag: string): number {
-  for (let n = Math.min(tag.length - 1, s.length); n > 0; n--) if (s.endsWith(tag.slice(0, n))) return n;
-  return 0;
 }
 
 export class ReasoningSplitter {
@@ -42,7 +37,7 @@ export class ReasoningSplitter {
     if (this.phase === "reasoning") {
       const at = this.buf.indexOf(CLOSE);
       if (at < 0) {
-        const hold = last ? 0 : partialTag(this.buf, CLOSE);
+        const hold = last ? 0 : partialTagAt(this.buf, CLOSE);
         out.reasoning = this.buf.slice(0, this.buf.length - hold);
         this.buf = this.buf.slice(this.buf.length - hold);
         return out;

@@ -53,13 +53,13 @@ export class Sampler {
   constructor(
     private readonly params: SamplingParams,
     seed = params.seed ?? (Math.random() * 2 ** 32) >>> 0,
-    /** JSON mode's token mask (params.jsonObject). */
+    /** A grammar's token mask (JSON mode, structured outputs, a forced tool call). */
     private readonly constraint?: JsonConstraint,
   ) {
     this.rng = new Rng(seed);
   }
 
-  /** Record a generated token (for presence / frequency penalties and the JSON mask). */
+  /** Record a generated token (for presence / frequency penalties and the grammar mask). */
   accept(tokenId: number): void {
     this.counts.set(tokenId, (this.counts.get(tokenId) ?? 0) + 1);
     this.constraint?.accept(tokenId);

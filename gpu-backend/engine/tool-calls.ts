@@ -8,6 +8,7 @@
  * A call whose JSON does not parse (or lacks a name or an arguments object) stays content, as the
  * model wrote it. Calls are only emitted whole: a stream sends each one in a single delta.
  */
+import { partialTagAt } from "./held-text.js";
 import type { ToolCall, ToolCallFormat, ToolCallSpec } from "./types.js";
 
 const OPEN = "<tool_call>";
@@ -39,12 +40,6 @@ export function parseCallObject(json: string, newId: () => string = newCallId): 
   if (typeof o.name !== "string" || o.name === "") return null;
   if (typeof args !== "object" || args === null || Array.isArray(args)) return null;
   return { id: newId(), name: o.name, arguments: JSON.stringify(args) };
-}
-
-/** Length of the longest suffix of `s` that is a proper prefix of `tag` (text that may become it). */
-function partialTagAt(s: string, tag: string): number {
-  for (let n = Math.min(tag.length - 1, s.length); n > 0; n--) if (s.endsWith(tag.slice(0, n))) return n;
-  return 0;
 }
 
 /**

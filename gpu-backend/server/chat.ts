@@ -42,6 +42,8 @@ export interface Prepared {
   topLogprobs: number | null;
   /** Legacy completions with echo: the prompt's text, sent before the completion; else null. */
   echo: string | null;
+  /** How many choices the request asks for (n). */
+  choices: number;
 }
 
 /** Arguments as the templates want them: the JSON value (Llama 4's renders it with tojson). */
@@ -90,7 +92,7 @@ export function prepareChat(engine: Engine, req: ChatCompletionRequest, reasonin
     params.tools = { format, parallel: req.parallel_tool_calls !== false };
     if (forced) params.forcedCall = { functions: forced };
   }
-  return { promptIds, params, topLogprobs, echo: null };
+  return { promptIds, params, topLogprobs, echo: null, choices: req.n ?? 1 };
 }
 
 export function prepareCompletion(engine: Engine, req: CompletionRequest): Prepared {
@@ -113,11 +115,9 @@ export function prepareCompletion(engine: Engine, req: CompletionRequest): Prepa
     : typeof req.prompt === "string"
       ? req.prompt
       : promptText(engine.tokenizer, promptIds);
-  return { promptIds, params, topLogprobs, echo };
+  return { promptIds, params, topLogprobs, echo, choices: req.n ?? 1 };
 }
 
-/** How many choices a request asks for (n, default 1). */
-const choicesOf = (req: { n?: number | null }) => req.n ?? 1;
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 export async function chatCompletions(
@@ -127,8 +127,7 @@ export async function chatCompletions(
 ): Promise<Response> {
   const engine = ctx.engine;
   const req: ChatCompletionRequest = parseChatCompletionRequest(parseJsonBody(c.get("rawBody")));
-  const { promptIds, params, topLogprobs } = prepareChat(engine, req, ctx.reasoningParser);
-  const n = choicesOf(req);
+  const { promptIds, params, topLogprobs, choices: n } = prepareChat(engine, req, ctx.reasoningParser);
   const gens = beginChoices(c, ctx, scope, promptIds, params, n);
   const id = completionId("chatcmpl");
   const created = nowSeconds();
@@ -208,8 +207,7 @@ export async function completions(
   const engine = ctx.engine;
   const req: CompletionRequest = parseCompletionRequest(parseJsonBody(c.get("rawBody")));
   const prepared = prepareCompletion(engine, req);
-  const { promptIds, params, topLogprobs } = prepared;
-  const n = choicesOf(req);
+  const { promptIds, params, topLogprobs, choices: n } = prepared;
   const gens = beginChoices(c, ctx, scope, promptIds, params, n);
   const id = completionId("cmpl");
   const created = nowSeconds();

@@ -64,7 +64,7 @@ export async function internalGenerate(
     req.endpoint === "chat"
       ? prepareChat(ctx.engine, parseChatCompletionRequest(req.request), ctx.reasoningParser)
       : prepareCompletion(ctx.engine, parseCompletionRequest(req.request));
-  const n = (req.request.n ?? 1) as number;
+  const n = prepared.choices;
   const gens = beginChoices(
     c,
     ctx,

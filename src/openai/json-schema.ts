@@ -73,7 +73,7 @@ const MAX_ENUM = 1000;
 
 type Json = Record<string, unknown>;
 
-function isObject(v: unknown): v is Json {
+export function isJsonObject(v: unknown): v is Json {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
@@ -109,8 +109,23 @@ function integerBounds(s: Json, at: string): { lo: bigint | null; hi: bigint | n
 const maxOf = (a: bigint | null, b: bigint) => (a === null || b > a ? b : a);
 const minOf = (a: bigint | null, b: bigint) => (a === null || b < a ? b : a);
 
+/**
+ * Compiled schemas by schema object: a request's schema is checked where it is parsed (edge and
+ * backend) and used again for its mask, without compiling it each time.
+ */
+const compiled = new WeakMap<object, SchemaNode>();
+
 export function compileJsonSchema(root: unknown): SchemaNode {
-  if (!isObject(root)) throw new SchemaError("the schema must be a JSON object");
+  if (!isJsonObject(root)) throw new SchemaError("the schema must be a JSON object");
+  let node = compiled.get(root);
+  if (!node) {
+    node = compileFresh(root);
+    compiled.set(root, node);
+  }
+  return node;
+}
+
+function compileFresh(root: Json): SchemaNode {
   const refs = new Map<string, SchemaNode & { kind: "ref" }>();
   let nodes = 0;
 
@@ -126,7 +141,7 @@ export function compileJsonSchema(root: unknown): SchemaNode {
       if (!m)
         throw new SchemaError(`${at}: only '$ref' to "#", "#/$defs/..." or "#/definitions/..." is supported`);
       const defs = root[m[1]];
-      target = isObject(defs) ? defs[m[2]] : undefined;
+      target = isJsonObject(defs) ? defs[m[2]] : undefined;
       where = `${m[1]}.${m[2]}`;
       if (target === undefined) throw new SchemaError(`${at}: '$ref' ${ref} does not exist`);
     }
@@ -139,7 +154,7 @@ export function compileJsonSchema(root: unknown): SchemaNode {
   const compile = (s: unknown, at: string): SchemaNode => {
     if (++nodes > MAX_NODES) throw new SchemaError(`the schema is too large (more than ${MAX_NODES} parts)`);
     if (s === true) return { kind: "any" };
-    if (!isObject(s)) throw new SchemaError(`${at}: a schema must be an object`);
+    if (!isJsonObject(s)) throw new SchemaError(`${at}: a schema must be an object`);
     for (const k of Object.keys(s)) {
       if (!ENFORCED.has(k) && !ANNOTATIONS.has(k)) throw new SchemaError(`${at}: '${k}' is not supported`);
     }
@@ -202,7 +217,7 @@ export function compileJsonSchema(root: unknown): SchemaNode {
   const compileObject = (s: Json, at: string): SchemaNode => {
     const props = new Map<string, SchemaNode>();
     if (s.properties !== undefined) {
-      if (!isObject(s.properties)) throw new SchemaError(`${at}: 'properties' must be an object`);
+      if (!isJsonObject(s.properties)) throw new SchemaError(`${at}: 'properties' must be an object`);
       for (const [k, v] of Object.entries(s.properties)) props.set(k, compile(v, `${at}.properties.${k}`));
     }
     const extra = s.additionalProperties;

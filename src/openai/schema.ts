@@ -5,14 +5,18 @@
  */
 import { type ZodError, z } from "zod";
 import { type ApiError, badRequest } from "./errors.js";
-import { compileJsonSchema, SchemaError, type SchemaNode } from "./json-schema.js";
+import { compileJsonSchema, isJsonObject, SchemaError, type SchemaNode } from "./json-schema.js";
 
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
 
-/** Function names as OpenAI allows them (and never a `"`, which the forced-call grammar relies on). */
+/**
+ * Names of functions and response schemas, as OpenAI allows them (never a `"`, which the
+ * forced-call grammar relies on).
+ */
+const NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const functionName = z
   .string()
-  .regex(/^[a-zA-Z0-9_-]{1,64}$/, "a function name is 1 to 64 of a-z, A-Z, 0-9, underscores and dashes");
+  .regex(NAME, "a function name is 1 to 64 of a-z, A-Z, 0-9, underscores and dashes");
 
 const toolCallSchema = z.looseObject({
   id: z.string(),
@@ -343,16 +347,16 @@ function rejectUnsupportedChat(req: ChatCompletionRequest): void {
  * "strict"?}}`; null for any other format. Throws ApiError(400) for a malformed or unsupported one.
  */
 export function responseSchema(format: unknown): SchemaNode | null {
-  if (!isRecord(format) || format.type !== "json_schema") return null;
+  if (!isJsonObject(format) || format.type !== "json_schema") return null;
   const spec = format.json_schema;
-  if (!isRecord(spec)) {
+  if (!isJsonObject(spec)) {
     throw badRequest(
       "Missing required parameter: 'response_format.json_schema'.",
       "response_format.json_schema",
       "missing_required_parameter",
     );
   }
-  if (typeof spec.name !== "string" || !/^[a-zA-Z0-9_-]{1,64}$/.test(spec.name)) {
+  if (typeof spec.name !== "string" || !NAME.test(spec.name)) {
     throw badRequest(
       "Invalid 'response_format.json_schema.name': 1 to 64 of a-z, A-Z, 0-9, underscores and dashes.",
       "response_format.json_schema.name",
@@ -369,10 +373,6 @@ export function responseSchema(format: unknown): SchemaNode | null {
       "invalid_value",
     );
   }
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /** Choices per request at most (each is a sequence of its own in the batch). */

@@ -1,7 +1,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
+import type { MoeEngine } from "../../../gpu-backend/engine/engine.js";
 import { greedyParams } from "../../../gpu-backend/engine/greedy.js";
+import { type LoadEngineOptions, loadEngine } from "../../../gpu-backend/engine/load-engine.js";
 import type { Family } from "../../../gpu-backend/model/types.js";
 import { makeModel } from "../../../gpu-backend/tools/make-model.js";
 
@@ -14,6 +17,24 @@ export function makeTinyModels(families: Family[]): { dirs: Record<string, strin
     makeModel({ family, preset: "tiny", out: dirs[family], seed: 3 });
   }
   return { dirs, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+/**
+ * An engine on a tiny model of `family` for the tests of the enclosing describe block (made in
+ * its beforeAll, closed in its afterAll); call the returned function inside the tests.
+ */
+export function tinyEngine(family: Family, opts: LoadEngineOptions = {}): () => MoeEngine {
+  let models: ReturnType<typeof makeTinyModels> | undefined;
+  let engine: MoeEngine | undefined;
+  beforeAll(async () => {
+    models = makeTinyModels([family]);
+    engine = await loadEngine(models.dirs[family], { threads: 1, ...opts });
+  });
+  afterAll(() => {
+    engine?.close();
+    models?.cleanup();
+  });
+  return () => engine!;
 }
 
 export const greedy = greedyParams(12);

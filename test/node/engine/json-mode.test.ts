@@ -1,13 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { MoeEngine } from "../../../gpu-backend/engine/engine.js";
+import { describe, expect, it } from "vitest";
 import { greedyParams } from "../../../gpu-backend/engine/greedy.js";
 import { JsonConstraint } from "../../../gpu-backend/engine/json-constraint.js";
 import { JsonState, MAX_JSON_DEPTH, MAX_JSON_SPACE } from "../../../gpu-backend/engine/json-grammar.js";
-import { loadEngine } from "../../../gpu-backend/engine/load-engine.js";
 import { Rng, Sampler } from "../../../gpu-backend/engine/sampler.js";
 import { buildTokenizer } from "../../../gpu-backend/tokenizer/build.js";
 import { type LoadedTokenizer, tokenizerFromJson } from "../../../gpu-backend/tokenizer/load.js";
-import { collect, makeTinyModels } from "./fixtures.js";
+import { collect, tinyEngine } from "./fixtures.js";
 
 const utf8 = new TextEncoder();
 const accepts = (text: string | Uint8Array) => {
@@ -170,19 +168,10 @@ describe("JSON mask over a byte-level vocabulary", () => {
 });
 
 describe("JSON mode on the tiny model", () => {
-  let models: ReturnType<typeof makeTinyModels>;
-  let engine: MoeEngine;
-  beforeAll(async () => {
-    models = makeTinyModels(["llama4"]);
-    engine = await loadEngine(models.dirs.llama4, { threads: 1 });
-  });
-  afterAll(() => {
-    engine.close();
-    models.cleanup();
-  });
+  const engineOf = tinyEngine("llama4");
 
   it("generates a JSON object and stops right after it (EOS), or a JSON prefix when cut by max_tokens", async () => {
-    const tok = engine.tokenizer as LoadedTokenizer;
+    const tok = engineOf().tokenizer as LoadedTokenizer;
     const bias = new Map(["}", "]", '"'].map((c) => [tok.tokenToId(c)!, 4]));
     let parsed = 0;
     for (let seed = 1; seed <= 6; seed++) {
@@ -193,7 +182,7 @@ describe("JSON mode on the tiny model", () => {
         jsonObject: true,
         logitBias: bias,
       };
-      const out = await collect(engine.generate([5, 17, 200, 33], params));
+      const out = await collect(engineOf().generate([5, 17, 200, 33], params));
       expect(accepts(out.text)).not.toBe("rejected");
       if (accepts(out.text) === "complete") {
         parsed++;

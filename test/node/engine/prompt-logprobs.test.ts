@@ -3,31 +3,20 @@
  * each prompt token's logprob is exactly the one decoding would report for it after the tokens
  * before it; max_tokens 0 generates nothing; such prompts are computed whole (no prefix cache).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { MoeEngine } from "../../../gpu-backend/engine/engine.js";
+import { describe, expect, it } from "vitest";
 import { greedyParams } from "../../../gpu-backend/engine/greedy.js";
-import { loadEngine } from "../../../gpu-backend/engine/load-engine.js";
 import { PREFILL_CHUNK } from "../../../gpu-backend/engine/model.js";
 import type { GenerationResult, SamplingParams } from "../../../gpu-backend/engine/types.js";
-import { makeTinyModels } from "./fixtures.js";
+import { tinyEngine } from "./fixtures.js";
 
 describe("prompt logprobs on the tiny model", () => {
-  let models: ReturnType<typeof makeTinyModels>;
-  let engine: MoeEngine;
-  beforeAll(async () => {
-    models = makeTinyModels(["qwen3moe"]);
-    engine = await loadEngine(models.dirs.qwen3moe, { threads: 1, engine: { prefixBlockTokens: 16 } });
-  });
-  afterAll(() => {
-    engine.close();
-    models.cleanup();
-  });
+  const engineOf = tinyEngine("qwen3moe", { engine: { prefixBlockTokens: 16 } });
 
   async function run(
     ids: number[],
     params: SamplingParams,
   ): Promise<{ events: number; result: GenerationResult }> {
-    const gen = engine.generate(ids, params);
+    const gen = engineOf().generate(ids, params);
     let events = 0;
     let r = await gen.next();
     while (!r.done) {
@@ -41,7 +30,7 @@ describe("prompt logprobs on the tiny model", () => {
     const text = "The quick brown fox jumps over the lazy dog, again and again. ";
     let ids: number[] = [];
     while (ids.length <= PREFILL_CHUNK + 20)
-      ids = engine.tokenizer.encode(text.repeat(ids.length / 8 + 2), false);
+      ids = engineOf().tokenizer.encode(text.repeat(ids.length / 8 + 2), false);
     ids = ids.slice(0, PREFILL_CHUNK + 20);
     const scored = await run(ids, { ...greedyParams(0), logprobs: 3, promptLogprobs: 3 });
     expect(scored.events).toBe(0); // max_tokens 0: the prompt scored, nothing generated
@@ -54,7 +43,7 @@ describe("prompt logprobs on the tiny model", () => {
     expect(lps).toHaveLength(ids.length - 1);
     for (const k of [1, 7, PREFILL_CHUNK - 1, PREFILL_CHUNK, PREFILL_CHUNK + 1, ids.length - 1]) {
       // Decoding after ids[0..k) with ids[k] forced (logprobs stay the model's, bias or not).
-      const gen = engine.generate(ids.slice(0, k), {
+      const gen = engineOf().generate(ids.slice(0, k), {
         ...greedyParams(1),
         logprobs: 3,
         logitBias: new Map([[ids[k], 100]]),
@@ -80,7 +69,10 @@ describe("prompt logprobs on the tiny model", () => {
   });
 
   it("are computed whole even when the prefix cache holds the prompt; max_tokens 0 needs them", async () => {
-    const ids = engine.tokenizer.encode("a shared prompt that the prefix cache will hold. ".repeat(4), false);
+    const ids = engineOf().tokenizer.encode(
+      "a shared prompt that the prefix cache will hold. ".repeat(4),
+      false,
+    );
     const warm = await run(ids, greedyParams(2));
     const again = await run(ids, greedyParams(2));
     expect(again.result.cachedTokens).toBeGreaterThan(0);
@@ -88,6 +80,6 @@ describe("prompt logprobs on the tiny model", () => {
     expect(scored.result.cachedTokens).toBe(0);
     expect(scored.result.promptLogprobs).toHaveLength(ids.length - 1);
     expect(scored.events).toBe(warm.events);
-    expect(() => engine.generate(ids, { ...greedyParams(0), logprobs: null })).toThrow(/at least 1/);
+    expect(() => engineOf().generate(ids, { ...greedyParams(0), logprobs: null })).toThrow(/at least 1/);
   });
 });

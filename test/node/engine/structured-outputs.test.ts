@@ -3,17 +3,15 @@
  * refuse), the byte automaton against hand-written texts and against random walks checked with an
  * independent validator (zod's fromJSONSchema), and generation on the tiny model.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { MoeEngine } from "../../../gpu-backend/engine/engine.js";
 import { SchemaState } from "../../../gpu-backend/engine/json-schema-grammar.js";
-import { loadEngine } from "../../../gpu-backend/engine/load-engine.js";
 import { Rng } from "../../../gpu-backend/engine/sampler.js";
 import { prepareChat } from "../../../gpu-backend/server/chat.js";
 import { ApiError } from "../../../src/openai/errors.js";
 import { compileJsonSchema, SchemaError } from "../../../src/openai/json-schema.js";
 import { parseChatCompletionRequest } from "../../../src/openai/schema.js";
-import { collect, makeTinyModels } from "./fixtures.js";
+import { collect, tinyEngine } from "./fixtures.js";
 
 const utf8 = new TextEncoder();
 
@@ -244,23 +242,14 @@ describe("schema automaton", () => {
 });
 
 describe("structured outputs on the tiny model", () => {
-  let models: ReturnType<typeof makeTinyModels>;
-  let engine: MoeEngine;
-  beforeAll(async () => {
-    models = makeTinyModels(["qwen3moe"]);
-    engine = await loadEngine(models.dirs.qwen3moe, { threads: 1 });
-  });
-  afterAll(() => {
-    engine.close();
-    models.cleanup();
-  });
+  const engineOf = tinyEngine("qwen3moe");
 
   it("sampled replies are JSON the schema validates, or a valid prefix cut by max_tokens", async () => {
     const validator = z.fromJSONSchema(WEATHER as Parameters<typeof z.fromJSONSchema>[0]);
     let valid = 0;
     for (const seed of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) {
       const req = parseChatCompletionRequest({
-        model: engine.modelId,
+        model: engineOf().modelId,
         messages: [{ role: "user", content: "Weather?" }],
         response_format: {
           type: "json_schema",
@@ -270,8 +259,8 @@ describe("structured outputs on the tiny model", () => {
         seed,
         max_tokens: 400,
       });
-      const p = prepareChat(engine, req);
-      const out = await collect(engine.generate(p.promptIds, p.params));
+      const p = prepareChat(engineOf(), req);
+      const out = await collect(engineOf().generate(p.promptIds, p.params));
       const state = SchemaState.start(compileJsonSchema(WEATHER)).feed(utf8.encode(out.text));
       expect(state, out.text).not.toBeNull();
       if (out.completionTokens < 400) {
